@@ -1,0 +1,47 @@
+# Optional dependencies for kumiki's own programs and tests. Each becomes an INTERFACE target
+# kumiki_dep_<name> (empty when the package is missing) and a KUMIKI_HAS_<NAME> variable.
+find_package(PkgConfig QUIET)
+
+find_package(MPI QUIET COMPONENTS CXX)
+set(KUMIKI_HAS_MPI ${MPI_CXX_FOUND})
+
+find_package(tomlplusplus QUIET)
+set(KUMIKI_HAS_TOML ${tomlplusplus_FOUND})
+
+find_package(CLI11 QUIET)
+set(KUMIKI_HAS_CLI11 ${CLI11_FOUND})
+
+set(KUMIKI_HAS_SENTENCEPIECE OFF)
+if(PkgConfig_FOUND)
+  pkg_check_modules(SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)
+  if(SENTENCEPIECE_FOUND)
+    set(KUMIKI_HAS_SENTENCEPIECE ON)
+  endif()
+endif()
+
+find_package(ZLIB QUIET)
+set(KUMIKI_HAS_ZLIB ${ZLIB_FOUND})
+
+find_package(Python3 QUIET COMPONENTS Interpreter)
+# Debian's python3-torch lives in the system interpreter; prefer it over a pyenv shim on PATH.
+if(EXISTS /usr/bin/python3)
+  set(KUMIKI_PYTHON /usr/bin/python3 CACHE FILEPATH "Python with torch and numpy for parity tests")
+else()
+  set(KUMIKI_PYTHON ${Python3_EXECUTABLE} CACHE FILEPATH "Python with torch and numpy for parity tests")
+endif()
+
+# kumiki_all_deps: everything a kumiki header may need, for programs and header checks.
+add_library(kumiki_all_deps INTERFACE)
+target_link_libraries(kumiki_all_deps INTERFACE kumiki::kumiki)
+if(KUMIKI_HAS_MPI)
+  target_link_libraries(kumiki_all_deps INTERFACE MPI::MPI_CXX)
+endif()
+if(KUMIKI_HAS_TOML)
+  target_link_libraries(kumiki_all_deps INTERFACE tomlplusplus::tomlplusplus)
+endif()
+if(KUMIKI_HAS_SENTENCEPIECE)
+  target_link_libraries(kumiki_all_deps INTERFACE PkgConfig::SENTENCEPIECE)
+endif()
+if(KUMIKI_HAS_ZLIB)
+  target_link_libraries(kumiki_all_deps INTERFACE ZLIB::ZLIB)
+endif()

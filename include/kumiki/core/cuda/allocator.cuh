@@ -1,0 +1,27 @@
+// kumiki/core/cuda/allocator.cuh: device memory for Buffer<Cuda> and Arena<Cuda> through cudaMalloc.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/buffer.hpp"
+#include "kumiki/core/cuda/check.cuh"
+
+KUMIKI_NAMESPACE_BEGIN
+
+template <>
+struct Allocator<Cuda> {
+  /// cudaMalloc returns 256-byte aligned memory, which satisfies the arena's 64-byte slots.
+  static void* allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    void* p = nullptr;
+    KUMIKI_CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+  }
+  static void deallocate(void* p, std::size_t) noexcept { (void)cudaFree(p); }
+  static void zero(void* p, std::size_t bytes) {
+    if (bytes) KUMIKI_CUDA_CHECK(cudaMemset(p, 0, bytes));
+  }
+};
+
+KUMIKI_NAMESPACE_END
