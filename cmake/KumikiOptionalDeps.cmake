@@ -45,3 +45,10 @@ endif()
 if(KUMIKI_HAS_ZLIB)
   target_link_libraries(kumiki_all_deps INTERFACE ZLIB::ZLIB)
 endif()
+
+# kumiki's own programs, tests and benchmarks are tuned for the build machine (AVX-512 / FMA where
+# present). The installed INTERFACE target carries no such flag: users choose their own.
+option(KUMIKI_NATIVE "Compile kumiki's programs, tests and benchmarks with -march=native" ON)
+if(KUMIKI_NATIVE)
+  target_compile_options(kumiki_all_deps INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+endif()
