@@ -1,0 +1,109 @@
+// Training log lines, the progress line, and `kumiki plot` on a log written through JsonlLog.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "kumiki/train/log.hpp"
+
+namespace fs = std::filesystem;
+using namespace kumiki::train;
+
+namespace {
+fs::path fresh_dir(char const* name) {
+  fs::path const d = fs::temp_directory_path() / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+}  // namespace
+
+TEST_CASE("log lines are JSON objects with every field, non-finite numbers as null", "[train][log]") {
+  fs::path const dir = fresh_dir("kumiki-test-log");
+  {
+    JsonlLog log((dir / "log.jsonl").string());
+    log.write(StageRecord{"english", 0, 0});
+    StepRecord r;
+    r.step = 0;
+    r.stage = "english";
+    r.tokens = 2048;
+    r.loss = 5.5;
+    r.lr = 3e-4;
+    r.grad_norm = std::numeric_limits<double>::infinity();
+    r.skipped = true;
+    log.write(r);
+    log.write(EvalRecord{1, "english", 2048, "wiki", 5.0, std::exp(5.0), 512});
+  }
+  auto const lines = read_jsonl((dir / "log.jsonl").string());
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0]["type"] == "stage");
+  CHECK(lines[1]["type"] == "step");
+  CHECK(lines[1]["tokens"] == 2048);
+  CHECK(lines[1]["loss"].get<double>() == 5.5);
+  CHECK(lines[1]["grad_norm"].is_null());
+  CHECK(lines[1]["skipped"] == true);
+  for (char const* key : {"step", "stage", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_rss_mb"})
+    CHECK(lines[1].contains(key));
+  CHECK(lines[2]["dataset"] == "wiki");
+  CHECK(std::abs(lines[2]["perplexity"].get<double>() - std::exp(5.0)) < 1e-9);
+
+  std::ofstream(dir / "bad.jsonl") << "{\"type\":\"step\"}\nnot json\n";
+  CHECK_THROWS_WITH(read_jsonl((dir / "bad.jsonl").string()), Catch::Contains("line 2 is not a JSON object"));
+}
+
+TEST_CASE("progress line shows stage, step, loss, throughput and ETA", "[train][log]") {
+  StepRecord r;
+  r.stage = "japanese";
+  r.step = 9;
+  r.loss = 3.25;
+  r.lr = 1e-4;
+  r.tokens_per_s = 3100;
+  std::string const line = progress_line(r, 100, 3725);
+  CHECK_THAT(line, Catch::Contains("[japanese] step 10/100"));
+  CHECK_THAT(line, Catch::Contains("loss 3.2500"));
+  CHECK_THAT(line, Catch::Contains("3100 tok/s"));
+  CHECK_THAT(line, Catch::Contains("ETA 1h02m05s"));
+  CHECK(format_duration(59.4) == "59s");
+  CHECK(format_duration(61) == "1m01s");
+}
+
+TEST_CASE("kumiki plot draws a PNG from a log and rejects a log without steps", "[train][plot]") {
+  fs::path const dir = fresh_dir("kumiki-test-plot");
+  {
+    JsonlLog log((dir / "log.jsonl").string());
+    std::int64_t tokens = 0, step = 0;
+    for (char const* stage : {"english", "japanese"}) {
+      log.write(StageRecord{stage, step, tokens});
+      for (int i = 0; i < 20; ++i, ++step) {
+        tokens += 1024;
+        StepRecord r;
+        r.step = step;
+        r.stage = stage;
+        r.tokens = tokens;
+        r.loss = 6.0 - 0.05 * static_cast<double>(step);
+        r.lr = 1e-3;
+        log.write(r);
+      }
+      log.write(EvalRecord{step, stage, tokens, "heldout", 5.0, std::exp(5.0), 100});
+    }
+  }
+  std::string const cmd = std::string(KUMIKI_CLI) + " plot " + (dir / "log.jsonl").string() + " --out " +
+                          (dir / "curves.png").string() + " > /dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::ifstream png(dir / "curves.png", std::ios::binary);
+  char sig[8] = {};
+  png.read(sig, 8);
+  CHECK(std::string(sig, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+  CHECK(fs::file_size(dir / "curves.png") > 10000);
+
+  std::ofstream(dir / "empty.jsonl") << "{\"type\":\"stage\",\"name\":\"a\",\"step\":0,\"tokens\":0}\n";
+  std::string const bad = std::string(KUMIKI_CLI) + " plot " + (dir / "empty.jsonl").string() + " --out " +
+                          (dir / "x.png").string() + " 2> " + (dir / "err.txt").string();
+  CHECK(std::system(bad.c_str()) != 0);
+  std::ifstream err(dir / "err.txt");
+  std::string msg((std::istreambuf_iterator<char>(err)), {});
+  CHECK_THAT(msg, Catch::Contains("holds no training steps"));
+}
