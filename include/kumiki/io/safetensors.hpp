@@ -1,0 +1,621 @@
+// kumiki/io/safetensors.hpp: safetensors reader (validated, memory-mapped, zero-copy) and writer,
+// single files and sharded directories with `model.safetensors.index.json`.
+//
+// Format (Hugging Face safetensors): u64 little-endian header length N, N bytes of JSON
+//   {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...}
+// then the data section; offsets are relative to its start, [b, e) half open.
+//
+// Validation follows the reference implementation's rules, each failure a kumiki::Error naming the
+// file and the problem: the header length must fit in the file (and below 100 MB), the JSON must be
+// well formed, an object, free of duplicate keys, each entry with a known dtype, a non-negative shape
+// whose byte size does not overflow, offsets with b <= e inside the data section and e - b equal to
+// dtype size x numel; sorted by offset the tensors must tile the data section exactly: no overlaps,
+// no holes, no trailing bytes (a file with gaps is what a truncated or hand-edited file looks like,
+// and the reference library rejects it too). Nothing outside the given bytes is ever read.
+//
+// Alignment: the data section starts wherever the header ends, so a reader cannot assume tensors are
+// aligned for their element type. `view()` returns the bytes as they lie (possibly unaligned, use
+// memcpy-style access or `copy_to`); `get<T>()` returns a typed view and throws when the tensor is
+// not aligned for T. Files kumiki writes are always aligned: the header is padded with spaces to a
+// multiple of 8 (as the reference writer does) and tensors are ordered by element size, largest first.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/dtype.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/core/shape.hpp"
+#include "kumiki/core/tensor.hpp"
+#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/io/convert.hpp"
+#include "kumiki/io/mmap.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace io {
+
+static_assert(std::endian::native == std::endian::little, "kumiki's safetensors I/O assumes a little-endian host");
+
+/// The `__metadata__` string map.
+using Metadata = std::map<std::string, std::string>;
+
+/// Headers above this many bytes are rejected as corrupt (the reference implementation's limit).
+inline constexpr std::uint64_t safetensors_max_header_bytes = 100'000'000;
+
+/// The safetensors name of a dtype ("F32", "BF16", ...).
+constexpr std::string_view safetensors_dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::bf16: return "BF16";
+    case DType::f16: return "F16";
+    case DType::i8: return "I8";
+    case DType::i16: return "I16";
+    case DType::i32: return "I32";
+    case DType::i64: return "I64";
+    case DType::u8: return "U8";
+    case DType::u16: return "U16";
+    case DType::u32: return "U32";
+  }
+  return "?";
+}
+
+/// The kumiki dtype of a safetensors dtype name; nullopt for names kumiki does not store
+/// (BOOL, U64, F8_E4M3, F8_E5M2, ... and anything unknown).
+constexpr std::optional<DType> dtype_from_safetensors(std::string_view s) {
+  constexpr DType all[] = {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i8,  DType::i16,
+                           DType::i32, DType::i64, DType::u8,   DType::u16, DType::u32};
+  for (DType t : all)
+    if (safetensors_dtype_name(t) == s) return t;
+  return std::nullopt;
+}
+
+/// One tensor of a safetensors file. `begin`/`end` are byte offsets into the data section.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape{};
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  std::size_t bytes() const { return static_cast<std::size_t>(end - begin); }
+};
+
+namespace detail {
+
+template <class... Args>
+[[noreturn]] inline void st_fail(std::string const& source, Args const&... args) {
+  KUMIKI_FAIL("safetensors '", source, "': ", args...);
+}
+
+struct ParsedHeader {
+  Metadata metadata;
+  std::vector<SafetensorsEntry> entries;  // sorted by data offset
+  std::uint64_t data_start = 0;           // 8 + header length
+};
+
+// A JSON value must be a non-negative integer that fits in int64 (shapes, offsets).
+inline std::uint64_t st_uint(nlohmann::json const& v, std::string const& source, std::string const& what) {
+  if (v.is_number_unsigned()) {
+    auto const x = v.get<std::uint64_t>();
+    if (x > static_cast<std::uint64_t>(INT64_MAX)) st_fail(source, what, " is too large (", x, ")");
+    return x;
+  }
+  if (v.is_number_integer()) st_fail(source, what, " is negative (", v.get<std::int64_t>(), ")");
+  st_fail(source, what, " is not an integer (", v.dump(), ")");
+}
+
+inline nlohmann::json st_parse_json(char const* first, char const* last, std::string const& source) {
+  // The callback rejects duplicate keys (JSON parsers differ on them: an attacker's second "dtype"
+  // must not silently win) and nesting deeper than any valid header needs.
+  std::vector<std::vector<std::string>> keys;
+  auto cb = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if ((ev == E::object_start || ev == E::array_start) && depth > 16)
+      st_fail(source, "header JSON is nested deeper than 16 levels");
+    if (ev == E::object_start) keys.emplace_back();
+    if (ev == E::object_end && !keys.empty()) keys.pop_back();
+    if (ev == E::key && !keys.empty()) {
+      auto const& k = parsed.get_ref<std::string const&>();
+      auto& seen = keys.back();
+      if (std::find(seen.begin(), seen.end(), k) != seen.end()) st_fail(source, "duplicate key '", k, "' in header");
+      seen.push_back(k);
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(first, last, cb);
+  } catch (nlohmann::json::exception const& e) {
+    st_fail(source, "malformed JSON header: ", e.what());
+  }
+}
+
+inline ParsedHeader parse_header(std::span<std::byte const> file, std::string const& source) {
+  if (file.size() < 8) st_fail(source, "file is ", file.size(), " bytes, shorter than the 8-byte header length");
+  std::uint64_t n = 0;
+  std::memcpy(&n, file.data(), 8);
+  if (n > safetensors_max_header_bytes)
+    st_fail(source, "header length ", n, " exceeds the ", safetensors_max_header_bytes, "-byte limit (corrupt file?)");
+  if (n > file.size() - 8)
+    st_fail(source, "header length ", n, " runs past the end of the file (", file.size(), " bytes)");
+  ParsedHeader out;
+  out.data_start = 8 + n;
+  std::uint64_t const data_size = file.size() - out.data_start;
+  auto const* text = reinterpret_cast<char const*>(file.data() + 8);
+  nlohmann::json const header = st_parse_json(text, text + n, source);
+  if (!header.is_object()) st_fail(source, "header is not a JSON object");
+
+  for (auto const& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      if (!value.is_object()) st_fail(source, "__metadata__ is not a JSON object");
+      for (auto const& [k, v] : value.items()) {
+        if (!v.is_string()) st_fail(source, "__metadata__ value of '", k, "' is not a string");
+        out.metadata.emplace(k, v.get<std::string>());
+      }
+      continue;
+    }
+    if (!value.is_object()) st_fail(source, "entry '", name, "' is not a JSON object");
+    SafetensorsEntry e;
+    e.name = name;
+
+    auto const dt = value.find("dtype");
+    if (dt == value.end()) st_fail(source, "tensor '", name, "' has no dtype");
+    if (!dt->is_string()) st_fail(source, "dtype of tensor '", name, "' is not a string");
+    auto const dtype = dtype_from_safetensors(dt->get_ref<std::string const&>());
+    if (!dtype)
+      st_fail(source, "tensor '", name, "' has unknown or unsupported dtype '", dt->get<std::string>(),
+              "' (kumiki reads F64, F32, F16, BF16, I64, I32, I16, I8, U32, U16, U8)");
+    e.dtype = *dtype;
+
+    auto const sh = value.find("shape");
+    if (sh == value.end()) st_fail(source, "tensor '", name, "' has no shape");
+    if (!sh->is_array()) st_fail(source, "shape of tensor '", name, "' is not an array");
+    if (sh->size() > static_cast<std::size_t>(Shape::max_rank))
+      st_fail(source, "tensor '", name, "' has rank ", sh->size(), ", kumiki supports at most ", Shape::max_rank);
+    std::int64_t dims[Shape::max_rank] = {};
+    std::uint64_t numel = 1;
+    bool overflow = false, has_zero = false;
+    for (std::size_t i = 0; i < sh->size(); ++i) {
+      std::uint64_t const d = st_uint((*sh)[i], source, "shape[" + std::to_string(i) + "] of tensor '" + name + "'");
+      dims[i] = static_cast<std::int64_t>(d);
+      has_zero = has_zero || d == 0;
+      overflow = overflow || __builtin_mul_overflow(numel, d, &numel);
+    }
+    std::uint64_t nbytes = 0;
+    overflow = overflow || __builtin_mul_overflow(numel, dtype_size(e.dtype), &nbytes);
+    if (has_zero) {
+      nbytes = 0;  // empty, even where the other extents together would overflow
+    } else if (overflow) {
+      st_fail(source, "shape of tensor '", name, "' overflows 64-bit byte counts");
+    }
+    e.shape = Shape::from_range(dims, dims + sh->size());
+
+    auto const off = value.find("data_offsets");
+    if (off == value.end()) st_fail(source, "tensor '", name, "' has no data_offsets");
+    if (!off->is_array() || off->size() != 2) st_fail(source, "data_offsets of tensor '", name, "' is not [begin, end]");
+    e.begin = st_uint((*off)[0], source, "data_offsets[0] of tensor '" + name + "'");
+    e.end = st_uint((*off)[1], source, "data_offsets[1] of tensor '" + name + "'");
+    if (e.begin > e.end) st_fail(source, "data_offsets [", e.begin, ", ", e.end, "] of tensor '", name, "' end before they begin");
+    if (e.end > data_size)
+      st_fail(source, "data_offsets [", e.begin, ", ", e.end, "] of tensor '", name, "' run past the data section (",
+              data_size, " bytes)");
+    if (e.end - e.begin != nbytes)
+      st_fail(source, "tensor '", name, "' has ", e.end - e.begin, " bytes but ", safetensors_dtype_name(e.dtype),
+              " x ", e.shape, " needs ", nbytes);
+    out.entries.push_back(std::move(e));
+  }
+
+  std::sort(out.entries.begin(), out.entries.end(), [](SafetensorsEntry const& a, SafetensorsEntry const& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  std::uint64_t covered = 0;
+  for (std::size_t i = 0; i < out.entries.size(); ++i) {
+    SafetensorsEntry const& e = out.entries[i];
+    if (e.begin < covered)
+      st_fail(source, "tensor '", e.name, "' [", e.begin, ", ", e.end, ") overlaps tensor '", out.entries[i - 1].name,
+              "' which ends at ", covered);
+    if (e.begin > covered)
+      st_fail(source, "data bytes [", covered, ", ", e.begin, ") belong to no tensor (hole before '", e.name, "')");
+    covered = e.end;
+  }
+  if (covered != data_size)
+    st_fail(source, "data section has ", data_size - covered, " trailing bytes after the last tensor");
+  return out;
+}
+
+}  // namespace detail
+
+/// A validated safetensors image in memory owned by someone else (a map, a buffer). Views point into
+/// that memory (no copy) and are read-only even though AnyView carries a non-const pointer.
+class SafetensorsView {
+ public:
+  SafetensorsView() = default;
+  /// Parses and validates `file`; `source` names it in error messages.
+  SafetensorsView(std::span<std::byte const> file, std::string source) : file_(file), source_(std::move(source)) {
+    detail::ParsedHeader h = detail::parse_header(file_, source_);
+    metadata_ = std::move(h.metadata);
+    entries_ = std::move(h.entries);
+    data_start_ = h.data_start;
+    for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].name, i);
+  }
+
+  std::string const& source() const { return source_; }
+  Metadata const& metadata() const { return metadata_; }
+  /// Tensors in file (offset) order.
+  std::vector<SafetensorsEntry> const& entries() const { return entries_; }
+  std::size_t size() const { return entries_.size(); }
+  /// Bytes before the data section: 8 + header length.
+  std::uint64_t data_start() const { return data_start_; }
+  bool contains(std::string_view name) const { return index_.contains(std::string(name)); }
+  SafetensorsEntry const& entry(std::string_view name) const {
+    auto it = index_.find(std::string(name));
+    if (it == index_.end()) detail::st_fail(source_, "no tensor named '", name, "'");
+    return entries_[it->second];
+  }
+
+  /// The raw bytes of a tensor inside the image.
+  std::span<std::byte const> bytes(std::string_view name) const { return bytes(entry(name)); }
+  std::span<std::byte const> bytes(SafetensorsEntry const& e) const {
+    return file_.subspan(static_cast<std::size_t>(data_start_ + e.begin), e.bytes());
+  }
+  /// An untyped view of the tensor where it lies: read-only, and possibly not aligned for its dtype.
+  AnyView view(std::string_view name) const { return view(entry(name)); }
+  AnyView view(SafetensorsEntry const& e) const {
+    return AnyView{const_cast<std::byte*>(bytes(e).data()), e.dtype, e.shape, DeviceKind::cpu};
+  }
+  /// Whether the tensor's first byte is aligned for its element type.
+  bool aligned(std::string_view name) const {
+    SafetensorsEntry const& e = entry(name);
+    return reinterpret_cast<std::uintptr_t>(bytes(e).data()) % dtype_size(e.dtype) == 0;
+  }
+  /// A typed zero-copy view; throws when the dtype differs or the data is not aligned for T
+  /// (then use `copy_to`).
+  template <class T>
+  TensorView<T const> get(std::string_view name) const {
+    SafetensorsEntry const& e = entry(name);
+    if (e.dtype != dtype_v<std::remove_const_t<T>>)
+      detail::st_fail(source_, "tensor '", name, "' is ", safetensors_dtype_name(e.dtype), ", requested ",
+                      safetensors_dtype_name(dtype_v<std::remove_const_t<T>>));
+    auto const* p = bytes(e).data();
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
+      detail::st_fail(source_, "tensor '", name, "' is not ", alignof(T), "-byte aligned in the file; use copy_to");
+    return TensorView<T const>(reinterpret_cast<T const*>(p), e.shape);
+  }
+  /// Copies the tensor into `dst` (host memory of the same shape), converting between floating
+  /// dtypes if they differ (bf16 file -> f32 arena). Works for unaligned data.
+  void copy_to(std::string_view name, AnyView dst) const {
+    SafetensorsEntry const& e = entry(name);
+    if (!(dst.shape == e.shape))
+      detail::st_fail(source_, "tensor '", name, "' has shape ", e.shape, ", destination has ", dst.shape);
+    convert(view(e), dst);
+  }
+
+ private:
+  std::span<std::byte const> file_;
+  std::string source_;
+  Metadata metadata_;
+  std::vector<SafetensorsEntry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::uint64_t data_start_ = 0;
+};
+
+namespace detail {
+struct MapHolder {
+  MappedFile map_;
+};
+}  // namespace detail
+
+/// A safetensors file, memory-mapped and validated; all SafetensorsView accessors apply, and the
+/// views stay valid as long as this object (moving it keeps them valid).
+class SafetensorsFile : private detail::MapHolder, public SafetensorsView {
+ public:
+  SafetensorsFile() = default;
+  explicit SafetensorsFile(std::filesystem::path const& path)
+      : detail::MapHolder{MappedFile(path)}, SafetensorsView(map_.bytes(), path.string()) {}
+  std::filesystem::path const& path() const { return map_.path(); }
+};
+
+// ---- writing --------------------------------------------------------------------------------
+
+/// A tensor to write: its name and host memory.
+struct NamedTensor {
+  std::string name;
+  AnyView view;
+};
+
+/// The tensors of a host arena under their layout names, in layout order.
+inline std::vector<NamedTensor> named_tensors(Arena<Cpu> const& arena) {
+  std::vector<NamedTensor> out;
+  out.reserve(arena.layout().size());
+  for (std::size_t i = 0; i < arena.layout().size(); ++i) out.push_back({arena.layout()[i].name, arena.view(i)});
+  return out;
+}
+
+namespace detail {
+
+// The order tensors take in a file: element size descending (keeps every tensor aligned to its
+// element size after the 8-aligned header), then name; the reference writer orders the same way.
+inline std::vector<std::size_t> st_file_order(std::span<NamedTensor const> tensors) {
+  std::vector<std::size_t> order(tensors.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    std::size_t const sa = dtype_size(tensors[a].view.dtype), sb = dtype_size(tensors[b].view.dtype);
+    return sa != sb ? sa > sb : tensors[a].name < tensors[b].name;
+  });
+  return order;
+}
+
+inline void st_check_writable(std::span<NamedTensor const> tensors, std::string const& target) {
+  std::unordered_map<std::string_view, int> seen;
+  for (NamedTensor const& t : tensors) {
+    KUMIKI_CHECK(!t.name.empty(), "safetensors '", target, "': tensor with an empty name");
+    KUMIKI_CHECK(t.name != "__metadata__", "safetensors '", target, "': '__metadata__' cannot name a tensor");
+    KUMIKI_CHECK(seen.emplace(t.name, 0).second, "safetensors '", target, "': duplicate tensor name '", t.name, "'");
+    KUMIKI_CHECK(t.view.device == DeviceKind::cpu, "safetensors '", target, "': tensor '", t.name,
+                 "' is on ", device_name(t.view.device), "; copy it to the host first");
+    KUMIKI_CHECK(t.view.data != nullptr || t.view.bytes() == 0, "safetensors '", target, "': tensor '", t.name,
+                 "' has no data");
+  }
+}
+
+}  // namespace detail
+
+/// The header a file with these tensors gets: compact JSON, `__metadata__` first (when not empty),
+/// then the tensors in file order, padded with spaces to a multiple of 8 bytes.
+inline std::string safetensors_header(std::span<NamedTensor const> tensors, Metadata const& metadata = {}) {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    nlohmann::ordered_json m = nlohmann::ordered_json::object();
+    for (auto const& [k, v] : metadata) m[k] = v;
+    h["__metadata__"] = std::move(m);
+  }
+  std::uint64_t offset = 0;
+  for (std::size_t i : detail::st_file_order(tensors)) {
+    NamedTensor const& t = tensors[i];
+    std::vector<std::int64_t> shape;
+    for (int d = 0; d < t.view.shape.rank(); ++d) shape.push_back(t.view.shape[d]);
+    std::uint64_t const end = offset + t.view.bytes();
+    h[t.name] = {{"dtype", safetensors_dtype_name(t.view.dtype)}, {"shape", shape}, {"data_offsets", {offset, end}}};
+    offset = end;
+  }
+  std::string text;
+  try {
+    text = h.dump();
+  } catch (nlohmann::json::exception const& e) {
+    KUMIKI_FAIL("cannot encode safetensors header (names and metadata must be UTF-8): ", e.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return text;
+}
+
+/// Writes one safetensors file atomically (temporary file, fsync, rename; see io/atomic_file.hpp).
+/// Returns the number of bytes written.
+inline std::uint64_t write_safetensors(std::filesystem::path const& path, std::span<NamedTensor const> tensors,
+                                       Metadata const& metadata = {}) {
+  detail::st_check_writable(tensors, path.string());
+  std::string const header = safetensors_header(tensors, metadata);
+  AtomicFile f(path);
+  std::uint64_t const n = header.size();
+  f.write(&n, 8);
+  f.write(header);
+  for (std::size_t i : detail::st_file_order(tensors)) f.write(tensors[i].view.data, tensors[i].view.bytes());
+  std::uint64_t const total = f.bytes_written();
+  f.commit();
+  return total;
+}
+inline std::uint64_t write_safetensors(std::filesystem::path const& path, std::vector<NamedTensor> const& tensors,
+                                       Metadata const& metadata = {}) {
+  return write_safetensors(path, std::span<NamedTensor const>(tensors), metadata);
+}
+/// Writes every tensor of a host arena under its layout name.
+inline std::uint64_t write_safetensors(std::filesystem::path const& path, Arena<Cpu> const& arena,
+                                       Metadata const& metadata = {}) {
+  return write_safetensors(path, named_tensors(arena), metadata);
+}
+
+/// Sharding of a model directory (Hugging Face conventions).
+struct ShardOptions {
+  /// A shard is closed before a tensor that would take it past this many tensor bytes; a tensor
+  /// larger than the limit gets a shard of its own. Hugging Face's default is 5 GB.
+  std::uint64_t max_shard_bytes = 5'000'000'000;
+  /// File names: `<prefix>.safetensors`, or `<prefix>-00001-of-00003.safetensors` and
+  /// `<prefix>.safetensors.index.json` when there is more than one shard.
+  std::string prefix = "model";
+};
+
+inline std::string shard_file_name(std::string const& prefix, std::size_t i, std::size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu", i + 1, n);
+  return prefix + buf + ".safetensors";
+}
+
+/// Writes `tensors` into directory `dir` (created if missing): one `<prefix>.safetensors` when they
+/// fit in one shard, else shards in the given order plus the index {"metadata": {"total_size": N},
+/// "weight_map": {name: file}}, N being the tensor bytes. Every shard carries `metadata`. Shards are
+/// written first and the index last, each atomically; a stale index (or single file) left by an
+/// earlier write of the other kind is removed at the end so it cannot shadow the new files.
+/// Returns the files written, the index last.
+inline std::vector<std::filesystem::path> write_safetensors_sharded(std::filesystem::path const& dir,
+                                                                    std::span<NamedTensor const> tensors,
+                                                                    Metadata const& metadata = {},
+                                                                    ShardOptions const& opt = {}) {
+  KUMIKI_CHECK(opt.max_shard_bytes > 0, "max_shard_bytes must be positive");
+  KUMIKI_CHECK(!opt.prefix.empty() && opt.prefix.find('/') == std::string::npos, "bad shard prefix '", opt.prefix, "'");
+  detail::st_check_writable(tensors, dir.string());
+  std::filesystem::create_directories(dir);
+  std::vector<std::vector<NamedTensor>> shards(1);
+  std::uint64_t shard_bytes = 0, total = 0;
+  for (NamedTensor const& t : tensors) {
+    if (!shards.back().empty() && shard_bytes + t.view.bytes() > opt.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(t);
+    shard_bytes += t.view.bytes();
+    total += t.view.bytes();
+  }
+  std::vector<std::filesystem::path> written;
+  std::filesystem::path const single = dir / (opt.prefix + ".safetensors");
+  std::filesystem::path const index = dir / (opt.prefix + ".safetensors.index.json");
+  if (shards.size() == 1) {
+    write_safetensors(single, shards[0], metadata);
+    written.push_back(single);
+    std::filesystem::remove(index);
+    return written;
+  }
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    std::string const name = shard_file_name(opt.prefix, s, shards.size());
+    write_safetensors(dir / name, shards[s], metadata);
+    written.push_back(dir / name);
+    for (NamedTensor const& t : shards[s]) weight_map[t.name] = name;
+  }
+  nlohmann::json const doc = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
+  write_file_atomic(index, doc.dump(2) + "\n");
+  written.push_back(index);
+  std::filesystem::remove(single);
+  return written;
+}
+inline std::vector<std::filesystem::path> write_safetensors_sharded(std::filesystem::path const& dir,
+                                                                    Arena<Cpu> const& arena,
+                                                                    Metadata const& metadata = {},
+                                                                    ShardOptions const& opt = {}) {
+  std::vector<NamedTensor> const t = named_tensors(arena);
+  return write_safetensors_sharded(dir, std::span<NamedTensor const>(t), metadata, opt);
+}
+
+// ---- reading a model (single file or sharded directory) ---------------------------------------
+
+/// The tensors of a model stored as one safetensors file or a directory holding either
+/// `<prefix>.safetensors.index.json` with its shards (preferred when present, as Hugging Face does)
+/// or `<prefix>.safetensors`. Every shard is mapped and validated on opening; the index must name
+/// exactly the tensors the shards hold, each in the file that holds it, and no tensor may appear in
+/// two shards. Shard names in the index must be plain file names inside the directory.
+class SafetensorsModel {
+ public:
+  explicit SafetensorsModel(std::filesystem::path const& path, std::string const& prefix = "model") : path_(path) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(path)) {
+      open_file(path);
+      return;
+    }
+    fs::path const index = path / (prefix + ".safetensors.index.json");
+    fs::path const single = path / (prefix + ".safetensors");
+    if (fs::exists(index)) {
+      open_index(index);
+    } else if (fs::exists(single)) {
+      open_file(single);
+    } else {
+      KUMIKI_FAIL("'", path.string(), "' holds neither ", single.filename().string(), " nor ", index.filename().string());
+    }
+  }
+
+  std::filesystem::path const& path() const { return path_; }
+  std::vector<SafetensorsFile> const& files() const { return files_; }
+  /// The first file's `__metadata__`.
+  Metadata const& metadata() const { return files_.front().metadata(); }
+  /// Tensor names, sorted.
+  std::vector<std::string> names() const {
+    std::vector<std::string> n;
+    n.reserve(where_.size());
+    for (auto const& [name, loc] : where_) n.push_back(name);
+    return n;
+  }
+  std::size_t size() const { return where_.size(); }
+  /// Total tensor bytes over all files.
+  std::uint64_t total_bytes() const {
+    std::uint64_t n = 0;
+    for (auto const& f : files_)
+      for (auto const& e : f.entries()) n += e.bytes();
+    return n;
+  }
+  bool contains(std::string_view name) const { return where_.contains(std::string(name)); }
+  SafetensorsFile const& file_of(std::string_view name) const {
+    auto it = where_.find(std::string(name));
+    if (it == where_.end()) KUMIKI_FAIL("model '", path_.string(), "' has no tensor named '", name, "'");
+    return files_[it->second];
+  }
+  SafetensorsEntry const& entry(std::string_view name) const { return file_of(name).entry(name); }
+  AnyView view(std::string_view name) const { return file_of(name).view(name); }
+  template <class T>
+  TensorView<T const> get(std::string_view name) const {
+    return file_of(name).template get<T>(name);
+  }
+  void copy_to(std::string_view name, AnyView dst) const { file_of(name).copy_to(name, dst); }
+
+ private:
+  void open_file(std::filesystem::path const& file) {
+    files_.emplace_back(file);
+    for (auto const& e : files_.back().entries()) where_.emplace(e.name, 0);
+  }
+
+  void open_index(std::filesystem::path const& index) {
+    std::string const src = index.string();
+    MappedFile const text(index);
+    nlohmann::json doc;
+    try {
+      doc = nlohmann::json::parse(reinterpret_cast<char const*>(text.data()),
+                                  reinterpret_cast<char const*>(text.data()) + text.size());
+    } catch (nlohmann::json::exception const& e) {
+      KUMIKI_FAIL("index '", src, "': malformed JSON: ", e.what());
+    }
+    if (!doc.is_object()) KUMIKI_FAIL("index '", src, "' is not a JSON object");
+    auto const wm = doc.find("weight_map");
+    if (wm == doc.end() || !wm->is_object()) KUMIKI_FAIL("index '", src, "' has no weight_map object");
+    std::map<std::string, std::size_t> file_ix;
+    std::vector<std::pair<std::string, std::string>> mapping;
+    for (auto const& [name, file] : wm->items()) {
+      if (!file.is_string()) KUMIKI_FAIL("index '", src, "': weight_map entry '", name, "' is not a file name");
+      auto const& f = file.get_ref<std::string const&>();
+      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\\') != std::string::npos)
+        KUMIKI_FAIL("index '", src, "': weight_map entry '", name, "' names '", f, "', not a file in the directory");
+      if (!file_ix.contains(f)) {
+        file_ix.emplace(f, files_.size());
+        files_.emplace_back(index.parent_path() / f);
+      }
+      mapping.emplace_back(name, f);
+    }
+    if (files_.empty()) KUMIKI_FAIL("index '", src, "' maps no tensors");
+    for (std::size_t i = 0; i < files_.size(); ++i)
+      for (auto const& e : files_[i].entries()) {
+        auto const [it, fresh] = where_.emplace(e.name, i);
+        if (!fresh)
+          KUMIKI_FAIL("index '", src, "': tensor '", e.name, "' is in both ", files_[it->second].path().filename().string(),
+                      " and ", files_[i].path().filename().string());
+      }
+    for (auto const& [name, f] : mapping) {
+      auto const it = where_.find(name);
+      if (it == where_.end() || it->second != file_ix.at(f))
+        KUMIKI_FAIL("index '", src, "' maps '", name, "' to ", f, " but that file has no such tensor");
+    }
+    if (mapping.size() != where_.size()) {
+      for (auto const& [name, i] : where_)
+        if (!wm->contains(name))
+          KUMIKI_FAIL("index '", src, "': tensor '", name, "' in ", files_[i].path().filename().string(),
+                      " is missing from weight_map");
+    }
+  }
+
+  std::filesystem::path path_;
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, std::size_t> where_;  // name -> index into files_
+};
+
+}  // namespace io
+KUMIKI_NAMESPACE_END

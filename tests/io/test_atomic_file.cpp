@@ -1,0 +1,99 @@
+// Atomic file writes and read-only memory maps.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io_test_util.hpp"
+#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/io/mmap.hpp"
+
+using namespace kumiki;
+using io_test::ScratchDir;
+
+namespace {
+std::string read_text(std::filesystem::path const& p) {
+  auto const b = io_test::read_bytes(p);
+  return std::string(reinterpret_cast<char const*>(b.data()), b.size());
+}
+std::size_t entries_in(std::filesystem::path const& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto const& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("atomic file: commit publishes the bytes and leaves no temporary behind", "[io][atomic]") {
+  ScratchDir dir("atomic");
+  auto const target = dir / "out.bin";
+  io::write_file_atomic(target, std::string_view("first version"));
+  CHECK(read_text(target) == "first version");
+
+  {
+    io::AtomicFile f(target);
+    CHECK(f.temp_path().parent_path() == dir.path());  // same directory: rename cannot cross file systems
+    f.write(std::string_view("second "));
+    f.write_zeros(3);
+    // Bigger than the buffer: goes straight through, in order.
+    std::vector<std::byte> big(io::AtomicFile::buffer_bytes + 12345);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7);
+    f.write(std::span<std::byte const>(big));
+    f.write(std::string_view("end"));
+    CHECK(f.bytes_written() == 7 + 3 + big.size() + 3);
+    CHECK(read_text(target) == "first version");  // nothing visible before commit
+    f.commit();
+    CHECK_THROWS_WITH(f.write(std::string_view("x")), Catch::Contains("after commit"));
+    CHECK_THROWS_WITH(f.commit(), Catch::Contains("twice"));
+    auto const got = io_test::read_bytes(target);
+    REQUIRE(got.size() == 7 + 3 + big.size() + 3);
+    CHECK(std::memcmp(got.data(), "second \0\0\0", 10) == 0);
+    CHECK(std::memcmp(got.data() + 10, big.data(), big.size()) == 0);
+    CHECK(std::memcmp(got.data() + 10 + big.size(), "end", 3) == 0);
+  }
+  CHECK(entries_in(dir.path()) == 1);
+
+  // Permissions follow the umask like an ordinary file (not mkstemp's 0600).
+  mode_t const mask = ::umask(022);
+  ::umask(mask);
+  struct stat st {};
+  REQUIRE(::stat(target.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == (0666 & ~mask));
+}
+
+TEST_CASE("atomic file: an abandoned write leaves the old file untouched", "[io][atomic]") {
+  ScratchDir dir("abandon");
+  auto const target = dir / "keep.txt";
+  io::write_file_atomic(target, std::string_view("old"));
+  try {
+    io::AtomicFile f(target);
+    f.write(std::string_view("half-written new contents"));
+    throw std::runtime_error("simulated failure while writing");
+  } catch (std::runtime_error const&) {
+  }
+  CHECK(read_text(target) == "old");
+  CHECK(entries_in(dir.path()) == 1);
+  CHECK_THROWS_WITH(io::write_file_atomic(dir / "no_such_dir" / "x", std::string_view("y")),
+                    Catch::Contains("cannot create") && Catch::Contains("no_such_dir"));
+}
+
+TEST_CASE("memory map: whole file, read-only, empty files and errors", "[io][mmap]") {
+  ScratchDir dir("mmap");
+  io::write_file_atomic(dir / "a", std::string_view("hello map"));
+  io::MappedFile m(dir / "a");
+  REQUIRE(m.size() == 9);
+  CHECK(std::memcmp(m.data(), "hello map", 9) == 0);
+  auto const* p = m.data();
+  io::MappedFile moved(std::move(m));
+  CHECK(moved.data() == p);  // moving keeps the address
+  CHECK(m.data() == nullptr);
+  io::write_file_atomic(dir / "empty", std::string_view(""));
+  io::MappedFile const e(dir / "empty");
+  CHECK(e.empty());
+  CHECK(e.bytes().empty());
+  CHECK_THROWS_WITH(io::MappedFile(dir / "missing"), Catch::Contains("cannot open") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(io::MappedFile(dir.path()), Catch::Contains("not a regular file"));
+}
