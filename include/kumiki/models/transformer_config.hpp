@@ -1,0 +1,132 @@
+// kumiki/models/transformer_config.hpp: the compile-time description of a dense LLaMA-style
+// transformer (LLM-jp-4 family) and the quantities derived from it.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+
+#include "kumiki/config.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace models {
+
+/// A dense decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, SwiGLU MLP,
+/// no biases, untied embeddings. A structural aggregate, usable as a template argument:
+/// `nn::Transformer<models::llmjp4_1_3b, Cpu>`. Field names follow Megatron's flags.
+struct TransformerConfig {
+  std::int64_t vocab_size = 0;                  // --vocab-size (real tokenizer vocabulary)
+  std::int64_t make_vocab_divisible_by = 128;   // --make-vocab-size-divisible-by (TP = 1)
+  std::int64_t hidden = 0;                      // --hidden-size
+  std::int64_t ffn_hidden = 0;                  // --ffn-hidden-size
+  std::int64_t num_layers = 0;                  // --num-layers
+  std::int64_t num_heads = 0;                   // --num-attention-heads
+  std::int64_t num_query_groups = 0;            // --num-query-groups (K/V heads, GQA)
+  double rope_base = 10000.0;                   // --rotary-base
+  double rms_eps = 1e-5;                        // --norm-epsilon
+  std::int64_t max_seq_len = 0;                 // --seq-length
+  bool untie_embeddings = true;                 // --untie-embeddings-and-output-weights
+  double z_loss = 0.0;                          // z-loss coefficient (0: off)
+  double init_std = 0.02;                       // --init-method-std
+
+  /// Vocabulary rounded up to a multiple of make_vocab_divisible_by (embedding and LM-head rows).
+  constexpr std::int64_t padded_vocab() const {
+    return (vocab_size + make_vocab_divisible_by - 1) / make_vocab_divisible_by * make_vocab_divisible_by;
+  }
+  constexpr std::int64_t head_dim() const { return hidden / num_heads; }
+  /// Width of the K (and of the V) projection: query groups x head_dim.
+  constexpr std::int64_t kv_width() const { return num_query_groups * head_dim(); }
+  constexpr std::int64_t heads_per_group() const { return num_heads / num_query_groups; }
+
+  /// Parameters of one block: two norms, q/k/v/o, gate/up/down.
+  constexpr std::int64_t block_params() const {
+    return 2 * hidden + hidden * hidden + 2 * kv_width() * hidden + hidden * hidden + 3 * hidden * ffn_hidden;
+  }
+  /// Exact parameter count with the padded embedding (and padded LM head when untied).
+  constexpr std::int64_t num_params() const {
+    std::int64_t const emb = padded_vocab() * hidden;
+    return emb + num_layers * block_params() + hidden + (untie_embeddings ? emb : 0);
+  }
+  /// Parameters that take part in a matrix multiplication per token: all projections and the
+  /// h x V_padded output layer (the embedding lookup and the norms are not matmuls).
+  constexpr std::int64_t matmul_params() const {
+    return num_layers * (2 * hidden * hidden + 2 * kv_width() * hidden + 3 * hidden * ffn_hidden) +
+           padded_vocab() * hidden;
+  }
+  /// Model FLOPs per token for one training step (forward + backward) at sequence length `seq`,
+  /// Megatron's MFU formula: 6 * matmul_params + 6 * num_layers * hidden(q width) * seq.
+  /// The first term is 2 FLOPs per multiply-add x 3 (forward, input grad, weight grad); the second is
+  /// the causal attention (QK^T and PV, 2 * 2 * seq * hidden per token forward, halved by the causal
+  /// mask, x 3 for the backward), i.e. 6 * hidden * seq^2 per layer and sequence.
+  constexpr double flops_per_token(std::int64_t seq) const {
+    return 6.0 * static_cast<double>(matmul_params()) +
+           6.0 * static_cast<double>(num_layers) * static_cast<double>(hidden) * static_cast<double>(seq);
+  }
+  constexpr double flops_per_token() const { return flops_per_token(max_seq_len); }
+
+  /// fp32 parameters, fp32 gradients, and AdamW's two fp32 moments.
+  constexpr std::int64_t param_bytes() const { return 4 * num_params(); }
+  constexpr std::int64_t grad_bytes() const { return 4 * num_params(); }
+  constexpr std::int64_t optimizer_bytes() const { return 8 * num_params(); }
+  /// Megatron's bf16 recipe without sharding: bf16 params (2) + fp32 grads (4) + fp32 main params (4)
+  /// + Adam moments (8) = 18 bytes per parameter.
+  constexpr std::int64_t megatron_bf16_bytes() const { return 18 * num_params(); }
+
+  friend constexpr bool operator==(TransformerConfig const&, TransformerConfig const&) = default;
+};
+
+/// What the model templates need of a configuration type. `TransformerConfig` models it; a user type
+/// with the same members (e.g. a derived aggregate adding fields) does too.
+template <class C>
+concept TransformerConfigLike = requires(C const c) {
+  { c.vocab_size } -> std::convertible_to<std::int64_t>;
+  { c.hidden } -> std::convertible_to<std::int64_t>;
+  { c.ffn_hidden } -> std::convertible_to<std::int64_t>;
+  { c.num_layers } -> std::convertible_to<std::int64_t>;
+  { c.num_heads } -> std::convertible_to<std::int64_t>;
+  { c.num_query_groups } -> std::convertible_to<std::int64_t>;
+  { c.rope_base } -> std::convertible_to<double>;
+  { c.rms_eps } -> std::convertible_to<double>;
+  { c.max_seq_len } -> std::convertible_to<std::int64_t>;
+  { c.untie_embeddings } -> std::convertible_to<bool>;
+  { c.z_loss } -> std::convertible_to<double>;
+  { c.init_std } -> std::convertible_to<double>;
+  { c.padded_vocab() } -> std::convertible_to<std::int64_t>;
+  { c.head_dim() } -> std::convertible_to<std::int64_t>;
+  { c.kv_width() } -> std::convertible_to<std::int64_t>;
+  { c.num_params() } -> std::convertible_to<std::int64_t>;
+  { c.flops_per_token(1) } -> std::convertible_to<double>;
+};
+
+/// Compile-time validation with readable messages; evaluated by every model template.
+/// `static_assert(models::check_config<Cfg>())` reports the first violated rule.
+template <auto Cfg>
+  requires TransformerConfigLike<decltype(Cfg)>
+consteval bool check_config() {
+  static_assert(Cfg.vocab_size > 0, "kumiki config: vocab_size must be positive");
+  static_assert(Cfg.make_vocab_divisible_by > 0, "kumiki config: make_vocab_divisible_by must be positive");
+  static_assert(Cfg.hidden > 0 && Cfg.ffn_hidden > 0, "kumiki config: hidden and ffn_hidden must be positive");
+  static_assert(Cfg.num_layers > 0, "kumiki config: num_layers must be positive");
+  static_assert(Cfg.num_heads > 0 && Cfg.num_query_groups > 0,
+                "kumiki config: num_heads and num_query_groups must be positive");
+  static_assert(Cfg.hidden % Cfg.num_heads == 0,
+                "kumiki config: hidden must be divisible by num_heads (head_dim = hidden / num_heads)");
+  static_assert(Cfg.num_heads % Cfg.num_query_groups == 0,
+                "kumiki config: num_heads must be divisible by num_query_groups (GQA)");
+  static_assert(Cfg.head_dim() % 2 == 0, "kumiki config: head_dim must be even for rotate-half RoPE");
+  static_assert(Cfg.rope_base > 1.0, "kumiki config: rope_base must exceed 1");
+  static_assert(Cfg.rms_eps > 0.0, "kumiki config: rms_eps must be positive");
+  static_assert(Cfg.max_seq_len > 0, "kumiki config: max_seq_len must be positive");
+  static_assert(Cfg.z_loss >= 0.0, "kumiki config: z_loss must not be negative");
+  static_assert(Cfg.init_std > 0.0, "kumiki config: init_std must be positive");
+  static_assert(Cfg.untie_embeddings, "kumiki config: tied embeddings are not implemented (LLM-jp-4 unties them)");
+  return true;
+}
+
+/// A configuration as a type, what `dispatch_config` hands to its callback.
+template <TransformerConfig Cfg>
+struct ConfigTag {
+  static constexpr TransformerConfig config = Cfg;
+};
+
+}  // namespace models
+KUMIKI_NAMESPACE_END

@@ -1,0 +1,251 @@
+// kumiki/nn/transformer.hpp: the dense LLaMA-style decoder (LLM-jp-4 family) with parameters,
+// gradients and activations each in one arena, Hugging Face Llama parameter names, Megatron init.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/device.hpp"
+#include "kumiki/core/dtype.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/models/transformer_config.hpp"
+#include "kumiki/nn/transformer_block.hpp"
+#include "kumiki/ops/cpu/embedding.hpp"
+#include "kumiki/ops/cpu/fill.hpp"
+#include "kumiki/ops/cpu/lm_head_loss.hpp"
+#include "kumiki/ops/embedding.hpp"
+#include "kumiki/ops/fill.hpp"
+#include "kumiki/ops/lm_head_loss.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace nn {
+
+/// Settings of one forward / forward-backward call.
+struct StepOptions {
+  bool recompute = false;             // keep only block inputs; rerun each block's forward in the backward
+  bool reset_attention_mask = false;  // document-causal attention (Megatron --reset-attention-mask)
+  std::int32_t eod_token = -1;        // end-of-document id, required with reset_attention_mask
+  std::int32_t ignore_index = -100;   // targets equal to it carry no loss
+  std::int64_t loss_chunk = 512;      // tokens per LM-head chunk (scratch = chunk x padded vocab)
+  double grad_scale = 1.0;            // gradients of grad_scale * loss accumulate (1 / accumulation steps)
+};
+
+using LossResult = ops::LmHeadLossResult;
+
+/// The decoder: embedding, Cfg.num_layers TransformerBlocks, final RMSNorm, untied LM head, fused loss.
+/// \tparam Cfg     a TransformerConfig (compile-time; validated by models::check_config)
+/// \tparam Backend device tag (`Cpu`; `Cuda` once its ops exist)
+/// \tparam T       scalar of parameters, gradients and activations (float; double for gradient checks)
+template <auto Cfg, class Backend = Cpu, class T = float>
+  requires models::TransformerConfigLike<decltype(Cfg)>
+class Transformer {
+  static_assert(models::check_config<Cfg>());
+
+ public:
+  using Block = TransformerBlock<Cfg, Backend, T>;
+  using scalar_type = T;
+  using backend = Backend;
+  static constexpr auto config = Cfg;
+  static constexpr std::int64_t L = Cfg.num_layers, C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads;
+  static constexpr std::int64_t KV = Cfg.kv_width(), QKV = C + 2 * KV, V = Cfg.vocab_size, Vp = Cfg.padded_vocab();
+  static constexpr std::int64_t hd = Cfg.head_dim();
+
+  /// Parameter names and shapes in Hugging Face Llama order (gradients use the same layout). Within a
+  /// layer q, k, v and gate, up are adjacent, so each group runs as one GEMM.
+  static ArenaLayout param_layout() {
+    ArenaLayout l;
+    DType const dt = dtype_v<T>;
+    l.add("model.embed_tokens.weight", dt, Shape{Vp, C});
+    for (std::int64_t i = 0; i < L; ++i) {
+      std::string const p = "model.layers." + std::to_string(i) + ".";
+      l.add(p + "input_layernorm.weight", dt, Shape{C});
+      l.add(p + "self_attn.q_proj.weight", dt, Shape{C, C});
+      l.add(p + "self_attn.k_proj.weight", dt, Shape{KV, C});
+      l.add(p + "self_attn.v_proj.weight", dt, Shape{KV, C});
+      l.add(p + "self_attn.o_proj.weight", dt, Shape{C, C});
+      l.add(p + "post_attention_layernorm.weight", dt, Shape{C});
+      l.add(p + "mlp.gate_proj.weight", dt, Shape{F, C});
+      l.add(p + "mlp.up_proj.weight", dt, Shape{F, C});
+      l.add(p + "mlp.down_proj.weight", dt, Shape{C, F});
+    }
+    l.add("model.norm.weight", dt, Shape{C});
+    l.add("lm_head.weight", dt, Shape{Vp, C});
+    return l;
+  }
+
+  Transformer() : params_(param_layout()), grads_(param_layout()) {
+    KUMIKI_CHECK(static_cast<std::int64_t>(params_.layout().numel()) == Cfg.num_params(),
+                 "parameter layout disagrees with the config's parameter count");
+  }
+
+  Arena<Backend>& params() { return params_; }
+  Arena<Backend> const& params() const { return params_; }
+  Arena<Backend>& grads() { return grads_; }
+  Arena<Backend> const& grads() const { return grads_; }
+  /// Activations and backward scratch of the last (B, T, recompute) shape; empty before the first call.
+  Arena<Backend> const& activations() const { return acts_; }
+
+  /// Megatron initialization from Philox, stream = parameter index in the arena, so values depend on
+  /// (seed, name) only: N(0, init_std) for embeddings, LM head, q/k/v, gate/up; N(0, init_std /
+  /// sqrt(2 L)) for o_proj and down_proj; 1 for the norms.
+  void init(std::uint64_t seed) {
+    auto const& layout = params_.layout();
+    double const std0 = Cfg.init_std, std_out = Cfg.init_std / std::sqrt(2.0 * static_cast<double>(L));
+    for (std::size_t i = 0; i < layout.size(); ++i) {
+      ArenaEntry const& e = layout[i];
+      T* p = params_.template get<T>(i).data();
+      auto const n = static_cast<std::int64_t>(e.numel());
+      if (e.shape.rank() == 1)
+        ops::Fill<Backend>::constant(p, n, T(1));
+      else if (ends_with(e.name, "o_proj.weight") || ends_with(e.name, "down_proj.weight"))
+        ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std_out);
+      else
+        ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std0);
+    }
+  }
+
+  void zero_grad() { grads_.zero(); }
+
+  /// Loss of tokens (B, T) against targets (B, T), and, added into grads(), the gradient of
+  /// opt.grad_scale * loss. loss_mask (B, T), optional, weights each target.
+  LossResult forward_backward(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t batch,
+                              std::int64_t seq, StepOptions const& opt = {}, T const* loss_mask = nullptr) {
+    return run(tokens, targets, batch, seq, opt, loss_mask, nullptr, true);
+  }
+
+  /// Loss only; logits (B, T, V_pad), optional, receives the raw LM-head outputs.
+  LossResult forward(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t batch, std::int64_t seq,
+                     StepOptions const& opt = {}, T const* loss_mask = nullptr, T* logits = nullptr) {
+    return run(tokens, targets, batch, seq, opt, loss_mask, logits, false);
+  }
+
+  BlockWeights<T> block_weights(Arena<Backend> const& a, std::int64_t l) const {
+    std::size_t const base = 1 + static_cast<std::size_t>(l) * 9;
+    auto at = [&](std::size_t k) { return a.template get<T>(base + k).data(); };
+    return BlockWeights<T>{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)};
+  }
+
+ private:
+  static bool ends_with(std::string const& s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+
+  /// Activation arena for (B, T): block inputs x.0..x.L always; saved block activations for every
+  /// layer, or for one reused slot when recomputing; final norm; backward scratch; RoPE tables.
+  void ensure_activations(std::int64_t B, std::int64_t Tn, StepOptions const& opt) {
+    std::int64_t const chunk = std::min(opt.loss_chunk, B * Tn);
+    if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && chunk == chunk_) return;
+    B_ = B, T_ = Tn, recompute_ = opt.recompute, chunk_ = chunk;
+    std::int64_t const N = B * Tn;
+    DType const dt = dtype_v<T>;
+    ArenaLayout l;
+    for (std::int64_t i = 0; i <= L; ++i) l.add("x." + std::to_string(i), dt, Shape{N, C});
+    std::int64_t const slots = recompute_ ? 1 : L;
+    for (std::int64_t i = 0; i < slots; ++i) {
+      std::string const p = "block." + std::to_string(i) + ".";
+      l.add(p + "ln1", dt, Shape{N, C});
+      l.add(p + "rstd1", dt, Shape{N});
+      l.add(p + "qkv", dt, Shape{N, QKV});
+      l.add(p + "att", dt, Shape{N, C});
+      l.add(p + "lse", dt, Shape{B, H, Tn});
+      l.add(p + "x_mid", dt, Shape{N, C});
+      l.add(p + "ln2", dt, Shape{N, C});
+      l.add(p + "rstd2", dt, Shape{N});
+      l.add(p + "gu", dt, Shape{N, 2 * F});
+      l.add(p + "h", dt, Shape{N, F});
+    }
+    l.add("final.ln", dt, Shape{N, C});
+    l.add("final.rstd", dt, Shape{N});
+    l.add("scratch.tmp", dt, Shape{N, C});
+    l.add("scratch.d_res", dt, Shape{N, C});
+    l.add("scratch.d_ln", dt, Shape{N, C});
+    l.add("scratch.d_att", dt, Shape{N, C});
+    l.add("scratch.d_qkv", dt, Shape{N, QKV});
+    l.add("scratch.d_h", dt, Shape{N, F});
+    l.add("scratch.d_gu", dt, Shape{N, 2 * F});
+    l.add("scratch.loss", dt, Shape{chunk, Vp});
+    l.add("rope.cos", dt, Shape{Tn, hd / 2});
+    l.add("rope.sin", dt, Shape{Tn, hd / 2});
+    l.add("doc_start", DType::i32, Shape{B, Tn});
+    acts_ = Arena<Backend>(std::move(l));
+    ops::Rope<Backend>::tables(act("rope.cos"), act("rope.sin"), Tn, hd, Cfg.rope_base);
+  }
+
+  T* act(std::string_view name) const { return acts_.template get<T>(name).data(); }
+
+  BlockActivations<T> block_acts(std::int64_t l) const {
+    std::string const p = "block." + std::to_string(recompute_ ? 0 : l) + ".";
+    return BlockActivations<T>{act(p + "ln1"), act(p + "rstd1"), act(p + "qkv"), act(p + "att"), act(p + "lse"),
+                               act(p + "x_mid"), act(p + "ln2"), act(p + "rstd2"), act(p + "gu"), act(p + "h")};
+  }
+
+  LossResult run(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t B, std::int64_t Tn,
+                 StepOptions const& opt, T const* loss_mask, T* logits, bool backward) {
+    KUMIKI_CHECK(B > 0 && Tn > 0, "batch and sequence length must be positive, got ", B, " x ", Tn);
+    KUMIKI_CHECK(Tn <= Cfg.max_seq_len, "sequence length ", Tn, " exceeds the config's max_seq_len ",
+                 Cfg.max_seq_len);
+    KUMIKI_CHECK(tokens != nullptr && targets != nullptr, "tokens and targets are required");
+    KUMIKI_CHECK(!opt.reset_attention_mask || opt.eod_token >= 0,
+                 "reset_attention_mask needs the end-of-document token id (eod_token)");
+    std::int64_t const N = B * Tn;
+    for (std::int64_t i = 0; i < N; ++i)
+      KUMIKI_CHECK(tokens[i] >= 0 && tokens[i] < V, "token id ", tokens[i], " at position ", i,
+                   " is outside the vocabulary of ", V);
+    ensure_activations(B, Tn, opt);
+
+    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr};
+    if (opt.reset_attention_mask) {
+      std::int32_t* ds = acts_.template get<std::int32_t>("doc_start").data();
+      ops::Attention<Backend>::document_starts(tokens, B, Tn, opt.eod_token, ds);
+      ctx.doc_start = ds;
+    }
+    BlockScratch<T> const s{act("scratch.tmp"), act("scratch.d_ln"), act("scratch.d_att"),
+                            act("scratch.d_qkv"), act("scratch.d_h"), act("scratch.d_gu")};
+    auto x = [&](std::int64_t i) { return act("x." + std::to_string(i)); };
+
+    T const* embed = params_.template get<T>(0).data();
+    ops::Embedding<Backend>::forward(tokens, embed, x(0), N, C, Vp);
+    for (std::int64_t l = 0; l < L; ++l) Block::forward(block_weights(params_, l), block_acts(l), s, ctx, x(l), x(l + 1));
+
+    std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * 9, i_head = i_norm + 1;
+    T const* w_norm = params_.template get<T>(i_norm).data();
+    T const* w_head = params_.template get<T>(i_head).data();
+    ops::RmsNorm<Backend>::forward(x(L), w_norm, act("final.ln"), act("final.rstd"), N, C, Cfg.rms_eps);
+
+    ops::LmHeadLossArgs la;
+    la.tokens = N, la.hidden = C, la.vocab = V, la.padded_vocab = Vp, la.chunk = chunk_;
+    la.ignore_index = opt.ignore_index, la.z_loss = Cfg.z_loss, la.grad_scale = opt.grad_scale;
+    T* d_res = act("scratch.d_res");
+    T* d_ln = act("scratch.d_ln");
+    LossResult const res = ops::LmHeadLoss<Backend>::run(
+        la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
+        backward ? grads_.template get<T>(i_head).data() : nullptr, logits, act("scratch.loss"));
+    if (!backward) return res;
+
+    ops::RmsNorm<Backend>::backward(d_ln, x(L), w_norm, act("final.rstd"), d_res,
+                                    grads_.template get<T>(i_norm).data(), N, C, false);
+    for (std::int64_t l = L - 1; l >= 0; --l) {
+      BlockWeights<T> const w = block_weights(params_, l);
+      BlockActivations<T> const a = block_acts(l);
+      if (recompute_) Block::forward(w, a, s, ctx, x(l), x(l + 1));
+      Block::backward(w, block_weights(grads_, l), a, s, ctx, x(l), d_res);
+    }
+    ops::Embedding<Backend>::backward(tokens, d_res, grads_.template get<T>(0).data(), N, C);
+    return res;
+  }
+
+  Arena<Backend> params_;
+  Arena<Backend> grads_;
+  Arena<Backend> acts_;
+  std::int64_t B_ = 0, T_ = 0, chunk_ = 0;
+  bool recompute_ = false;
+};
+
+}  // namespace nn
+KUMIKI_NAMESPACE_END

@@ -1,0 +1,165 @@
+// kumiki/nn/transformer_block.hpp: one pre-norm LLaMA block (RMSNorm -> GQA attention with RoPE ->
+// residual -> RMSNorm -> SwiGLU MLP -> residual), forward and backward over caller-owned buffers.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/device.hpp"
+#include "kumiki/models/transformer_config.hpp"
+#include "kumiki/ops/attention.hpp"
+#include "kumiki/ops/cpu/attention.hpp"
+#include "kumiki/ops/cpu/linear.hpp"
+#include "kumiki/ops/cpu/residual.hpp"
+#include "kumiki/ops/cpu/rmsnorm.hpp"
+#include "kumiki/ops/cpu/rope.hpp"
+#include "kumiki/ops/cpu/swiglu.hpp"
+#include "kumiki/ops/linear.hpp"
+#include "kumiki/ops/residual.hpp"
+#include "kumiki/ops/rmsnorm.hpp"
+#include "kumiki/ops/rope.hpp"
+#include "kumiki/ops/swiglu.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace nn {
+
+/// A block's weights (or their gradients), HF layouts: q (C, C), k / v (KV, C), o (C, C),
+/// gate / up (F, C), down (C, F), norms (C).
+template <class T>
+struct BlockWeights {
+  T* ln1 = nullptr;
+  T* q = nullptr;
+  T* k = nullptr;
+  T* v = nullptr;
+  T* o = nullptr;
+  T* ln2 = nullptr;
+  T* gate = nullptr;
+  T* up = nullptr;
+  T* down = nullptr;
+};
+
+/// What a block's forward saves for its backward (N = B * T tokens).
+template <class T>
+struct BlockActivations {
+  T* ln1 = nullptr;    // (N, C) normed input
+  T* rstd1 = nullptr;  // (N)
+  T* qkv = nullptr;    // (N, C + 2 KV): q | k | v per token, q and k after RoPE
+  T* att = nullptr;    // (N, C) attention output before o_proj
+  T* lse = nullptr;    // (B, H, T)
+  T* x_mid = nullptr;  // (N, C) residual stream after attention
+  T* ln2 = nullptr;    // (N, C)
+  T* rstd2 = nullptr;  // (N)
+  T* gu = nullptr;     // (N, 2F): gate | up per token
+  T* h = nullptr;      // (N, F) silu(gate) * up
+};
+
+/// Scratch shared by all blocks during the backward (and the o/down projection outputs forward).
+template <class T>
+struct BlockScratch {
+  T* tmp = nullptr;    // (N, C)
+  T* d_ln = nullptr;   // (N, C)
+  T* d_att = nullptr;  // (N, C)
+  T* d_qkv = nullptr;  // (N, C + 2 KV)
+  T* d_h = nullptr;    // (N, F)
+  T* d_gu = nullptr;   // (N, 2F)
+};
+
+/// Per-call context: sizes, RoPE tables, optional document starts (reset attention mask).
+template <class T>
+struct BlockContext {
+  std::int64_t batch = 0, seq = 0;
+  T const* rope_cos = nullptr;  // (T, head_dim / 2)
+  T const* rope_sin = nullptr;
+  std::int32_t const* doc_start = nullptr;  // (B, T) or null
+};
+
+/// One transformer block of configuration `Cfg` on `Backend` in scalar type `T`. Stateless: it only
+/// sequences ops over the pointers it is given, so the CUDA backend can reuse it unchanged.
+template <auto Cfg, class Backend = Cpu, class T = float>
+  requires models::TransformerConfigLike<decltype(Cfg)>
+struct TransformerBlock {
+  static_assert(models::check_config<Cfg>());
+  static constexpr std::int64_t C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads, G = Cfg.num_query_groups;
+  static constexpr std::int64_t hd = Cfg.head_dim(), KV = Cfg.kv_width(), QKV = C + 2 * KV;
+
+  using Linear = ops::Linear<Backend>;
+  using Norm = ops::RmsNorm<Backend>;
+
+  static ops::AttentionShape attention_shape(BlockContext<T> const& ctx) {
+    return ops::AttentionShape{ctx.batch, ctx.seq, H, G, hd, QKV, QKV, QKV, C};
+  }
+  static T attention_scale() { return static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd))); }
+
+  /// x_out (N, C) = block(x_in); fills `a`. x_out must not alias x_in.
+  static void forward(BlockWeights<T> const& w, BlockActivations<T> const& a, BlockScratch<T> const& s,
+                      BlockContext<T> const& ctx, T const* x_in, T* x_out) {
+    std::int64_t const N = ctx.batch * ctx.seq;
+    Norm::forward(x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps);
+    if (w.k == w.q + C * C && w.v == w.k + KV * C) {
+      Linear::forward(a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
+    } else {
+      Linear::forward(a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
+      Linear::forward(a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
+      Linear::forward(a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
+    }
+    ops::Rope<Backend>::apply(a.qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
+    ops::Rope<Backend>::apply(a.qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
+    ops::Attention<Backend>::forward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
+                                     ctx.doc_start, attention_scale());
+    Linear::forward(a.att, w.o, s.tmp, N, C, C);
+    ops::Residual<Backend>::forward(x_in, s.tmp, a.x_mid, N * C);
+    Norm::forward(a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps);
+    if (w.up == w.gate + F * C) {
+      Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
+    } else {
+      Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
+      Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
+    }
+    ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F);
+    Linear::forward(a.h, w.down, s.tmp, N, F, C);
+    ops::Residual<Backend>::forward(a.x_mid, s.tmp, x_out, N * C);
+  }
+
+  /// d_res holds dL/dx_out on entry and dL/dx_in on return; weight gradients accumulate into `d_w`.
+  static void backward(BlockWeights<T> const& w, BlockWeights<T> const& d_w, BlockActivations<T> const& a,
+                       BlockScratch<T> const& s, BlockContext<T> const& ctx, T const* x_in, T* d_res) {
+    std::int64_t const N = ctx.batch * ctx.seq;
+    // MLP: x_out = x_mid + down(swiglu(gate(ln2), up(ln2)))
+    Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
+    Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
+    ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
+    if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
+      Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
+      Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
+    } else {
+      Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
+      Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
+      Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
+      Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
+    }
+    Norm::backward(s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true);
+    // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))
+    Linear::backward_input(d_res, w.o, s.d_att, N, C, C);
+    Linear::backward_weight(d_res, a.att, d_w.o, N, C, C);
+    ops::Attention<Backend>::backward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, s.d_att, a.lse,
+                                      s.d_qkv, s.d_qkv + C, s.d_qkv + C + KV, ctx.doc_start, attention_scale());
+    ops::Rope<Backend>::apply(s.d_qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
+    ops::Rope<Backend>::apply(s.d_qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
+    if (w.k == w.q + C * C && w.v == w.k + KV * C && d_w.k == d_w.q + C * C && d_w.v == d_w.k + KV * C) {
+      Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, QKV);
+      Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, QKV);
+    } else {
+      Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
+      Linear::backward_input(s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
+      Linear::backward_input(s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
+      Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
+      Linear::backward_weight(s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
+      Linear::backward_weight(s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
+    }
+    Norm::backward(s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true);
+  }
+};
+
+}  // namespace nn
+KUMIKI_NAMESPACE_END

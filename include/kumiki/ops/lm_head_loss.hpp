@@ -1,0 +1,43 @@
+// kumiki/ops/lm_head_loss.hpp: fused LM head + softmax cross-entropy over the padded vocabulary, in token chunks.
+#pragma once
+
+#include <cstdint>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/device.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace ops {
+
+/// Sizes and settings of one fused LM-head loss call.
+struct LmHeadLossArgs {
+  std::int64_t tokens = 0;          // N rows of x
+  std::int64_t hidden = 0;          // C
+  std::int64_t vocab = 0;           // real vocabulary V: only ids < V get probability
+  std::int64_t padded_vocab = 0;    // rows of W (>= V); logits of ids >= V are masked out of the softmax
+  std::int64_t chunk = 256;         // tokens per chunk: the scratch holds chunk x padded_vocab logits
+  std::int32_t ignore_index = -100; // targets equal to it contribute nothing
+  double z_loss = 0.0;              // coefficient of mean(lse^2) added to the loss (PaLM z-loss)
+  double grad_scale = 1.0;          // gradients are of grad_scale * loss (e.g. 1 / accumulation steps)
+};
+
+/// Loss over the tokens with positive weight (weight = loss-mask value, 0 for ignored targets):
+/// ce = sum_i w_i (lse_i - logit_i[target_i]) / sum_i w_i; z = z_loss * sum_i w_i lse_i^2 / sum_i w_i;
+/// loss = ce + z.
+struct LmHeadLossResult {
+  double loss = 0.0, ce = 0.0, z = 0.0, weight = 0.0;
+  constexpr operator double() const { return loss; }  // NOLINT: `float l = model.forward(...)` reads the loss
+};
+
+/// Fused output layer and loss: logits = x W^T chunk by chunk, softmax over the real vocabulary only
+/// (padded rows never get probability), cross-entropy with ignore index / loss mask, optional z-loss,\n/// and in the same pass the gradients d_x and d_W. A full tokens x vocab tensor is never held.
+/// Specializations: ops/cpu/lm_head_loss.hpp (Cpu), ops/cuda/lm_head_loss.cuh (Cuda).
+/// \tparam Backend device tag (`Cpu`, `Cuda`)
+template <class Backend>
+struct LmHeadLoss {
+  static_assert(always_false<Backend>,
+                "kumiki: no LmHeadLoss op for this backend; include kumiki/ops/cpu/lm_head_loss.hpp (Cpu) or the CUDA header");
+};
+
+}  // namespace ops
+KUMIKI_NAMESPACE_END
