@@ -117,7 +117,11 @@ TEST_CASE("AdamW: parameter groups scale lr and weight decay per tensor", "[opti
 
 TEST_CASE("AdamW: the fused pass does not depend on the thread count", "[optim]") {
   ArenaLayout L;
-  for (int i = 0; i < 9; ++i) L.add("t" + std::to_string(i), DType::f32, Shape{1 + 37 * i, 3 + i});  // odd sizes
+  for (int i = 0; i < 9; ++i) {  // odd sizes
+    std::string name = std::to_string(i);
+    name.insert(0, 1, 't');
+    L.add(name, DType::f32, Shape{1 + 37 * i, 3 + i});
+  }
   L.add("norm", DType::f32, Shape{1000});
   Arena<Cpu> p1(L), p2(L), g(L);
   fill_normal(p1, 3, 0.02f);
