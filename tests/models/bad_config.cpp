@@ -1,0 +1,18 @@
+// Must NOT compile: hidden 100 is not divisible by 3 heads. The CTest case expects the readable
+// static_assert message selected by -DKUMIKI_BAD_CONFIG=<n>.
+#include "kumiki/models/transformer_config.hpp"
+
+using kumiki::models::TransformerConfig;
+
+#if KUMIKI_BAD_CONFIG == 1
+inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 100, .ffn_hidden = 8, .num_layers = 1,
+                                       .num_heads = 3, .num_query_groups = 1, .max_seq_len = 8};
+#elif KUMIKI_BAD_CONFIG == 2
+inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 96, .ffn_hidden = 8, .num_layers = 1,
+                                       .num_heads = 6, .num_query_groups = 4, .max_seq_len = 8};
+#else
+inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 30, .ffn_hidden = 8, .num_layers = 1,
+                                       .num_heads = 2, .num_query_groups = 1, .max_seq_len = 8};
+#endif
+static_assert(kumiki::models::check_config<bad>());
+int main() { return 0; }

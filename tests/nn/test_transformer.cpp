@@ -1,0 +1,180 @@
+// The dense transformer: whole-model gradients vs finite differences (double), Megatron init from
+// Philox, bitwise determinism across thread counts and activation recomputation, gradient
+// accumulation, and input validation.
+#include <catch2/catch.hpp>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "../ops/gradcheck.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+
+using namespace kumiki;
+
+namespace {
+// 2 layers, GQA (4 heads over 2 groups), padded vocab, z-loss on: every path of the model.
+constexpr models::TransformerConfig grad_cfg{
+    .vocab_size = 29, .make_vocab_divisible_by = 16, .hidden = 16, .ffn_hidden = 24, .num_layers = 2,
+    .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 16,
+    .untie_embeddings = true, .z_loss = 1e-2, .init_std = 0.3};
+
+// Larger than a GEMM tile and an attention tile, so threads split real work.
+constexpr models::TransformerConfig det_cfg{
+    .vocab_size = 300, .make_vocab_divisible_by = 128, .hidden = 64, .ffn_hidden = 160, .num_layers = 2,
+    .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 128,
+    .untie_embeddings = true, .z_loss = 1e-4, .init_std = 0.1};
+
+std::vector<std::int32_t> random_tokens(std::int64_t n, std::int32_t vocab, std::uint64_t seed) {
+  std::mt19937 rng(static_cast<std::uint32_t>(seed));
+  std::uniform_int_distribution<std::int32_t> d(0, vocab - 1);
+  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+}  // namespace
+
+TEST_CASE("2-layer GQA model gradients match finite differences in double", "[nn][grad]") {
+  nn::Transformer<grad_cfg, Cpu, double> m;
+  m.init(7);
+  std::int64_t const B = 2, T = 12;
+  auto tokens = random_tokens(B * T, 29, 1), targets = random_tokens(B * T, 29, 2);
+  targets[5] = -100;  // ignored
+  std::vector<double> mask(B * T, 1.0);
+  mask[9] = 0.5;
+  for (bool reset : {false, true}) {
+    nn::StepOptions opt;
+    if (reset) {  // document-causal attention with EOD = token 0
+      opt.reset_attention_mask = true;
+      opt.eod_token = 0;
+      tokens[4] = 0;
+      tokens[T + 8] = 0;
+    }
+    m.zero_grad();
+    double const l0 = m.forward_backward(tokens.data(), targets.data(), B, T, opt, mask.data());
+    auto loss = [&] { return m.forward(tokens.data(), targets.data(), B, T, opt, mask.data()).loss; };
+    CHECK(loss() == l0);
+    auto const& layout = m.params().layout();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < layout.size(); ++i) {
+      auto p = m.params().get<double>(i);
+      auto g = m.grads().get<double>(i);
+      auto const e = kumiki_test::gradcheck(layout[i].name + (reset ? " (reset mask)" : ""), loss, p.data(), g.data(),
+                                            p.numel(), 48);
+      worst = std::max(worst, e.max_rel);
+    }
+    std::printf("model gradcheck%s: worst max rel error %.3e\n", reset ? " (reset attention mask)" : "", worst);
+    CHECK(worst <= 1e-6);
+  }
+}
+
+TEST_CASE("Megatron init from Philox: per-tensor streams, scaled output projections, unit norms", "[nn][init]") {
+  nn::Transformer<det_cfg> m;
+  m.init(1234);
+  auto const& layout = m.params().layout();
+  double const std_out = det_cfg.init_std / std::sqrt(2.0 * det_cfg.num_layers);
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    auto const& e = layout[i];
+    auto v = m.params().get<float>(i);
+    PhiloxStream const s{1234, i};  // stream id = arena index
+    if (e.shape.rank() == 1) {
+      for (float x : v) REQUIRE(x == 1.0f);
+      continue;
+    }
+    bool const out = e.name.find("o_proj") != std::string::npos || e.name.find("down_proj") != std::string::npos;
+    float const sd = static_cast<float>(out ? std_out : det_cfg.init_std);
+    for (std::int64_t j : {std::int64_t{0}, std::int64_t{1}, v.numel() - 1}) REQUIRE(v.data()[j] == sd * s.normal(j));
+    double ss = 0.0;
+    for (float x : v) ss += double(x) * x;
+    CHECK(std::sqrt(ss / v.numel()) == Approx(sd).epsilon(0.1));
+  }
+  // Thread-count independent.
+  int const saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  nn::Transformer<det_cfg> m1;
+  m1.init(1234);
+  omp_set_num_threads(saved);
+  CHECK(std::memcmp(m.params().data(), m1.params().data(), m.params().total_bytes()) == 0);
+}
+
+TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, with and without recomputation",
+          "[nn][determinism]") {
+  std::int64_t const B = 3, T = 100;  // T = 100: two attention tiles, the last partial
+  auto tokens = random_tokens(B * T, 300, 3), targets = random_tokens(B * T, 300, 4);
+  struct Run {
+    double loss;
+    std::vector<std::byte> grads;
+  };
+  auto run = [&](int threads, bool recompute) {
+    int const saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    nn::Transformer<det_cfg> m;
+    m.init(99);
+    nn::StepOptions opt;
+    opt.recompute = recompute;
+    opt.loss_chunk = 128;  // three LM-head chunks
+    double const loss = m.forward_backward(tokens.data(), targets.data(), B, T, opt);
+    omp_set_num_threads(saved);
+    return Run{loss, std::vector<std::byte>(m.grads().data(), m.grads().data() + m.grads().total_bytes())};
+  };
+  Run const base = run(1, false);
+  for (auto [threads, recompute] : {std::pair{2, false}, std::pair{1, true}, std::pair{2, true}}) {
+    Run const r = run(threads, recompute);
+    INFO("threads " << threads << " recompute " << recompute);
+    CHECK(r.loss == base.loss);  // exact
+    CHECK(std::memcmp(r.grads.data(), base.grads.data(), r.grads.size()) == 0);
+  }
+  std::printf("determinism: loss %.9f identical for threads {1,2} x recompute {off,on}\n", base.loss);
+}
+
+TEST_CASE("gradients accumulate across calls (gradient accumulation)", "[nn]") {
+  std::int64_t const B = 2, T = 32;
+  auto tokens = random_tokens(B * T, 300, 5), targets = random_tokens(B * T, 300, 6);
+  nn::Transformer<det_cfg> m;
+  m.init(5);
+  nn::StepOptions opt;
+  m.forward_backward(tokens.data(), targets.data(), B, T, opt);
+  std::vector<float> once(m.grads().get<float>("lm_head.weight").begin(), m.grads().get<float>("lm_head.weight").end());
+  std::vector<float> q_once(m.grads().get<float>("model.layers.0.self_attn.q_proj.weight").begin(),
+                            m.grads().get<float>("model.layers.0.self_attn.q_proj.weight").end());
+  m.zero_grad();
+  opt.grad_scale = 0.5;  // two half-weighted micro-batches == one full one (scaling by 2^-1 is exact)
+  m.forward_backward(tokens.data(), targets.data(), B, T, opt);
+  m.forward_backward(tokens.data(), targets.data(), B, T, opt);
+  auto twice = m.grads().get<float>("lm_head.weight");
+  auto q_twice = m.grads().get<float>("model.layers.0.self_attn.q_proj.weight");
+  for (std::size_t i = 0; i < once.size(); ++i) REQUIRE(twice.data()[i] == once[i]);
+  for (std::size_t i = 0; i < q_once.size(); ++i) REQUIRE(q_twice.data()[i] == q_once[i]);
+}
+
+TEST_CASE("forward returns HF-style logits and rejects bad input", "[nn]") {
+  nn::Transformer<models::tiny_test> m;
+  m.init(1);
+  std::int64_t const B = 1, T = 8;
+  auto tokens = random_tokens(B * T, 50, 7), targets = random_tokens(B * T, 50, 8);
+  std::vector<float> logits(B * T * models::tiny_test.padded_vocab());
+  auto const r = m.forward(tokens.data(), targets.data(), B, T, {}, nullptr, logits.data());
+  // Loss from the returned logits, softmax over the real vocabulary only.
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < B * T; ++i) {
+    float const* z = logits.data() + i * 64;
+    double mx = -1e30, s = 0.0;
+    for (int v = 0; v < 50; ++v) mx = std::max<double>(mx, z[v]);
+    for (int v = 0; v < 50; ++v) s += std::exp(z[v] - mx);
+    sum += mx + std::log(s) - z[targets[i]];
+  }
+  CHECK(r.loss == Approx(sum / (B * T)).epsilon(1e-5));
+  CHECK(r.loss == Approx(std::log(50.0)).epsilon(0.05));  // init std 0.02: nearly uniform
+  tokens[3] = 50;  // a padded id is not a token
+  CHECK_THROWS_WITH(m.forward(tokens.data(), targets.data(), B, T), Catch::Contains("outside the vocabulary"));
+  tokens[3] = 1;
+  std::vector<std::int32_t> long_tokens(40, 1);
+  CHECK_THROWS_WITH(m.forward(long_tokens.data(), long_tokens.data(), 1, 40), Catch::Contains("max_seq_len"));
+  nn::StepOptions opt;
+  opt.reset_attention_mask = true;
+  CHECK_THROWS_WITH(m.forward(tokens.data(), targets.data(), B, T, opt), Catch::Contains("eod_token"));
+}
