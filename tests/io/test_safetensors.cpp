@@ -326,3 +326,38 @@ TEST_CASE("safetensors writer rejects what it cannot write", "[io][safetensors]"
   CHECK_FALSE(std::filesystem::exists(dir / "x.safetensors"));
   CHECK(std::filesystem::is_empty(dir.path()));  // no temporary files left behind either
 }
+
+TEST_CASE("safetensors stores f32 tensors as bf16 on the fly, equal to converting first", "[io][safetensors][bf16]") {
+  ScratchDir dir("cast");
+  ArenaLayout layout;
+  layout.add("w", DType::f32, {300, 257});  // > one conversion chunk (65536 elements)
+  layout.add("ids", DType::i64, {3});
+  layout.add("b", DType::f32, {5});
+  Arena<Cpu> a(layout);
+  philox_fill_normal(a.get<float>("w").data(), 300 * 257, {11, 0}, 0.0f, 1.0f);
+  philox_fill_normal(a.get<float>("b").data(), 5, {11, 1}, 0.0f, 1.0f);
+  for (int i = 0; i < 3; ++i) a.get<std::int64_t>("ids").data()[i] = -i;
+
+  io::WriteOptions opt;
+  opt.floating_dtype = DType::bf16;
+  io::write_safetensors(dir / "streamed.safetensors", a, {{"dtype", "bf16"}}, opt);
+  Arena<Cpu> const converted = io::convert_arena(a, DType::bf16);
+  io::write_safetensors(dir / "converted.safetensors", converted, {{"dtype", "bf16"}});
+  CHECK(io_test::read_bytes(dir / "streamed.safetensors") == io_test::read_bytes(dir / "converted.safetensors"));
+
+  io::SafetensorsFile const f(dir / "streamed.safetensors");
+  CHECK(f.entry("w").dtype == DType::bf16);
+  CHECK(f.entry("ids").dtype == DType::i64);
+  auto const w = f.get<bf16>("w");
+  float const* src = a.get<float>("w").data();
+  for (std::int64_t i = 0; i < w.numel(); i += 997) CHECK(w.data()[i].bits == bf16(src[i]).bits);
+
+  // Sharding counts stored (bf16) bytes: 154200 + 24 + 10 bytes fit one 160000-byte shard.
+  io::ShardOptions sopt;
+  sopt.max_shard_bytes = 160000;
+  sopt.write = opt;
+  auto const files = io::write_safetensors_sharded(dir / "m", a, {}, sopt);
+  CHECK(files.size() == 1);
+  sopt.write = {};
+  CHECK(io::write_safetensors_sharded(dir / "m32", a, {}, sopt).size() == 3);  // w (308400 B) alone, then ids + b, then the index
+}

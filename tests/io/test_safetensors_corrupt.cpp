@@ -3,7 +3,9 @@
 // (run this under the debug-asan preset to prove nothing reads out of bounds).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -238,10 +240,14 @@ std::vector<std::byte> mutate(std::vector<std::byte> img, PhiloxStream const& rn
 TEST_CASE("safetensors randomized corruption: parse inside the file or throw kumiki::Error",
           "[io][safetensors][corrupt][fuzz]") {
   io_test::ScratchDir dir("fuzz");
-  PhiloxStream const rng{2024, 7};
+  char const* seed_env = std::getenv("KUMIKI_IO_FUZZ_SEED");
+  PhiloxStream const rng{seed_env ? std::strtoull(seed_env, nullptr, 10) : 2024, 7};
   std::uint64_t k = 0;
   int accepted = 0, rejected = 0;
-  int const bases = 40, mutations_per_base = 150;  // 6000 mutated files
+  // 6000 mutated files by default; KUMIKI_IO_FUZZ_SCALE=N runs N times as many base files (soak runs).
+  char const* scale_env = std::getenv("KUMIKI_IO_FUZZ_SCALE");
+  int const scale = scale_env ? std::max(1, std::atoi(scale_env)) : 1;
+  int const bases = 40 * scale, mutations_per_base = 150;
   for (int b = 0; b < bases; ++b) {
     std::vector<std::byte> const base = random_valid_image(rng, k, dir);
     for (int m = 0; m < mutations_per_base; ++m) {

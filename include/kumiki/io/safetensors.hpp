@@ -347,21 +347,40 @@ inline std::vector<NamedTensor> named_tensors(Arena<Cpu> const& arena) {
   return out;
 }
 
+/// How tensors are stored.
+struct WriteOptions {
+  /// When set, floating tensors (f32, f64, bf16, f16) are stored in this dtype, converted while
+  /// writing in small chunks (round to nearest even; see io/convert.hpp), so exporting f32
+  /// parameters as bf16 needs no second copy of the model. Integer tensors are stored as they are.
+  std::optional<DType> floating_dtype;
+};
+
 namespace detail {
 
-// The order tensors take in a file: element size descending (keeps every tensor aligned to its
-// element size after the 8-aligned header), then name; the reference writer orders the same way.
-inline std::vector<std::size_t> st_file_order(std::span<NamedTensor const> tensors) {
+// The dtype a tensor is stored in.
+inline DType st_stored_dtype(AnyView const& v, WriteOptions const& opt) {
+  return opt.floating_dtype && is_floating(v.dtype) ? *opt.floating_dtype : v.dtype;
+}
+inline std::uint64_t st_stored_bytes(AnyView const& v, WriteOptions const& opt) {
+  return static_cast<std::uint64_t>(v.shape.numel()) * dtype_size(st_stored_dtype(v, opt));
+}
+
+// The order tensors take in a file: stored element size descending (keeps every tensor aligned to
+// its element size after the 8-aligned header), then name; the reference writer orders the same way.
+inline std::vector<std::size_t> st_file_order(std::span<NamedTensor const> tensors, WriteOptions const& opt) {
   std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    std::size_t const sa = dtype_size(tensors[a].view.dtype), sb = dtype_size(tensors[b].view.dtype);
+    std::size_t const sa = dtype_size(st_stored_dtype(tensors[a].view, opt));
+    std::size_t const sb = dtype_size(st_stored_dtype(tensors[b].view, opt));
     return sa != sb ? sa > sb : tensors[a].name < tensors[b].name;
   });
   return order;
 }
 
-inline void st_check_writable(std::span<NamedTensor const> tensors, std::string const& target) {
+inline void st_check_writable(std::span<NamedTensor const> tensors, WriteOptions const& opt, std::string const& target) {
+  KUMIKI_CHECK(!opt.floating_dtype || is_floating(*opt.floating_dtype), "safetensors '", target,
+               "': floating_dtype must be f32, f64, bf16 or f16");
   std::unordered_map<std::string_view, int> seen;
   for (NamedTensor const& t : tensors) {
     KUMIKI_CHECK(!t.name.empty(), "safetensors '", target, "': tensor with an empty name");
@@ -374,11 +393,31 @@ inline void st_check_writable(std::span<NamedTensor const> tensors, std::string 
   }
 }
 
+// Appends a tensor's stored bytes, converting in chunks when the stored dtype differs.
+inline void st_write_data(AtomicFile& f, AnyView const& v, DType stored) {
+  if (stored == v.dtype) {
+    f.write(v.data, v.bytes());
+    return;
+  }
+  constexpr std::size_t chunk = std::size_t{1} << 16;  // elements
+  std::vector<std::byte> buf(chunk * dtype_size(stored));
+  std::size_t const n = static_cast<std::size_t>(v.shape.numel());
+  auto const* src = static_cast<std::byte const*>(v.data);
+  for (std::size_t i = 0; i < n; i += chunk) {
+    std::size_t const k = n - i < chunk ? n - i : chunk;
+    auto const m = static_cast<std::int64_t>(k);
+    convert(AnyView{const_cast<std::byte*>(src + i * dtype_size(v.dtype)), v.dtype, {m}, DeviceKind::cpu},
+            AnyView{buf.data(), stored, {m}, DeviceKind::cpu});
+    f.write(buf.data(), k * dtype_size(stored));
+  }
+}
+
 }  // namespace detail
 
 /// The header a file with these tensors gets: compact JSON, `__metadata__` first (when not empty),
 /// then the tensors in file order, padded with spaces to a multiple of 8 bytes.
-inline std::string safetensors_header(std::span<NamedTensor const> tensors, Metadata const& metadata = {}) {
+inline std::string safetensors_header(std::span<NamedTensor const> tensors, Metadata const& metadata = {},
+                                      WriteOptions const& opt = {}) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
@@ -386,12 +425,14 @@ inline std::string safetensors_header(std::span<NamedTensor const> tensors, Meta
     h["__metadata__"] = std::move(m);
   }
   std::uint64_t offset = 0;
-  for (std::size_t i : detail::st_file_order(tensors)) {
+  for (std::size_t i : detail::st_file_order(tensors, opt)) {
     NamedTensor const& t = tensors[i];
     std::vector<std::int64_t> shape;
     for (int d = 0; d < t.view.shape.rank(); ++d) shape.push_back(t.view.shape[d]);
-    std::uint64_t const end = offset + t.view.bytes();
-    h[t.name] = {{"dtype", safetensors_dtype_name(t.view.dtype)}, {"shape", shape}, {"data_offsets", {offset, end}}};
+    std::uint64_t const end = offset + detail::st_stored_bytes(t.view, opt);
+    h[t.name] = {{"dtype", safetensors_dtype_name(detail::st_stored_dtype(t.view, opt))},
+                 {"shape", shape},
+                 {"data_offsets", {offset, end}}};
     offset = end;
   }
   std::string text;
@@ -407,74 +448,78 @@ inline std::string safetensors_header(std::span<NamedTensor const> tensors, Meta
 /// Writes one safetensors file atomically (temporary file, fsync, rename; see io/atomic_file.hpp).
 /// Returns the number of bytes written.
 inline std::uint64_t write_safetensors(std::filesystem::path const& path, std::span<NamedTensor const> tensors,
-                                       Metadata const& metadata = {}) {
-  detail::st_check_writable(tensors, path.string());
-  std::string const header = safetensors_header(tensors, metadata);
+                                       Metadata const& metadata = {}, WriteOptions const& opt = {}) {
+  detail::st_check_writable(tensors, opt, path.string());
+  std::string const header = safetensors_header(tensors, metadata, opt);
   AtomicFile f(path);
   std::uint64_t const n = header.size();
   f.write(&n, 8);
   f.write(header);
-  for (std::size_t i : detail::st_file_order(tensors)) f.write(tensors[i].view.data, tensors[i].view.bytes());
+  for (std::size_t i : detail::st_file_order(tensors, opt))
+    detail::st_write_data(f, tensors[i].view, detail::st_stored_dtype(tensors[i].view, opt));
   std::uint64_t const total = f.bytes_written();
   f.commit();
   return total;
 }
 inline std::uint64_t write_safetensors(std::filesystem::path const& path, std::vector<NamedTensor> const& tensors,
-                                       Metadata const& metadata = {}) {
-  return write_safetensors(path, std::span<NamedTensor const>(tensors), metadata);
+                                       Metadata const& metadata = {}, WriteOptions const& opt = {}) {
+  return write_safetensors(path, std::span<NamedTensor const>(tensors), metadata, opt);
 }
 /// Writes every tensor of a host arena under its layout name.
 inline std::uint64_t write_safetensors(std::filesystem::path const& path, Arena<Cpu> const& arena,
-                                       Metadata const& metadata = {}) {
-  return write_safetensors(path, named_tensors(arena), metadata);
+                                       Metadata const& metadata = {}, WriteOptions const& opt = {}) {
+  return write_safetensors(path, named_tensors(arena), metadata, opt);
 }
 
 /// Sharding of a model directory (Hugging Face conventions).
 struct ShardOptions {
-  /// A shard is closed before a tensor that would take it past this many tensor bytes; a tensor
-  /// larger than the limit gets a shard of its own. Hugging Face's default is 5 GB.
+  /// A shard is closed before a tensor that would take it past this many stored tensor bytes; a
+  /// tensor larger than the limit gets a shard of its own. Hugging Face's default is 5 GB.
   std::uint64_t max_shard_bytes = 5'000'000'000;
   /// File names: `<prefix>.safetensors`, or `<prefix>-00001-of-00003.safetensors` and
   /// `<prefix>.safetensors.index.json` when there is more than one shard.
   std::string prefix = "model";
+  /// Storage dtype (WriteOptions::floating_dtype applies to every shard).
+  WriteOptions write{};
 };
 
 inline std::string shard_file_name(std::string const& prefix, std::size_t i, std::size_t n) {
-  char buf[32];
+  char buf[48];
   std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu", i + 1, n);
   return prefix + buf + ".safetensors";
 }
 
 /// Writes `tensors` into directory `dir` (created if missing): one `<prefix>.safetensors` when they
 /// fit in one shard, else shards in the given order plus the index {"metadata": {"total_size": N},
-/// "weight_map": {name: file}}, N being the tensor bytes. Every shard carries `metadata`. Shards are
-/// written first and the index last, each atomically; a stale index (or single file) left by an
-/// earlier write of the other kind is removed at the end so it cannot shadow the new files.
-/// Returns the files written, the index last.
+/// "weight_map": {name: file}}, N being the stored tensor bytes. Every shard carries `metadata`.
+/// Shards are written first and the index last, each atomically; a stale index (or single file)
+/// left by an earlier write of the other kind is removed at the end so it cannot shadow the new
+/// files. Returns the files written, the index last.
 inline std::vector<std::filesystem::path> write_safetensors_sharded(std::filesystem::path const& dir,
                                                                     std::span<NamedTensor const> tensors,
                                                                     Metadata const& metadata = {},
                                                                     ShardOptions const& opt = {}) {
   KUMIKI_CHECK(opt.max_shard_bytes > 0, "max_shard_bytes must be positive");
   KUMIKI_CHECK(!opt.prefix.empty() && opt.prefix.find('/') == std::string::npos, "bad shard prefix '", opt.prefix, "'");
-  detail::st_check_writable(tensors, dir.string());
+  detail::st_check_writable(tensors, opt.write, dir.string());
   std::filesystem::create_directories(dir);
   std::vector<std::vector<NamedTensor>> shards(1);
   std::uint64_t shard_bytes = 0, total = 0;
   for (NamedTensor const& t : tensors) {
-    if (!shards.back().empty() && shard_bytes + t.view.bytes() > opt.max_shard_bytes) {
+    std::uint64_t const b = detail::st_stored_bytes(t.view, opt.write);
+    if (!shards.back().empty() && shard_bytes + b > opt.max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;
     }
     shards.back().push_back(t);
-    shard_bytes += t.view.bytes();
-    total += t.view.bytes();
+    shard_bytes += b;
+    total += b;
   }
   std::vector<std::filesystem::path> written;
   std::filesystem::path const single = dir / (opt.prefix + ".safetensors");
   std::filesystem::path const index = dir / (opt.prefix + ".safetensors.index.json");
   if (shards.size() == 1) {
-    write_safetensors(single, shards[0], metadata);
+    write_safetensors(single, shards[0], metadata, opt.write);
     written.push_back(single);
     std::filesystem::remove(index);
     return written;
@@ -482,7 +527,7 @@ inline std::vector<std::filesystem::path> write_safetensors_sharded(std::filesys
   nlohmann::json weight_map = nlohmann::json::object();
   for (std::size_t s = 0; s < shards.size(); ++s) {
     std::string const name = shard_file_name(opt.prefix, s, shards.size());
-    write_safetensors(dir / name, shards[s], metadata);
+    write_safetensors(dir / name, shards[s], metadata, opt.write);
     written.push_back(dir / name);
     for (NamedTensor const& t : shards[s]) weight_map[t.name] = name;
   }
@@ -528,7 +573,7 @@ class SafetensorsModel {
 
   std::filesystem::path const& path() const { return path_; }
   std::vector<SafetensorsFile> const& files() const { return files_; }
-  /// The first file's `__metadata__`.
+  /// The `__metadata__` of the first file (in file name order).
   Metadata const& metadata() const { return files_.front().metadata(); }
   /// Tensor names, sorted.
   std::vector<std::string> names() const {
@@ -578,20 +623,21 @@ class SafetensorsModel {
     if (!doc.is_object()) KUMIKI_FAIL("index '", src, "' is not a JSON object");
     auto const wm = doc.find("weight_map");
     if (wm == doc.end() || !wm->is_object()) KUMIKI_FAIL("index '", src, "' has no weight_map object");
-    std::map<std::string, std::size_t> file_ix;
+    std::map<std::string, std::size_t> file_ix;  // shard name -> index into files_, opened in name order
     std::vector<std::pair<std::string, std::string>> mapping;
     for (auto const& [name, file] : wm->items()) {
       if (!file.is_string()) KUMIKI_FAIL("index '", src, "': weight_map entry '", name, "' is not a file name");
       auto const& f = file.get_ref<std::string const&>();
       if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\\') != std::string::npos)
         KUMIKI_FAIL("index '", src, "': weight_map entry '", name, "' names '", f, "', not a file in the directory");
-      if (!file_ix.contains(f)) {
-        file_ix.emplace(f, files_.size());
-        files_.emplace_back(index.parent_path() / f);
-      }
+      file_ix.emplace(f, 0);
       mapping.emplace_back(name, f);
     }
-    if (files_.empty()) KUMIKI_FAIL("index '", src, "' maps no tensors");
+    if (file_ix.empty()) KUMIKI_FAIL("index '", src, "' maps no tensors");
+    for (auto& [f, i] : file_ix) {
+      i = files_.size();
+      files_.emplace_back(index.parent_path() / f);
+    }
     for (std::size_t i = 0; i < files_.size(); ++i)
       for (auto const& e : files_[i].entries()) {
         auto const [it, fresh] = where_.emplace(e.name, i);
