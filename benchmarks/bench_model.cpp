@@ -1,0 +1,84 @@
+// Whole-model benchmarks: one training step (forward + backward + AdamW) of the issue-3 reference
+// config (hidden 256, 4 layers, 4 heads / 2 groups, ffn 704, vocab 8192) at batch 8 x seq 256, and of
+// the demo config; tokens/s, model GFLOP/s (Megatron formula, models::TransformerConfig::flops_per_token)
+// and the process's peak RSS.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <random>
+#include <vector>
+
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/optim/adamw.hpp"
+
+using namespace kumiki;
+
+namespace {
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> d(0, static_cast<std::int32_t>(vocab) - 1);
+  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
+// range(0) batch, range(1) seq, range(2) recompute, range(3): 0 full step with AdamW, 1 forward+backward,
+// 2 forward only.
+template <auto Cfg>
+void BM_TrainStep(benchmark::State& state) {
+  std::int64_t const B = state.range(0), T = state.range(1);
+  int const mode = static_cast<int>(state.range(3));
+  nn::Transformer<Cfg> model;
+  model.init(1);
+  optim::AdamW<Cpu> adamw(model.params().layout());
+  auto const tokens = random_tokens(B * T, Cfg.vocab_size, 1), targets = random_tokens(B * T, Cfg.vocab_size, 2);
+  nn::StepOptions opt;
+  opt.recompute = state.range(2) != 0;
+  auto step = [&] {
+    double loss = 0.0;
+    if (mode == 2) {
+      loss = model.forward(tokens.data(), targets.data(), B, T, opt);
+    } else {
+      model.zero_grad();
+      loss = model.forward_backward(tokens.data(), targets.data(), B, T, opt);
+      if (mode == 0) adamw.step(model.params(), model.grads(), 3e-4f);
+    }
+    benchmark::DoNotOptimize(loss);
+  };
+  step();  // allocate activations, warm caches
+  for (auto _ : state) step();
+  double const tokens_per_iter = static_cast<double>(B * T);
+  double const flops = (mode == 2 ? Cfg.flops_per_token(T) / 3.0 : Cfg.flops_per_token(T)) * tokens_per_iter;
+  state.counters["tokens/s"] = benchmark::Counter(tokens_per_iter, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.SetLabel(mode == 0 ? "fwd+bwd+adamw" : mode == 1 ? "fwd+bwd" : "fwd");
+}
+}  // namespace
+
+BENCHMARK(BM_TrainStep<models::bench_ref>)
+    ->Name("TrainStep/bench_ref")
+    ->ArgNames({"B", "T", "recompute", "mode"})
+    ->Args({8, 256, 0, 0})
+    ->Args({8, 256, 1, 0})
+    ->Args({8, 256, 0, 1})
+    ->Args({8, 256, 0, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
+BENCHMARK(BM_TrainStep<models::demo>)
+    ->Name("TrainStep/demo")
+    ->ArgNames({"B", "T", "recompute", "mode"})
+    ->Args({8, 256, 0, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
+
+BENCHMARK_MAIN();
