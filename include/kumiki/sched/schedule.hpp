@@ -71,6 +71,8 @@ struct Schedule {
   template <class S>
     requires std::is_constructible_v<Variant, S> && (!std::is_same_v<std::remove_cvref_t<S>, Schedule>)
   constexpr Schedule(S&& s) : v(static_cast<S&&>(s)) {}
+  /// A non-composed schedule held as its own alternative.
+  constexpr Schedule(BaseSchedule const& b) : v(std::visit([](auto const& s) -> Variant { return s; }, b.v)) {}
 
   constexpr double lr(std::int64_t step) const {
     return std::visit([step](auto const& s) { return s.lr(step); }, v);
