@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -165,10 +167,66 @@ std::vector<std::byte> random_valid_image(PhiloxStream const& rng, std::uint64_t
   return io_test::read_bytes(path);
 }
 
+// A mutation that keeps the JSON valid and the header length right, editing the tensor table itself
+// (shifted or copied offsets, other dtypes and shapes, removed entries), so the layout checks behind
+// the JSON parse are exercised.
+template <class R>
+std::vector<std::byte> mutate_table_json(nlohmann::ordered_json& h, std::vector<std::byte> const& img, std::uint64_t n, R&& r);
+
+std::vector<std::byte> mutate_table(std::vector<std::byte> const& img, PhiloxStream const& rng, std::uint64_t& k) {
+  auto r = [&](std::uint64_t m) { return m ? static_cast<std::size_t>(rng.u32(k++) % m) : std::size_t{0}; };
+  std::uint64_t n = 0;
+  if (img.size() < 8) return img;
+  std::memcpy(&n, img.data(), 8);
+  if (n > img.size() - 8) return img;
+  auto const* text = reinterpret_cast<char const*>(img.data() + 8);
+  nlohmann::ordered_json h = nlohmann::ordered_json::parse(text, text + n, nullptr, false);
+  if (!h.is_object()) return img;  // an earlier mutation broke the JSON
+  try {
+    return mutate_table_json(h, img, n, r);
+  } catch (nlohmann::json::exception const&) {
+    return img;  // an earlier mutation changed a field's type
+  }
+}
+
+template <class R>
+std::vector<std::byte> mutate_table_json(nlohmann::ordered_json& h, std::vector<std::byte> const& img, std::uint64_t n, R&& r) {
+  std::vector<std::string> names;
+  for (auto const& [key, value] : h.items())
+    if (key != "__metadata__") names.push_back(key);
+  if (names.empty()) return img;
+  auto& t = h[names[r(names.size())]];
+  switch (r(5)) {
+    case 0: {  // shift both offsets together: overlap with a neighbour, or a hole
+      long const deltas[] = {-8, -4, -2, -1, 1, 2, 4, 8};
+      long const d = deltas[r(8)];
+      for (int i = 0; i < 2; ++i) t["data_offsets"][i] = std::max(0L, t["data_offsets"][i].template get<long>() + d);
+      break;
+    }
+    case 1: t["data_offsets"] = h[names[r(names.size())]]["data_offsets"]; break;  // share another's bytes
+    case 2: {
+      char const* dtypes[] = {"F32", "BF16", "F16", "I64", "U8", "F64", "BOOL", "F8_E5M2", ""};
+      t["dtype"] = dtypes[r(9)];
+      break;
+    }
+    case 3: {
+      if (t["shape"].empty()) t["shape"].push_back(r(4));
+      else t["shape"][r(t["shape"].size())] = r(6);
+      break;
+    }
+    default: h.erase(names[r(names.size())]); break;  // the data stays: a hole or trailing bytes
+  }
+  std::string const header = h.dump();
+  std::vector<std::byte> data(img.begin() + static_cast<std::ptrdiff_t>(8 + n), img.end());
+  return make_image(header, data);
+}
+
 // One random mutation: byte flips, truncation, extension, header-length edits, digit rewrites, splices.
 std::vector<std::byte> mutate(std::vector<std::byte> img, PhiloxStream const& rng, std::uint64_t& k) {
   auto r = [&](std::uint64_t m) { return m ? static_cast<std::size_t>(rng.u32(k++) % m) : std::size_t{0}; };
-  switch (r(8)) {
+  switch (r(10)) {
+    case 8:
+    case 9: img = mutate_table(img, rng, k); break;
     case 0: {  // flip random bytes anywhere
       std::size_t const flips = 1 + r(4);
       for (std::size_t i = 0; i < flips && !img.empty(); ++i) img[r(img.size())] ^= static_cast<std::byte>(1u << r(8));
@@ -244,6 +302,13 @@ TEST_CASE("safetensors randomized corruption: parse inside the file or throw kum
   PhiloxStream const rng{seed_env ? std::strtoull(seed_env, nullptr, 10) : 2024, 7};
   std::uint64_t k = 0;
   int accepted = 0, rejected = 0;
+  // Rejections by check, to show the mutations reach every layer of validation.
+  std::map<std::string, int> reasons = {{"shorter than the 8-byte", 0}, {"runs past the end of the file", 0},
+                                        {"malformed JSON", 0},          {"duplicate key", 0},
+                                        {"unsupported dtype", 0},       {"is not an integer", 0},
+                                        {"is negative", 0},             {"run past the data section", 0},
+                                        {"bytes but", 0},               {"overlaps", 0},
+                                        {"belong to no tensor", 0},     {"trailing bytes", 0}};
   // 6000 mutated files by default; KUMIKI_IO_FUZZ_SCALE=N runs N times as many base files (soak runs).
   char const* scale_env = std::getenv("KUMIKI_IO_FUZZ_SCALE");
   int const scale = scale_env ? std::max(1, std::atoi(scale_env)) : 1;
@@ -271,12 +336,19 @@ TEST_CASE("safetensors randomized corruption: parse inside the file or throw kum
           for (std::size_t i = 0; i < view.bytes(); ++i) sum += static_cast<unsigned>(p[i]);
         }
         (void)sum;
-      } catch (kumiki::Error const&) {
+      } catch (kumiki::Error const& e) {
         ++rejected;
+        std::string const what = e.what();
+        for (auto& [key, count] : reasons)
+          if (what.find(key) != std::string::npos) ++count;
       } catch (std::exception const& e) {
         FAIL("a corrupt file raised a non-kumiki exception: " << e.what());
       }
     }
+  }
+  for (auto const& [key, count] : reasons) {
+    INFO("rejections by '" << key << "': " << count);
+    CHECK(count > 0);
   }
   INFO("accepted " << accepted << ", rejected " << rejected);
   CHECK(accepted + rejected == bases * mutations_per_base);
