@@ -77,7 +77,7 @@ void BM_SafetensorsOpen(benchmark::State& state) {  // map + parse + validate th
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * arena64().layout().size()));
   state.SetLabel("items = tensors");
 }
-BENCHMARK(BM_SafetensorsOpen)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SafetensorsOpen)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_SafetensorsLoad(benchmark::State& state) {  // open + copy every tensor into an arena (bf16 file: convert)
   auto const path = bench_dir() / "load.safetensors";
@@ -106,7 +106,7 @@ void BM_ConvertF32ToBf16(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * n * 6);  // 4 read + 2 written
 }
-BENCHMARK(BM_ConvertF32ToBf16)->Arg(1 << 16)->Arg(1 << 22);
+BENCHMARK(BM_ConvertF32ToBf16)->Arg(1 << 16)->Arg(1 << 22)->UseRealTime();
 
 }  // namespace
 

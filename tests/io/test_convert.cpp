@@ -142,3 +142,26 @@ TEST_CASE("convert and convert_arena: dtypes, shapes and errors", "[io][convert]
                     Catch::Contains("changes the element count"));
   CHECK_THROWS_WITH(io::convert_arena(a, DType::i32), Catch::Contains("must be a floating dtype"));
 }
+
+TEST_CASE("bf16 -> f32 and f16 -> f32 array conversion is exact for every bit pattern", "[io][convert]") {
+  std::vector<std::uint16_t> all(65536);
+  for (std::uint32_t i = 0; i < 65536; ++i) all[i] = static_cast<std::uint16_t>(i);
+  std::vector<std::byte> out(1 + 65536 * 4);  // unaligned destination
+  AnyView const dst{out.data() + 1, DType::f32, {65536}, DeviceKind::cpu};
+  io::convert(AnyView{all.data(), DType::bf16, {65536}, DeviceKind::cpu}, dst);
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    std::uint32_t u;
+    std::memcpy(&u, out.data() + 1 + i * 4, 4);
+    REQUIRE(u == i << 16);  // bf16 is the top half of binary32, NaN payloads included
+  }
+  io::convert(AnyView{all.data(), DType::f16, {65536}, DeviceKind::cpu}, dst);
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    float f;
+    std::memcpy(&f, out.data() + 1 + i * 4, 4);
+    double const want = half_value(static_cast<std::uint16_t>(i));
+    if (std::isnan(want))
+      REQUIRE(std::isnan(f));
+    else
+      REQUIRE(static_cast<double>(f) == want);
+  }
+}

@@ -136,12 +136,31 @@ inline void convert(AnyView src, AnyView dst) {
   }
   KUMIKI_CHECK(is_floating(src.dtype) && is_floating(dst.dtype), "no conversion from ", dtype_name(src.dtype),
                " to ", dtype_name(dst.dtype), " (only between f32, f64, bf16 and f16)");
-  if (src.dtype == DType::f32 && dst.dtype == DType::bf16) {  // the export hot path, kept simple to vectorize
+  // The import/export hot paths get their own loops (simple enough for the compiler to vectorize).
+  if (src.dtype == DType::f32 && dst.dtype == DType::bf16) {
     for (std::size_t i = 0; i < n; ++i) {
       float v;
       std::memcpy(&v, s + i * 4, 4);
       std::uint16_t const b = bf16::from_float_bits(v);
       std::memcpy(d + i * 2, &b, 2);
+    }
+    return;
+  }
+  if (src.dtype == DType::bf16 && dst.dtype == DType::f32) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint16_t b;
+      std::memcpy(&b, s + i * 2, 2);
+      std::uint32_t const u = static_cast<std::uint32_t>(b) << 16;
+      std::memcpy(d + i * 4, &u, 4);
+    }
+    return;
+  }
+  if (src.dtype == DType::f16 && dst.dtype == DType::f32) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint16_t b;
+      std::memcpy(&b, s + i * 2, 2);
+      float const v = half_bits_to_float(b);
+      std::memcpy(d + i * 4, &v, 4);
     }
     return;
   }
