@@ -272,6 +272,9 @@ TEST_CASE("sharded safetensors: naming, index and round trip", "[io][safetensors
   io::SafetensorsModel const single(dir.path());
   CHECK(single.files().size() == 1);
   CHECK(single.size() == ts.size());
+  // With both present the single file wins, as in transformers.
+  io::write_file_atomic(dir / "model.safetensors.index.json", std::string_view("not even JSON"));
+  CHECK(io::SafetensorsModel(dir.path()).size() == ts.size());
   // A file path works too.
   CHECK(io::SafetensorsModel(dir / "model.safetensors").size() == ts.size());
 }
@@ -360,4 +363,41 @@ TEST_CASE("safetensors stores f32 tensors as bf16 on the fly, equal to convertin
   CHECK(files.size() == 1);
   sopt.write = {};
   CHECK(io::write_safetensors_sharded(dir / "m32", a, {}, sopt).size() == 3);  // w (308400 B) alone, then ids + b, then the index
+}
+
+TEST_CASE("load_arena fills an f32 arena from a bf16 model and reports missing or extra tensors", "[io][safetensors]") {
+  ScratchDir dir("load");
+  ArenaLayout layout;
+  layout.add("a", DType::f32, {6, 4});
+  layout.add("b", DType::f32, {3});
+  Arena<Cpu> src(layout);
+  philox_fill_normal(src.get<float>("a").data(), 24, {5, 0}, 0.0f, 1.0f);
+  philox_fill_normal(src.get<float>("b").data(), 3, {5, 1}, 0.0f, 1.0f);
+  io::ShardOptions opt;
+  opt.max_shard_bytes = 40;  // two shards
+  opt.write.floating_dtype = DType::bf16;
+  io::write_safetensors_sharded(dir.path(), src, {}, opt);
+
+  Arena<Cpu> dst(layout);
+  io::SafetensorsModel const m(dir.path());
+  REQUIRE(m.files().size() == 2);
+  io::load_arena(m, dst);
+  for (int i = 0; i < 24; ++i) CHECK(dst.get<float>("a").data()[i] == round_to_bf16(src.get<float>("a").data()[i]));
+  for (int i = 0; i < 3; ++i) CHECK(dst.get<float>("b").data()[i] == round_to_bf16(src.get<float>("b").data()[i]));
+
+  ArenaLayout bigger = layout;
+  bigger.add("c", DType::f32, {1});
+  Arena<Cpu> big(bigger);
+  CHECK_THROWS_WITH(io::load_arena(m, big), Catch::Contains("has no tensor 'c'"));
+  ArenaLayout smaller;
+  smaller.add("a", DType::f32, {6, 4});
+  Arena<Cpu> small(smaller);
+  CHECK_THROWS_WITH(io::load_arena(m, small), Catch::Contains("holds tensor 'b' which the arena has no place for"));
+  io::load_arena(m, small, true);
+  CHECK(small.get<float>("a").data()[5] == dst.get<float>("a").data()[5]);
+  ArenaLayout wrong;
+  wrong.add("a", DType::f32, {4, 6});
+  wrong.add("b", DType::f32, {3});
+  Arena<Cpu> w(wrong);
+  CHECK_THROWS_WITH(io::load_arena(m, w), Catch::Contains("has shape [6, 4], destination has [4, 6]"));
 }

@@ -548,8 +548,8 @@ inline std::vector<std::filesystem::path> write_safetensors_sharded(std::filesys
 // ---- reading a model (single file or sharded directory) ---------------------------------------
 
 /// The tensors of a model stored as one safetensors file or a directory holding either
-/// `<prefix>.safetensors.index.json` with its shards (preferred when present, as Hugging Face does)
-/// or `<prefix>.safetensors`. Every shard is mapped and validated on opening; the index must name
+/// `<prefix>.safetensors` (preferred when both exist, as Hugging Face transformers does) or
+/// `<prefix>.safetensors.index.json` with its shards. Every shard is mapped and validated on opening; the index must name
 /// exactly the tensors the shards hold, each in the file that holds it, and no tensor may appear in
 /// two shards. Shard names in the index must be plain file names inside the directory.
 class SafetensorsModel {
@@ -562,10 +562,10 @@ class SafetensorsModel {
     }
     fs::path const index = path / (prefix + ".safetensors.index.json");
     fs::path const single = path / (prefix + ".safetensors");
-    if (fs::exists(index)) {
-      open_index(index);
-    } else if (fs::exists(single)) {
+    if (fs::exists(single)) {
       open_file(single);
+    } else if (fs::exists(index)) {
+      open_index(index);
     } else {
       KUMIKI_FAIL("'", path.string(), "' holds neither ", single.filename().string(), " nor ", index.filename().string());
     }
@@ -662,6 +662,21 @@ class SafetensorsModel {
   std::vector<SafetensorsFile> files_;
   std::map<std::string, std::size_t> where_;  // name -> index into files_
 };
+
+/// Fills every tensor of `arena` from the model tensor of the same name and shape, converting
+/// floating dtypes (a bf16 model into an f32 arena). Missing tensors are an error; so are model
+/// tensors the arena does not hold, unless `allow_unused` (then they are skipped).
+inline void load_arena(SafetensorsModel const& model, Arena<Cpu>& arena, bool allow_unused = false) {
+  for (ArenaEntry const& e : arena.layout().entries()) {
+    if (!model.contains(e.name))
+      KUMIKI_FAIL("model '", model.path().string(), "' has no tensor '", e.name, "' (", e.shape, ")");
+    model.copy_to(e.name, arena.view(e.name));
+  }
+  if (!allow_unused)
+    for (std::string const& name : model.names())
+      if (!arena.layout().contains(name))
+        KUMIKI_FAIL("model '", model.path().string(), "' holds tensor '", name, "' which the arena has no place for");
+}
 
 }  // namespace io
 KUMIKI_NAMESPACE_END
