@@ -21,6 +21,7 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/optim/detail/adamw_kernel.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace optim {
@@ -186,9 +187,9 @@ class AdamW<Cpu> {
         if (begin >= end) continue;
         std::size_t const off = L[i].offset;
         bf16* const out = b_base ? reinterpret_cast<bf16*>(b_base + (*BL)[i].offset) : nullptr;
-        update(reinterpret_cast<float*>(p_base + off), reinterpret_cast<float const*>(g_base + off),
-               reinterpret_cast<float*>(m_base + off), reinterpret_cast<float*>(v_base + off), out, begin, end,
-               scalars_[i]);
+        detail::adamw_update(reinterpret_cast<float*>(p_base + off) + begin, reinterpret_cast<float const*>(g_base + off) + begin,
+                             reinterpret_cast<float*>(m_base + off) + begin, reinterpret_cast<float*>(v_base + off) + begin,
+                             out ? out + begin : nullptr, end - begin, scalars_[i]);
         lo = first_[i] + end;
       }
     }
@@ -255,39 +256,7 @@ class AdamW<Cpu> {
   }
 
  private:
-  struct Scalars {
-    float beta1, beta2, one_minus_beta1, one_minus_beta2, bc2_sqrt, eps, decay, neg_step_size;
-  };
-
-  /// Elements [begin, end) of one tensor. The operation order mirrors torch's AdamW kernels.
-  static void update(float* __restrict p, float const* __restrict g, float* __restrict m, float* __restrict v,
-                     bf16* __restrict out, std::size_t begin, std::size_t end, Scalars const s) {
-    if (out == nullptr) {
-#pragma omp simd
-      for (std::size_t k = begin; k < end; ++k) {
-        float const gk = g[k];
-        float const mk = m[k] * s.beta1 + s.one_minus_beta1 * gk;
-        float const vk = v[k] * s.beta2 + (s.one_minus_beta2 * gk) * gk;
-        float const denom = std::sqrt(vk) / s.bc2_sqrt + s.eps;
-        m[k] = mk;
-        v[k] = vk;
-        p[k] = p[k] * s.decay + (s.neg_step_size * mk) / denom;
-      }
-    } else {
-#pragma omp simd
-      for (std::size_t k = begin; k < end; ++k) {
-        float const gk = g[k];
-        float const mk = m[k] * s.beta1 + s.one_minus_beta1 * gk;
-        float const vk = v[k] * s.beta2 + (s.one_minus_beta2 * gk) * gk;
-        float const denom = std::sqrt(vk) / s.bc2_sqrt + s.eps;
-        float const pk = p[k] * s.decay + (s.neg_step_size * mk) / denom;
-        m[k] = mk;
-        v[k] = vk;
-        p[k] = pk;
-        out[k] = bf16(pk);
-      }
-    }
-  }
+  using Scalars = detail::AdamWScalars;
 
   void check_bf16_twin(ArenaLayout const& b) const {
     ArenaLayout const& L = layout();
