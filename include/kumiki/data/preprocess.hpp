@@ -15,7 +15,6 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -207,15 +206,19 @@ inline bool is_blank(std::string_view s) {
 
 }  // namespace detail
 
-/// One document and where it came from.
+/// One document and where it came from. Between DocumentReader::next_raw and finish, `text` holds
+/// the raw JSON line (json = true) or the unchecked text.
 struct InputDocument {
   std::string text;
   std::size_t file = 0;       ///< index into the file list
   std::uint64_t line = 0;     ///< first line of the document (1-based)
+  bool json = false;
 };
 
 /// Documents of the input files, in order: JSON Lines give one document per non-blank line
-/// (the string under json_key), other files one per file or per paragraph.
+/// (the string under json_key), other files one per file or per paragraph. Reading is split in a
+/// sequential part (next_raw: bytes and lines) and a thread-safe part (finish: UTF-8 checks and
+/// JSON parsing), so preprocess can run the second on its workers.
 class DocumentReader {
  public:
   DocumentReader(std::vector<std::filesystem::path> files, PreprocessOptions const& opt)
@@ -223,7 +226,16 @@ class DocumentReader {
 
   std::vector<std::filesystem::path> const& files() const { return files_; }
 
+  /// The next document, checked and parsed.
   bool next(InputDocument& doc) {
+    if (!next_raw(doc)) return false;
+    finish(doc);
+    return true;
+  }
+
+  /// The next document's raw record, in input order.
+  bool next_raw(InputDocument& doc) {
+    doc.json = false;
     while (true) {
       if (!lines_) {
         if (next_file_ >= files_.size()) return false;
@@ -241,48 +253,33 @@ class DocumentReader {
             n = src.read(doc.text.data() + at, chunk);
             doc.text.resize(at + n);
           }
-          check_utf8(doc.text, 1);
           return true;
         }
         lines_ = std::make_unique<detail::LineReader>(files_[current_]);
       }
-      std::string& line = line_;
       if (json_) {
-        if (!lines_->next(line)) {
+        if (!lines_->next(doc.text)) {
           lines_.reset();
           continue;
         }
-        if (detail::is_blank(line)) continue;
-        std::uint64_t const ln = lines_->line_number();
-        check_utf8(line, ln);
-        nlohmann::json j;
-        try {
-          j = nlohmann::json::parse(line);
-        } catch (nlohmann::json::exception const& e) {
-          KUMIKI_FAIL(files_[current_].string(), ":", ln, ": invalid JSON: ", e.what());
-        }
-        KUMIKI_CHECK(j.is_object() && j.contains(opt_.json_key), files_[current_].string(), ":", ln,
-                     ": no key \"", opt_.json_key, "\" in the JSON object");
-        auto const& v = j[opt_.json_key];
-        KUMIKI_CHECK(v.is_string(), files_[current_].string(), ":", ln, ": \"", opt_.json_key, "\" is not a string");
-        doc.text = v.get<std::string>();
+        if (detail::is_blank(doc.text)) continue;
         doc.file = current_;
-        doc.line = ln;
+        doc.line = lines_->line_number();
+        doc.json = true;
         return true;
       }
       // Paragraphs: maximal runs of non-blank lines, joined with '\n'.
       doc.text.clear();
       doc.file = current_;
       bool in_par = false;
-      while (lines_->next(line)) {
-        if (detail::is_blank(line)) {
+      while (lines_->next(line_)) {
+        if (detail::is_blank(line_)) {
           if (in_par) break;
           continue;
         }
-        check_utf8(line, lines_->line_number());
         if (in_par) doc.text.push_back('\n');
         else doc.line = lines_->line_number();
-        doc.text += line;
+        doc.text += line_;
         in_par = true;
       }
       if (in_par) return true;
@@ -290,18 +287,37 @@ class DocumentReader {
     }
   }
 
+  /// Checks the UTF-8 (or repairs it) and extracts the text of a JSON record. Thread-safe.
+  void finish(InputDocument& doc) const {
+    check_utf8(doc.text, doc.file, doc.line);
+    if (!doc.json) return;
+    auto const& file = files_[doc.file];
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(doc.text);
+    } catch (nlohmann::json::exception const& e) {
+      KUMIKI_FAIL(file.string(), ":", doc.line, ": invalid JSON: ", e.what());
+    }
+    KUMIKI_CHECK(j.is_object() && j.contains(opt_.json_key), file.string(), ":", doc.line, ": no key \"",
+                 opt_.json_key, "\" in the JSON object");
+    auto& v = j[opt_.json_key];
+    KUMIKI_CHECK(v.is_string(), file.string(), ":", doc.line, ": \"", opt_.json_key, "\" is not a string");
+    doc.text = std::move(v.get_ref<std::string&>());
+    doc.json = false;
+  }
+
  private:
-  void check_utf8(std::string& text, std::uint64_t first_line) {
+  void check_utf8(std::string& text, std::size_t file, std::uint64_t first_line) const {
     std::size_t const bad = find_invalid_utf8(text);
     if (bad == std::string::npos) return;
     if (opt_.replace_invalid_utf8) {
       text = replace_invalid_utf8(text);
       return;
     }
-    auto const line = first_line + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + bad, '\n'));
+    auto const line = first_line + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
     auto const line_start = bad == 0 ? std::string::npos : text.rfind('\n', bad - 1);
     auto const column = bad - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
-    KUMIKI_FAIL(files_[current_].string(), ":", line, ": invalid UTF-8 (byte 0x", std::hex,
+    KUMIKI_FAIL(files_[file].string(), ":", line, ": invalid UTF-8 (byte 0x", std::hex,
                 static_cast<int>(static_cast<unsigned char>(text[bad])), std::dec, " at column ", column,
                 "); pass --replace-invalid-utf8 to substitute U+FFFD");
   }
@@ -363,7 +379,7 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
       b.docs.clear();
       std::size_t bytes = 0;
       while (bytes < opt.batch_bytes && b.docs.size() < 4096) {
-        if (!reader.next(doc)) {
+        if (!reader.next_raw(doc)) {
           more = false;
           break;
         }
@@ -375,20 +391,19 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
     }
     // Tokenize the round's batches in parallel.
     std::atomic<std::size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
+    std::vector<std::exception_ptr> failures(used);  // per batch: the first error in input order wins
     auto work = [&] {
       for (std::size_t k; (k = next.fetch_add(1)) < used;) {
         try {
           Batch& b = round[k];
           b.ids.resize(b.docs.size());
           for (std::size_t i = 0; i < b.docs.size(); ++i) {
+            reader.finish(b.docs[i]);
             b.ids[i] = tok.encode(b.docs[i].text);
             if (eod >= 0 && !b.ids[i].empty()) b.ids[i].push_back(eod);
           }
         } catch (...) {
-          std::lock_guard lock(failure_mutex);
-          if (!failure) failure = std::current_exception();
+          failures[k] = std::current_exception();
         }
       }
     };
@@ -396,7 +411,8 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
     for (int w = 1; w < std::min<int>(opt.workers, static_cast<int>(used)); ++w) pool.emplace_back(work);
     work();
     for (auto& t : pool) t.join();
-    if (failure) std::rethrow_exception(failure);
+    for (auto const& f : failures)
+      if (f) std::rethrow_exception(f);
     // Write in input order.
     for (std::size_t k = 0; k < used; ++k) {
       Batch& b = round[k];
