@@ -7,10 +7,13 @@ blending index sample for sample with Megatron's greedy rule implemented here in
     dataset_index[t] = i; dataset_sample_index[t] = count_i; count_i += 1
 
 plus the per-dataset request ceil(ceil(N * w_i) * 1.005), and the documents/tokens kumiki reads.
+One dataset of the blend is written the other way round: `kumiki preprocess --tokenizer bytes` of the
+English + Japanese test corpus, read back here with Python's own .idx/.bin reader and decoded.
 
-usage: blend_reference.py KUMIKI_BINARY WORK_DIR
+usage: blend_reference.py KUMIKI_BINARY WORK_DIR CORPUS_DIR
 """
 import csv
+import json
 import math
 import os
 import random
@@ -45,6 +48,55 @@ def write_indexed(prefix, docs, code):
         f.write(struct.pack("<%dq" % len(doc_idx), *doc_idx))
 
 
+def read_indexed(prefix):
+    """Documents of a Megatron dataset as lists of token ids, read straight from the layout."""
+    idx = open(prefix + ".idx", "rb").read()
+    assert idx[:9] == b"MMIDIDX\x00\x00", "magic"
+    version, code, n, m = struct.unpack_from("<QBQQ", idx, 9)
+    assert version == 1
+    fmt, size = DTYPES[code]
+    lengths = struct.unpack_from("<%di" % n, idx, 34)
+    pointers = struct.unpack_from("<%dq" % n, idx, 34 + 4 * n)
+    doc_idx = struct.unpack_from("<%dq" % m, idx, 34 + 12 * n)
+    assert len(idx) == 34 + 12 * n + 8 * m
+    binary = open(prefix + ".bin", "rb").read()
+    seqs = [struct.unpack_from("<%d%s" % (lengths[i], fmt), binary, pointers[i]) for i in range(n)]
+    return code, [sum((list(seqs[s]) for s in range(doc_idx[d], doc_idx[d + 1])), []) for d in range(m - 1)]
+
+
+def corpus_documents(corpus):
+    """Documents `kumiki preprocess` must produce from the corpus directory (paths sorted)."""
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(corpus) for f in names if not f.startswith("."))
+    docs = []
+    for path in files:
+        if path.endswith(".jsonl"):
+            with open(path, encoding="utf-8") as f:
+                docs += [json.loads(line)["text"] for line in f if line.strip()]
+        else:
+            with open(path, encoding="utf-8", newline="") as f:
+                docs.append(f.read())
+    return docs
+
+
+def check_preprocess(kumiki, corpus, prefix):
+    res = subprocess.run([kumiki, "preprocess", "--input", corpus, "--tokenizer", "bytes", "--output-prefix", prefix,
+                          "--append-eod", "--workers", "2"], capture_output=True, text=True)
+    if res.returncode != 0:
+        print("FAIL preprocess:", res.stdout, res.stderr)
+        return False
+    if "docs/s" not in res.stderr or "MB/s" not in res.stderr:
+        print("FAIL preprocess: no progress line on stderr:", res.stderr)
+        return False
+    code, docs = read_indexed(prefix)
+    want = corpus_documents(corpus)
+    ok = code == 8 and len(docs) == len(want)
+    for got, text in zip(docs, want):
+        expected = list(text.encode("utf-8")) + ([256] if text else [])
+        ok = ok and got == expected
+    print("preprocess of the corpus (%d documents, uint16) read back by Python: %s" % (len(want), "OK" if ok else "MISMATCH"))
+    return ok
+
+
 def megatron_blending_index(weights, size):
     total = sum(weights)
     w = [x / total for x in weights]
@@ -63,7 +115,7 @@ def megatron_blending_index(weights, size):
 
 
 def main():
-    kumiki, work = sys.argv[1], sys.argv[2]
+    kumiki, work, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     rng = random.Random(20261129)
@@ -74,6 +126,12 @@ def main():
         docs = [[rng.randint(0, vmax) for _ in range(rng.randint(lo, hi))] for _ in range(n_docs)]
         write_indexed(os.path.join(work, name), docs, code)
         truth[name] = (n_docs, sum(len(d) for d in docs))
+    failures = 0
+    if check_preprocess(kumiki, corpus, os.path.join(work, "corpus")):
+        _, docs = read_indexed(os.path.join(work, "corpus"))
+        truth["corpus"] = (len(docs), sum(len(d) for d in docs))
+    else:
+        failures += 1
 
     cases = [
         (["0.5", "web_ja", "0.3", "wiki_en", "0.2", "code"], 64, 20000),
@@ -83,8 +141,8 @@ def main():
         (["0.1", "code", "0.1", "code", "0.8", "web_ja"], 8, 7),           # repeated prefix, few samples
         (["0.3333", "web_ja", "0.3333", "wiki_en", "0.3334", "tiny"], 4096, 1),
         (["7.5", "wiki_en", "2.5", "web_ja"], 100, 100000),
+        (["0.9", "web_ja", "0.1", "corpus"], 64, 2000),
     ]
-    failures = 0
     for k, (path, seq_len, samples) in enumerate(cases):
         args = []
         for i in range(0, len(path), 2):
