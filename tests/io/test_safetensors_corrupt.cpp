@@ -200,7 +200,11 @@ std::vector<std::byte> mutate_table_json(nlohmann::ordered_json& h, std::vector<
     case 0: {  // shift both offsets together: overlap with a neighbour, or a hole
       long const deltas[] = {-8, -4, -2, -1, 1, 2, 4, 8};
       long const d = deltas[r(8)];
-      for (int i = 0; i < 2; ++i) t["data_offsets"][i] = std::max(0L, t["data_offsets"][i].template get<long>() + d);
+      for (int i = 0; i < 2; ++i) {
+        auto& o = t["data_offsets"][i];
+        if (o.is_number_unsigned() && o.template get<std::uint64_t>() < (std::uint64_t{1} << 40))  // earlier edits may have made it anything
+          o = std::max(0L, o.template get<long>() + d);
+      }
       break;
     }
     case 1: t["data_offsets"] = h[names[r(names.size())]]["data_offsets"]; break;  // share another's bytes
