@@ -202,7 +202,7 @@ TEST_CASE("AdamW: bf16 model with fp32 master weights", "[optim]") {
   CHECK(bitwise_equal(bf, bf2));
 }
 
-TEST_CASE("AdamW: state saves and loads; resuming continues bit for bit", "[optim]") {
+TEST_CASE("AdamW: state saves and loads, and resuming continues bit for bit", "[optim]") {
   ArenaLayout const L = small_layout();
   Arena<Cpu> p(L), g(L);
   fill_normal(p, 7, 1.0f);

@@ -112,6 +112,11 @@ def main():
     check("steps", kumiki, ["--schedule", "steps", "--max-lr", 1e-3, "--warmup", 10, "--steps", 100],
           lambda s: (1e-3 * s / 10 if s <= 10 else 1e-3) * (0.316 if s >= 80 else 1.0) * (0.316 if s >= 90 else 1.0))
 
+    # OLMo 2 stage 2: from the current lr linearly to 0 over D, no warmup.
+    check("anneal", kumiki, ["--schedule", "anneal", "--max-lr", 6e-5, "--min-lr", 0, "--decay-steps", 100,
+                             "--decay-style", "linear", "--steps", 110],
+          lambda s: 6e-5 * max(0.0, 1.0 - s / 100.0))
+
     # --compare: the talk's three curves.
     check("compare", kumiki, ["--compare", "--max-lr", 3e-4, "--warmup", 200, "--steps", 10000, "--every", 50],
           lambda s: (megatron_lr(s, style="cosine", max_lr=3e-4, min_lr=3e-5, init_lr=0.0, warmup=200, decay=10000),
