@@ -61,7 +61,8 @@ inline GptIndex build_gpt_index(std::vector<std::int32_t> const& sizes, std::int
                                 std::int64_t seq_len, std::int64_t num_samples, std::uint64_t seed) {
   constexpr std::int64_t extra = 1;  // the one-token overlap: a sample reads L + 1 tokens
   KUMIKI_CHECK(seq_len > 0, "sequence length must be positive, got ", seq_len);
-  KUMIKI_CHECK(num_samples >= 0, "number of samples must be >= 0, got ", num_samples);
+  KUMIKI_CHECK(num_samples >= 0 && num_samples <= (std::numeric_limits<std::int64_t>::max() - 1) / seq_len,
+               "number of samples ", num_samples, " outside [0, 2^63 / seq_len)");
   KUMIKI_CHECK(0 <= split_begin && split_begin <= split_end && split_end <= static_cast<std::int64_t>(sizes.size()),
                "split [", split_begin, ", ", split_end, ") outside the ", sizes.size(), " sequences");
   GptIndex ix;
