@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include <chrono>
 #include <random>
 #include <vector>
 
@@ -61,8 +62,59 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["peak_rss_MiB"] = peak_rss_mib();
   state.SetLabel(mode == 0 ? "fwd+bwd+adamw" : mode == 1 ? "fwd+bwd" : "fwd");
 }
+// Where the time of a step goes: per-op wall milliseconds per step (nn::StepTimings), AdamW included.
+template <auto Cfg>
+void BM_StepBreakdown(benchmark::State& state) {
+  std::int64_t const B = state.range(0), T = state.range(1);
+  nn::Transformer<Cfg> model;
+  model.init(1);
+  optim::AdamW<Cpu> adamw(model.params().layout());
+  auto const tokens = random_tokens(B * T, Cfg.vocab_size, 1), targets = random_tokens(B * T, Cfg.vocab_size, 2);
+  nn::StepTimings tm;
+  nn::StepOptions opt;
+  double adam_s = 0.0, zero_s = 0.0;
+  auto step = [&] {
+    auto const t0 = std::chrono::steady_clock::now();
+    model.zero_grad();
+    auto const t1 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(model.forward_backward(tokens.data(), targets.data(), B, T, opt).loss);
+    auto const t2 = std::chrono::steady_clock::now();
+    adamw.step(model.params(), model.grads(), 3e-4f);
+    auto const t3 = std::chrono::steady_clock::now();
+    zero_s += std::chrono::duration<double>(t1 - t0).count();
+    adam_s += std::chrono::duration<double>(t3 - t2).count();
+  };
+  step();
+  tm = {};
+  opt.timings = &tm;
+  adam_s = zero_s = 0.0;
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    step();
+    ++n;
+  }
+  auto ms = [&](double s) { return 1e3 * s / static_cast<double>(n); };
+  state.counters["embedding_ms"] = ms(tm.embedding);
+  state.counters["rmsnorm_ms"] = ms(tm.rmsnorm);
+  state.counters["linear_ms"] = ms(tm.linear);
+  state.counters["rope_ms"] = ms(tm.rope);
+  state.counters["attention_ms"] = ms(tm.attention);
+  state.counters["swiglu_ms"] = ms(tm.swiglu);
+  state.counters["residual_ms"] = ms(tm.residual);
+  state.counters["lm_head_loss_ms"] = ms(tm.lm_head_loss);
+  state.counters["adamw_ms"] = ms(adam_s);
+  state.counters["zero_grad_ms"] = ms(zero_s);
+  state.SetLabel("per-op wall ms per step");
+}
 }  // namespace
 
+BENCHMARK(BM_StepBreakdown<models::bench_ref>)
+    ->Name("StepBreakdown/bench_ref")
+    ->ArgNames({"B", "T"})
+    ->Args({8, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
 BENCHMARK(BM_TrainStep<models::bench_ref>)
     ->Name("TrainStep/bench_ref")
     ->ArgNames({"B", "T", "recompute", "mode"})

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 namespace kumiki_test {
 
 struct GradError {
@@ -52,6 +54,16 @@ inline GradError gradcheck(std::string const& what, std::function<double()> cons
               static_cast<long long>(e.checked), e.max_rel, e.norm_rel, max_mag);
   return e;
 }
+
+/// Runs a finite-difference check on one thread: the sizes are tiny, and thousands of loss
+/// evaluations would otherwise pay an OpenMP fork/join each on a busy machine.
+struct SingleThread {
+  int saved;
+  SingleThread() : saved(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThread() { omp_set_num_threads(saved); }
+  SingleThread(SingleThread const&) = delete;
+  SingleThread& operator=(SingleThread const&) = delete;
+};
 
 inline std::vector<double> random_vector(std::int64_t n, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 rng(seed);

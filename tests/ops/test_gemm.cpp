@@ -63,6 +63,7 @@ TEST_CASE("gemm results are bitwise identical with 1 and 2 threads", "[ops][gemm
 }
 
 TEST_CASE("linear forward, input and weight gradients against finite differences", "[ops][linear][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const N = 37, in = 23, out = 19;
   auto x = random_vector(N * in, 10), w = random_vector(out * in, 11), r = random_vector(N * out, 12);
   std::vector<double> y(N * out);

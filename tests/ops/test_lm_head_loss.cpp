@@ -39,6 +39,7 @@ double direct_loss(std::vector<double> const& x, std::vector<double> const& w, s
 }  // namespace
 
 TEST_CASE("fused LM head loss: value, masking, z-loss, chunking and gradients", "[ops][loss][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const N = 10, C = 12, V = 21, Vp = 32;
   auto x = random_vector(N * C, 31), w = random_vector(Vp * C, 32, 0.7);
   // Make padded rows large: if they entered the softmax they would dominate it.

@@ -20,6 +20,7 @@ using kumiki_test::gradcheck;
 using kumiki_test::random_vector;
 
 TEST_CASE("embedding gathers rows and scatter-adds repeated tokens", "[ops][embedding][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const V = 11, C = 70, N = 9;  // C > 64: two column blocks in the backward
   std::vector<std::int32_t> tok{3, 0, 10, 3, 7, 3, 1, 0, 9};
   auto table = random_vector(V * C, 1), r = random_vector(N * C, 2);
@@ -39,6 +40,7 @@ TEST_CASE("embedding gathers rows and scatter-adds repeated tokens", "[ops][embe
 }
 
 TEST_CASE("RMSNorm forward matches the formula; d_x and d_w match finite differences", "[ops][rmsnorm][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const N = 13, C = 80;
   double const eps = 1e-5;
   auto x = random_vector(N * C, 3), w = random_vector(C, 4, 0.5), r = random_vector(N * C, 5);
@@ -66,6 +68,7 @@ TEST_CASE("RMSNorm forward matches the formula; d_x and d_w match finite differe
 }
 
 TEST_CASE("RoPE is Hugging Face's rotate-half and its backward is the transpose", "[ops][rope][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const B = 2, T = 9, heads = 3, hd = 8, ld = heads * hd + 5;  // padded rows as in fused qkv
   double const base = 10000.0;
   std::vector<double> cs(T * hd / 2), sn(T * hd / 2);
@@ -101,6 +104,7 @@ TEST_CASE("RoPE is Hugging Face's rotate-half and its backward is the transpose"
 }
 
 TEST_CASE("SwiGLU forward and backward", "[ops][swiglu][grad]") {
+  kumiki_test::SingleThread const one;
   std::int64_t const N = 7, F = 33;
   auto gu = random_vector(N * 2 * F, 8, 2.0), r = random_vector(N * F, 9);
   std::vector<double> h(N * F);

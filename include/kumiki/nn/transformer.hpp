@@ -34,6 +34,7 @@ struct StepOptions {
   std::int32_t ignore_index = -100;   // targets equal to it carry no loss
   std::int64_t loss_chunk = 512;      // tokens per LM-head chunk (scratch = chunk x padded vocab)
   double grad_scale = 1.0;            // gradients of grad_scale * loss accumulate (1 / accumulation steps)
+  StepTimings* timings = nullptr;     // when set, per-op wall times are added to it
 };
 
 using LossResult = ops::LmHeadLossResult;
@@ -199,7 +200,9 @@ class Transformer {
                    " is outside the vocabulary of ", V);
     ensure_activations(B, Tn, opt);
 
-    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr};
+    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr, opt.timings};
+    StepTimings* const tm = opt.timings;
+    using detail::timed;
     if (opt.reset_attention_mask) {
       std::int32_t* ds = acts_.template get<std::int32_t>("doc_start").data();
       ops::Attention<Backend>::document_starts(tokens, B, Tn, opt.eod_token, ds);
@@ -210,33 +213,41 @@ class Transformer {
     auto x = [&](std::int64_t i) { return act("x." + std::to_string(i)); };
 
     T const* embed = params_.template get<T>(0).data();
-    ops::Embedding<Backend>::forward(tokens, embed, x(0), N, C, Vp);
+    timed(tm, &StepTimings::embedding, [&] { ops::Embedding<Backend>::forward(tokens, embed, x(0), N, C, Vp); });
     for (std::int64_t l = 0; l < L; ++l) Block::forward(block_weights(params_, l), block_acts(l), s, ctx, x(l), x(l + 1));
 
     std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * 9, i_head = i_norm + 1;
     T const* w_norm = params_.template get<T>(i_norm).data();
     T const* w_head = params_.template get<T>(i_head).data();
-    ops::RmsNorm<Backend>::forward(x(L), w_norm, act("final.ln"), act("final.rstd"), N, C, Cfg.rms_eps);
+    timed(tm, &StepTimings::rmsnorm, [&] {
+      ops::RmsNorm<Backend>::forward(x(L), w_norm, act("final.ln"), act("final.rstd"), N, C, Cfg.rms_eps);
+    });
 
     ops::LmHeadLossArgs la;
     la.tokens = N, la.hidden = C, la.vocab = V, la.padded_vocab = Vp, la.chunk = chunk_;
     la.ignore_index = opt.ignore_index, la.z_loss = Cfg.z_loss, la.grad_scale = opt.grad_scale;
     T* d_res = act("scratch.d_res");
     T* d_ln = act("scratch.d_ln");
-    LossResult const res = ops::LmHeadLoss<Backend>::run(
-        la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
-        backward ? grads_.template get<T>(i_head).data() : nullptr, logits, act("scratch.loss"));
+    LossResult res;
+    timed(tm, &StepTimings::lm_head_loss, [&] {
+      res = ops::LmHeadLoss<Backend>::run(la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
+                                          backward ? grads_.template get<T>(i_head).data() : nullptr, logits,
+                                          act("scratch.loss"));
+    });
     if (!backward) return res;
 
-    ops::RmsNorm<Backend>::backward(d_ln, x(L), w_norm, act("final.rstd"), d_res,
-                                    grads_.template get<T>(i_norm).data(), N, C, false);
+    timed(tm, &StepTimings::rmsnorm, [&] {
+      ops::RmsNorm<Backend>::backward(d_ln, x(L), w_norm, act("final.rstd"), d_res,
+                                      grads_.template get<T>(i_norm).data(), N, C, false);
+    });
     for (std::int64_t l = L - 1; l >= 0; --l) {
       BlockWeights<T> const w = block_weights(params_, l);
       BlockActivations<T> const a = block_acts(l);
       if (recompute_) Block::forward(w, a, s, ctx, x(l), x(l + 1));
       Block::backward(w, block_weights(grads_, l), a, s, ctx, x(l), d_res);
     }
-    ops::Embedding<Backend>::backward(tokens, d_res, grads_.template get<T>(0).data(), N, C);
+    timed(tm, &StepTimings::embedding,
+          [&] { ops::Embedding<Backend>::backward(tokens, d_res, grads_.template get<T>(0).data(), N, C); });
     return res;
   }
 

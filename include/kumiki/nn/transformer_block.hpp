@@ -2,6 +2,7 @@
 // residual -> RMSNorm -> SwiGLU MLP -> residual), forward and backward over caller-owned buffers.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 
@@ -65,6 +66,28 @@ struct BlockScratch {
   T* d_gu = nullptr;   // (N, 2F)
 };
 
+/// Wall-clock seconds per op family, accumulated over calls when a step is given a StepTimings
+/// (the per-op breakdown of bench_model). Host timers: on an asynchronous backend they would need a
+/// synchronization, so they are off unless asked for.
+struct StepTimings {
+  double embedding = 0, rmsnorm = 0, linear = 0, rope = 0, attention = 0, swiglu = 0, residual = 0, lm_head_loss = 0;
+  double total() const { return embedding + rmsnorm + linear + rope + attention + swiglu + residual + lm_head_loss; }
+};
+
+namespace detail {
+/// Runs f, adding its wall time to t->*field when t is given.
+template <class F>
+void timed(StepTimings* t, double StepTimings::*field, F&& f) {
+  if (t == nullptr) {
+    f();
+    return;
+  }
+  auto const t0 = std::chrono::steady_clock::now();
+  f();
+  t->*field += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace detail
+
 /// Per-call context: sizes, RoPE tables, optional document starts (reset attention mask).
 template <class T>
 struct BlockContext {
@@ -72,6 +95,7 @@ struct BlockContext {
   T const* rope_cos = nullptr;  // (T, head_dim / 2)
   T const* rope_sin = nullptr;
   std::int32_t const* doc_start = nullptr;  // (B, T) or null
+  StepTimings* timings = nullptr;           // optional per-op wall times
 };
 
 /// One transformer block of configuration `Cfg` on `Backend` in scalar type `T`. Stateless: it only
@@ -95,69 +119,97 @@ struct TransformerBlock {
   static void forward(BlockWeights<T> const& w, BlockActivations<T> const& a, BlockScratch<T> const& s,
                       BlockContext<T> const& ctx, T const* x_in, T* x_out) {
     std::int64_t const N = ctx.batch * ctx.seq;
-    Norm::forward(x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps);
-    if (w.k == w.q + C * C && w.v == w.k + KV * C) {
-      Linear::forward(a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
-    } else {
-      Linear::forward(a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
-      Linear::forward(a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
-      Linear::forward(a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
-    }
-    ops::Rope<Backend>::apply(a.qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
-    ops::Rope<Backend>::apply(a.qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
-    ops::Attention<Backend>::forward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
-                                     ctx.doc_start, attention_scale());
-    Linear::forward(a.att, w.o, s.tmp, N, C, C);
-    ops::Residual<Backend>::forward(x_in, s.tmp, a.x_mid, N * C);
-    Norm::forward(a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps);
-    if (w.up == w.gate + F * C) {
-      Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
-    } else {
-      Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
-      Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
-    }
-    ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F);
-    Linear::forward(a.h, w.down, s.tmp, N, F, C);
-    ops::Residual<Backend>::forward(a.x_mid, s.tmp, x_out, N * C);
+    StepTimings* const tm = ctx.timings;
+    using detail::timed;
+    timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
+    timed(tm, &StepTimings::linear, [&] {
+      if (w.k == w.q + C * C && w.v == w.k + KV * C) {
+        Linear::forward(a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
+      } else {
+        Linear::forward(a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
+        Linear::forward(a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
+        Linear::forward(a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
+      }
+    });
+    timed(tm, &StepTimings::rope, [&] {
+      ops::Rope<Backend>::apply(a.qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
+      ops::Rope<Backend>::apply(a.qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
+    });
+    timed(tm, &StepTimings::attention, [&] {
+      ops::Attention<Backend>::forward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
+                                       ctx.doc_start, attention_scale());
+    });
+    timed(tm, &StepTimings::linear, [&] { Linear::forward(a.att, w.o, s.tmp, N, C, C); });
+    timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(x_in, s.tmp, a.x_mid, N * C); });
+    timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps); });
+    timed(tm, &StepTimings::linear, [&] {
+      if (w.up == w.gate + F * C) {
+        Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
+      } else {
+        Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
+        Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
+      }
+    });
+    timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
+    timed(tm, &StepTimings::linear, [&] { Linear::forward(a.h, w.down, s.tmp, N, F, C); });
+    timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(a.x_mid, s.tmp, x_out, N * C); });
   }
 
   /// d_res holds dL/dx_out on entry and dL/dx_in on return; weight gradients accumulate into `d_w`.
   static void backward(BlockWeights<T> const& w, BlockWeights<T> const& d_w, BlockActivations<T> const& a,
                        BlockScratch<T> const& s, BlockContext<T> const& ctx, T const* x_in, T* d_res) {
     std::int64_t const N = ctx.batch * ctx.seq;
+    StepTimings* const tm = ctx.timings;
+    using detail::timed;
     // MLP: x_out = x_mid + down(swiglu(gate(ln2), up(ln2)))
-    Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
-    Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
-    ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
-    if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
-      Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
-      Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
-    } else {
-      Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
-      Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
-      Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
-      Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
-    }
-    Norm::backward(s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true);
+    timed(tm, &StepTimings::linear, [&] {
+      Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
+      Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
+    });
+    timed(tm, &StepTimings::swiglu, [&] {
+      ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
+    });
+    timed(tm, &StepTimings::linear, [&] {
+      if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
+        Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
+        Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
+      } else {
+        Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
+        Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
+        Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
+        Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
+      }
+    });
+    timed(tm, &StepTimings::rmsnorm,
+          [&] { Norm::backward(s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true); });
     // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))
-    Linear::backward_input(d_res, w.o, s.d_att, N, C, C);
-    Linear::backward_weight(d_res, a.att, d_w.o, N, C, C);
-    ops::Attention<Backend>::backward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, s.d_att, a.lse,
-                                      s.d_qkv, s.d_qkv + C, s.d_qkv + C + KV, ctx.doc_start, attention_scale());
-    ops::Rope<Backend>::apply(s.d_qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
-    ops::Rope<Backend>::apply(s.d_qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
-    if (w.k == w.q + C * C && w.v == w.k + KV * C && d_w.k == d_w.q + C * C && d_w.v == d_w.k + KV * C) {
-      Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, QKV);
-      Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, QKV);
-    } else {
-      Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
-      Linear::backward_input(s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
-      Linear::backward_input(s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
-      Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
-      Linear::backward_weight(s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
-      Linear::backward_weight(s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
-    }
-    Norm::backward(s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true);
+    timed(tm, &StepTimings::linear, [&] {
+      Linear::backward_input(d_res, w.o, s.d_att, N, C, C);
+      Linear::backward_weight(d_res, a.att, d_w.o, N, C, C);
+    });
+    timed(tm, &StepTimings::attention, [&] {
+      ops::Attention<Backend>::backward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, s.d_att,
+                                        a.lse, s.d_qkv, s.d_qkv + C, s.d_qkv + C + KV, ctx.doc_start,
+                                        attention_scale());
+    });
+    timed(tm, &StepTimings::rope, [&] {
+      ops::Rope<Backend>::apply(s.d_qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
+      ops::Rope<Backend>::apply(s.d_qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
+    });
+    timed(tm, &StepTimings::linear, [&] {
+      if (w.k == w.q + C * C && w.v == w.k + KV * C && d_w.k == d_w.q + C * C && d_w.v == d_w.k + KV * C) {
+        Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, QKV);
+        Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, QKV);
+      } else {
+        Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
+        Linear::backward_input(s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
+        Linear::backward_input(s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
+        Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
+        Linear::backward_weight(s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
+        Linear::backward_weight(s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
+      }
+    });
+    timed(tm, &StepTimings::rmsnorm, [&] { Norm::backward(s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true); });
   }
 };
 
