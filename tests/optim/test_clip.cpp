@@ -1,11 +1,13 @@
 // Global-norm clipping with Megatron's coefficient, double accumulation, and the non-finite policy.
 #include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "kumiki/core/arena.hpp"
+#include "kumiki/core/philox.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
 
@@ -123,4 +125,27 @@ TEST_CASE("a skipped step leaves parameters and optimizer state as they were", "
   CHECK(verdicts == std::vector<StepVerdict>{StepVerdict::apply, StepVerdict::skip, StepVerdict::apply});
   CHECK(opt.step_count() == 2);  // bias correction counts applied updates only
   CHECK(guard.skipped_iterations() == std::vector<std::int64_t>{1});
+}
+
+TEST_CASE("clip: the norm does not depend on the thread count", "[optim][clip]") {
+  ArenaLayout L;
+  L.add("x", DType::f32, Shape{100003});
+  L.add("y", DType::f32, Shape{7, 5001});
+  Arena<Cpu> g(L);
+  for (std::size_t i = 0; i < L.size(); ++i) {
+    auto v = g.get<float>(i);
+    philox_fill_normal(v.data(), static_cast<std::size_t>(v.numel()), {77, i}, 0.0f, 1.0f);
+  }
+  int const saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  double const one = optim::global_grad_norm(g);
+  omp_set_num_threads(3);
+  double const three = optim::global_grad_norm(g);
+  omp_set_num_threads(saved);
+  CHECK(one == three);
+  // And it is the norm: compare with a plain long-double sum.
+  long double ref = 0.0L;
+  for (std::size_t i = 0; i < L.size(); ++i)
+    for (float x : g.get<float>(i)) ref += static_cast<long double>(x) * static_cast<long double>(x);
+  CHECK(one == Approx(static_cast<double>(std::sqrt(ref))).epsilon(1e-13));
 }

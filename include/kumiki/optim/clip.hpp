@@ -1,6 +1,7 @@
 // kumiki/optim/clip.hpp: global L2 gradient-norm clipping (Megatron's coefficient) and the policy for non-finite norms.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,19 +16,36 @@
 KUMIKI_NAMESPACE_BEGIN
 namespace optim {
 
-/// L2 norm over every element of an fp32 gradient arena, squares summed in double (OpenMP).
-/// Inf or NaN anywhere gives a non-finite result.
+/// L2 norm over every element of an fp32 gradient arena, squares summed in double. The arena is
+/// cut into fixed blocks whose partial sums (OpenMP over blocks, SIMD within) are added in block
+/// order, so the result does not depend on the thread count. Inf or NaN anywhere gives a non-finite
+/// result.
 inline double global_grad_norm(Arena<Cpu> const& grads) {
-  double sum = 0.0;
+  constexpr std::int64_t block = 1 << 14;
+  struct Block {
+    float const* data;
+    std::int64_t n;
+  };
+  std::vector<Block> blocks;
   for (auto const& e : grads.layout().entries()) {
     KUMIKI_CHECK(e.dtype == DType::f32, "gradient norm expects fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
     float const* g = reinterpret_cast<float const*>(grads.data() + e.offset);
     std::int64_t const n = static_cast<std::int64_t>(e.numel());
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) s += static_cast<double>(g[k]) * static_cast<double>(g[k]);
-    sum += s;
+    for (std::int64_t b = 0; b < n; b += block) blocks.push_back({g + b, std::min(block, n - b)});
   }
+  std::vector<double> partial(blocks.size());
+  std::int64_t const nb = static_cast<std::int64_t>(blocks.size());
+#pragma omp parallel for schedule(static)
+  for (std::int64_t b = 0; b < nb; ++b) {
+    float const* g = blocks[static_cast<std::size_t>(b)].data;
+    std::int64_t const n = blocks[static_cast<std::size_t>(b)].n;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t k = 0; k < n; ++k) s += static_cast<double>(g[k]) * static_cast<double>(g[k]);
+    partial[static_cast<std::size_t>(b)] = s;
+  }
+  double sum = 0.0;
+  for (double s : partial) sum += s;
   return std::sqrt(sum);
 }
 
