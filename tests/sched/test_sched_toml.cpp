@@ -1,6 +1,7 @@
 // Schedules round-trip through the recipe format (TOML); bad recipes are errors naming the key.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -90,4 +91,20 @@ TEST_CASE("bad recipes name the offending key", "[sched][toml]") {
   CHECK_THROWS_WITH(parse("style = 'cosine'\nmax_lr = 1e-3\nwarmup = 10\ndecay_end = 10"), Contains("decay_end"));  // validated
   CHECK_THROWS_WITH(wd_schedule_from_toml(toml::parse("style = 'linear'\nstart_wd = 0.0\nend_wd = 0.1\nincr = 3")),
                     Contains("'weight_decay.incr'"));
+}
+
+TEST_CASE("schedule_differences lists the keys a resumed run would change", "[sched][toml]") {
+  Wsd const stable{.max_lr = 3e-4, .warmup = 2000, .decay_end = 1'000'000, .wsd_decay = 100'000};
+  Schedule const saved = stable;
+  CHECK(schedule_differences(saved, saved).empty());
+  Schedule const changed = Wsd{.max_lr = 3e-4, .warmup = 1000, .decay_end = 1'000'000, .wsd_decay = 100'000,
+                               .wsd_style = DecayShape::minus_sqrt};
+  auto const d = schedule_differences(saved, changed);
+  REQUIRE(d.size() == 2);
+  CHECK(d[0] == "warmup: 2000 -> 1000");
+  CHECK(d[1] == "wsd_style: 'exponential' -> 'minus_sqrt'");
+  Schedule const branch = Branch{.base = stable, .start = 900'000, .steps = 100'000};
+  auto const db = schedule_differences(saved, branch);
+  CHECK(std::find(db.begin(), db.end(), "style: 'wsd' -> 'branch'") != db.end());
+  CHECK(std::find(db.begin(), db.end(), "start: (absent) -> 900000") != db.end());
 }

@@ -3,9 +3,11 @@
 
 #include <cstdint>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include <toml++/toml.h>
 
@@ -283,6 +285,41 @@ inline WeightDecaySchedule wd_schedule_from_toml(toml::table const& t, std::stri
   r.finish();
   w.validate();
   return w;
+}
+
+namespace detail {
+inline void table_differences(toml::table const& a, toml::table const& b, std::string const& prefix,
+                              std::vector<std::string>& out) {
+  std::set<std::string> keys;
+  for (auto const& [k, v] : a) keys.insert(std::string(k.str()));
+  for (auto const& [k, v] : b) keys.insert(std::string(k.str()));
+  for (auto const& k : keys) {
+    toml::node const* x = a.get(k);
+    toml::node const* y = b.get(k);
+    std::string const path = prefix.empty() ? k : prefix + "." + k;
+    if (x && y && x->is_table() && y->is_table()) {
+      table_differences(*x->as_table(), *y->as_table(), path, out);
+      continue;
+    }
+    auto text = [](toml::node const* n) {
+      if (n == nullptr) return std::string("(absent)");
+      std::ostringstream os;
+      n->visit([&](auto const& v) { os << v; });
+      return os.str();
+    };
+    std::string const tx = text(x), ty = text(y);
+    if (tx != ty) out.push_back(path + ": " + tx + " -> " + ty);
+  }
+}
+}  // namespace detail
+
+/// The recipe keys in which two schedules differ, as "key: old -> new" (empty when equal). Megatron
+/// refuses to resume when the scheduler arguments differ from the checkpoint's unless told which
+/// wins; a trainer can report these lines and require an explicit override.
+inline std::vector<std::string> schedule_differences(Schedule const& saved, Schedule const& requested) {
+  std::vector<std::string> out;
+  detail::table_differences(to_toml(saved), to_toml(requested), "", out);
+  return out;
 }
 
 /// from_toml<Schedule>(t) / from_toml<WeightDecaySchedule>(t): the readers above by result type.
