@@ -97,3 +97,9 @@ TEST_CASE("memory map: whole file, read-only, empty files and errors", "[io][mma
   CHECK_THROWS_WITH(io::MappedFile(dir / "missing"), Catch::Contains("cannot open") && Catch::Contains("missing"));
   CHECK_THROWS_WITH(io::MappedFile(dir.path()), Catch::Contains("not a regular file"));
 }
+
+TEST_CASE("fsync_directory syncs a directory and reports a missing one", "[io][atomic]") {
+  ScratchDir dir("syncdir");
+  CHECK_NOTHROW(io::fsync_directory(dir.path()));
+  CHECK_THROWS_WITH(io::fsync_directory(dir / "absent"), Catch::Contains("cannot open directory") && Catch::Contains("absent"));
+}

@@ -37,6 +37,10 @@ inline void fsync_directory(std::filesystem::path const& dir) {
 
 }  // namespace detail
 
+/// Makes a directory's entries (files created, renamed or removed in it) durable: fsync on the
+/// directory itself. File systems that cannot sync directories are not an error.
+inline void fsync_directory(std::filesystem::path const& dir) { detail::fsync_directory(dir); }
+
 /// Writes `target` atomically: the bytes go to a temporary file in the same directory
 /// (`.<name>.<pid>.<n>.tmp`, created with O_EXCL and mode 0666 & ~umask), and `commit()` flushes
 /// them, fsyncs the file, renames it over `target` and fsyncs the directory, so a crash at any point

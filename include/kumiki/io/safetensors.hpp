@@ -5,9 +5,10 @@
 //   {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...}
 // then the data section; offsets are relative to its start, [b, e) half open.
 //
-// Validation follows the reference implementation's rules, each failure a kumiki::Error naming the
-// file and the problem: the header length must fit in the file (and below 100 MB), the JSON must be
-// well formed, an object, free of duplicate keys, each entry with a known dtype, a non-negative shape
+// Validation follows the reference implementation's rules (and also rejects duplicate JSON keys,
+// which parsers resolve differently), each failure a kumiki::Error naming the file and the problem:
+// the header length must fit in the file (and below 100 MB), the JSON must be well formed, an
+// object, free of duplicate keys, each entry with a known dtype, a non-negative shape
 // whose byte size does not overflow, offsets with b <= e inside the data section and e - b equal to
 // dtype size x numel; sorted by offset the tensors must tile the data section exactly: no overlaps,
 // no holes, no trailing bytes (a file with gaps is what a truncated or hand-edited file looks like,
