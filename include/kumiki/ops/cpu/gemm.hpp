@@ -42,10 +42,11 @@ void gemm_tile(A const& a, B const& b, T alpha, T beta, MutMap<T> c) {
 }
 
 /// Tile length along the split dimension: a function of the problem shape only (never of the thread
-/// count), a multiple of 32 rows/columns, at most 8 tiles.
+/// count). At least 128 rows/columns, so that repacking the other operand per tile stays cheap, and
+/// at most 64 tiles, enough to feed many cores on large problems.
 inline std::int64_t gemm_tile_len(std::int64_t dim) {
-  std::int64_t const t = (dim + 7) / 8;
-  return std::max<std::int64_t>(64, (t + 31) / 32 * 32);
+  std::int64_t const t = (dim + 63) / 64;
+  return std::max<std::int64_t>(128, (t + 31) / 32 * 32);
 }
 
 }  // namespace detail
