@@ -22,6 +22,14 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
+/// User + system CPU seconds of the whole process (all threads).
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<std::int32_t> d(0, static_cast<std::int32_t>(vocab) - 1);
@@ -54,7 +62,10 @@ void BM_TrainStep(benchmark::State& state) {
     benchmark::DoNotOptimize(loss);
   };
   step();  // allocate activations, warm caches
+  double const cpu0 = process_cpu_seconds();
   for (auto _ : state) step();
+  double const cpu_per_step = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
+  state.counters["process_cpu_ms"] = 1e3 * cpu_per_step;  // all threads; robust to a busy machine
   double const tokens_per_iter = static_cast<double>(B * T);
   double const flops = (mode == 2 ? Cfg.flops_per_token(T) / 3.0 : Cfg.flops_per_token(T)) * tokens_per_iter;
   state.counters["tokens/s"] = benchmark::Counter(tokens_per_iter, benchmark::Counter::kIsIterationInvariantRate);
