@@ -71,6 +71,7 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["tokens/s"] = benchmark::Counter(tokens_per_iter, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["activations_MiB"] = static_cast<double>(model.activations().total_bytes()) / (1024.0 * 1024.0);
   state.SetLabel(mode == 0 ? "fwd+bwd+adamw" : mode == 1 ? "fwd+bwd" : "fwd");
 }
 // Where the time of a step goes: per-op wall milliseconds per step (nn::StepTimings), AdamW included.

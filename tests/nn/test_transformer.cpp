@@ -109,6 +109,7 @@ TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, 
   struct Run {
     double loss;
     std::vector<std::byte> grads;
+    std::size_t activation_bytes;
   };
   auto run = [&](int threads, bool recompute) {
     int const saved = omp_get_max_threads();
@@ -120,7 +121,8 @@ TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, 
     opt.loss_chunk = 128;  // three LM-head chunks
     double const loss = m.forward_backward(tokens.data(), targets.data(), B, T, opt);
     omp_set_num_threads(saved);
-    return Run{loss, std::vector<std::byte>(m.grads().data(), m.grads().data() + m.grads().total_bytes())};
+    return Run{loss, std::vector<std::byte>(m.grads().data(), m.grads().data() + m.grads().total_bytes()),
+               m.activations().total_bytes()};
   };
   Run const base = run(1, false);
   for (auto [threads, recompute] : {std::pair{2, false}, std::pair{1, true}, std::pair{2, true}}) {
@@ -128,6 +130,7 @@ TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, 
     INFO("threads " << threads << " recompute " << recompute);
     CHECK(r.loss == base.loss);  // exact
     CHECK(std::memcmp(r.grads.data(), base.grads.data(), r.grads.size()) == 0);
+    if (recompute) CHECK(r.activation_bytes < base.activation_bytes);  // one block's activations kept, not L
   }
   std::printf("determinism: loss %.9f identical for threads {1,2} x recompute {off,on}\n", base.loss);
 }

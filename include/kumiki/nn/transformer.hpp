@@ -2,6 +2,7 @@
 // gradients and activations each in one arena, Hugging Face Llama parameter names, Megatron init.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -192,6 +193,7 @@ class Transformer {
     KUMIKI_CHECK(Tn <= Cfg.max_seq_len, "sequence length ", Tn, " exceeds the config's max_seq_len ",
                  Cfg.max_seq_len);
     KUMIKI_CHECK(tokens != nullptr && targets != nullptr, "tokens and targets are required");
+    KUMIKI_CHECK(opt.loss_chunk > 0, "loss_chunk must be positive, got ", opt.loss_chunk);
     KUMIKI_CHECK(!opt.reset_attention_mask || opt.eod_token >= 0,
                  "reset_attention_mask needs the end-of-document token id (eod_token)");
     std::int64_t const N = B * Tn;
