@@ -112,7 +112,8 @@ class Transformer {
     }
   }
 
-  void zero_grad() { grads_.zero(); }
+  /// Clears the gradients (padding included) before a new accumulation.
+  void zero_grad() { ops::Fill<Backend>::zero_bytes(grads_.data(), grads_.total_bytes()); }
 
   /// Loss of tokens (B, T) against targets (B, T), and, added into grads(), the gradient of
   /// opt.grad_scale * loss. loss_mask (B, T), optional, weights each target.
