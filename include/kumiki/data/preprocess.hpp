@@ -353,8 +353,16 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
     std::vector<InputDocument> docs;
     std::vector<std::vector<std::int32_t>> ids;
   };
+  // A round is workers x 4 batches. Rounds rotate through three slots: while the workers tokenize
+  // round i, this thread writes round i - 1 and reads round i + 1.
+  struct Round {
+    std::vector<Batch> batches;
+    std::size_t used = 0;
+    std::vector<std::exception_ptr> failures;  // per batch: the first error in input order wins
+  };
   std::size_t const per_round = static_cast<std::size_t>(opt.workers) * 4;
-  std::vector<Batch> round(per_round);
+  Round slots[3];
+  for (auto& r : slots) r.batches.resize(per_round);
   auto last_print = start;
   auto print = [&](bool final) {
     if (!opt.progress) return;
@@ -370,12 +378,11 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
   };
 
   bool more = true;
-  InputDocument doc;
-  while (more) {
-    // Read a round of batches.
-    std::size_t used = 0;
-    for (; used < per_round && more; ++used) {
-      Batch& b = round[used];
+  auto read_round = [&](Round& r) {
+    r.used = 0;
+    InputDocument doc;
+    for (; r.used < per_round && more; ++r.used) {
+      Batch& b = r.batches[r.used];
       b.docs.clear();
       std::size_t bytes = 0;
       while (bytes < opt.batch_bytes && b.docs.size() < 4096) {
@@ -389,33 +396,10 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
       }
       if (b.docs.empty()) break;
     }
-    // Tokenize the round's batches in parallel.
-    std::atomic<std::size_t> next{0};
-    std::vector<std::exception_ptr> failures(used);  // per batch: the first error in input order wins
-    auto work = [&] {
-      for (std::size_t k; (k = next.fetch_add(1)) < used;) {
-        try {
-          Batch& b = round[k];
-          b.ids.resize(b.docs.size());
-          for (std::size_t i = 0; i < b.docs.size(); ++i) {
-            reader.finish(b.docs[i]);
-            b.ids[i] = tok.encode(b.docs[i].text);
-            if (eod >= 0 && !b.ids[i].empty()) b.ids[i].push_back(eod);
-          }
-        } catch (...) {
-          failures[k] = std::current_exception();
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < std::min<int>(opt.workers, static_cast<int>(used)); ++w) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-    for (auto const& f : failures)
-      if (f) std::rethrow_exception(f);
-    // Write in input order.
-    for (std::size_t k = 0; k < used; ++k) {
-      Batch& b = round[k];
+  };
+  auto write_round = [&](Round& r) {
+    for (std::size_t k = 0; k < r.used; ++k) {
+      Batch& b = r.batches[k];
       for (std::size_t i = 0; i < b.docs.size(); ++i) {
         if (!b.ids[i].empty()) writer.add_sequence(b.ids[i]);
         writer.end_document();
@@ -424,8 +408,55 @@ inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const&
         st.bytes += static_cast<std::int64_t>(b.docs[i].text.size());
       }
     }
+    r.used = 0;
+  };
+
+  read_round(slots[0]);
+  for (std::size_t i = 0; slots[i % 3].used > 0; ++i) {
+    Round& cur = slots[i % 3];
+    Round& prev = slots[(i + 2) % 3];
+    Round& next_round = slots[(i + 1) % 3];
+    cur.failures.assign(cur.used, nullptr);
+    std::atomic<std::size_t> next{0};
+    auto work = [&cur, &next, &reader, &tok, eod] {
+      for (std::size_t k; (k = next.fetch_add(1)) < cur.used;) {
+        try {
+          Batch& b = cur.batches[k];
+          b.ids.resize(b.docs.size());
+          for (std::size_t d = 0; d < b.docs.size(); ++d) {
+            reader.finish(b.docs[d]);
+            b.ids[d] = tok.encode(b.docs[d].text);
+            if (eod >= 0 && !b.ids[d].empty()) b.ids[d].push_back(eod);
+          }
+        } catch (...) {
+          cur.failures[k] = std::current_exception();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 0; w < std::min<int>(opt.workers, static_cast<int>(cur.used)); ++w) pool.emplace_back(work);
+    std::exception_ptr write_failure, read_failure;
+    try {
+      write_round(prev);
+    } catch (...) {
+      write_failure = std::current_exception();
+    }
+    if (!write_failure) {
+      try {
+        read_round(next_round);
+      } catch (...) {
+        read_failure = std::current_exception();
+      }
+    }
+    for (auto& t : pool) t.join();
+    // Report the failure that comes first in the input: round i - 1, then i, then i + 1.
+    if (write_failure) std::rethrow_exception(write_failure);
+    for (auto const& f : cur.failures)
+      if (f) std::rethrow_exception(f);
+    if (read_failure) std::rethrow_exception(read_failure);
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print).count() >= opt.progress_interval_s)
       print(false);
+    if (next_round.used == 0) write_round(cur);
   }
   writer.finalize();
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
