@@ -215,6 +215,17 @@ TEST_CASE("preprocess: invalid input is an error naming file and line", "[data][
   REQUIRE_THROWS_WITH(kd::preprocess(tok, options({dir / "key.jsonl"}, dir / "k")),
                       Contains("key.jsonl:1") && Contains("no key \"text\""));
   REQUIRE_THROWS_AS(kd::preprocess(tok, options({dir / "missing"}, dir / "m")), kumiki::Error);
+
+  // With several workers the error reported is still the first one in input order.
+  fs::create_directories(dir / "two");
+  {
+    std::ofstream a(dir / "two" / "a.jsonl", std::ios::binary), b(dir / "two" / "b.jsonl", std::ios::binary);
+    for (int i = 1; i < 50; ++i) a << "{\"text\": \"document number " << i << " is fine\"}\n";
+    a << "{\"text\": \"bad \xC3\x28\"}\n";
+    b << "{\"text\": \"bad \xFF\"}\n";
+  }
+  for (int workers : {1, 3})
+    REQUIRE_THROWS_WITH(kd::preprocess(tok, options({dir / "two"}, dir / "w", workers)), Contains("a.jsonl:50"));
 }
 
 TEST_CASE("preprocess (SentencePiece trained by spm_train): decodes back; ids equal spm_encode's", "[data][preprocess][sentencepiece]") {
