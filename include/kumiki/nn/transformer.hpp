@@ -94,7 +94,7 @@ class Transformer {
   Arena<Backend> const& activations() const { return acts_; }
 
   /// Megatron initialization from Philox, stream = parameter index in the arena, so values depend on
-  /// (seed, name) only: N(0, init_std) for embeddings, LM head, q/k/v, gate/up; N(0, init_std /
+  /// (seed, tensor index, element index) only, never on threads: N(0, init_std) for embeddings, LM head, q/k/v, gate/up; N(0, init_std /
   /// sqrt(2 L)) for o_proj and down_proj; 1 for the norms.
   void init(std::uint64_t seed) {
     auto const& layout = params_.layout();
