@@ -228,7 +228,7 @@ TEST_CASE("preprocess: invalid input is an error naming file and line", "[data][
     REQUIRE_THROWS_WITH(kd::preprocess(tok, options({dir / "two"}, dir / "w", workers)), Contains("a.jsonl:50"));
 }
 
-TEST_CASE("preprocess (SentencePiece trained by spm_train): decodes back; ids equal spm_encode's", "[data][preprocess][sentencepiece]") {
+TEST_CASE("preprocess (SentencePiece trained by spm_train): decodes back, ids equal spm_encode's", "[data][preprocess][sentencepiece]") {
   TempDir dir("pre-spm");
   auto const docs = expected_documents(false);
   {
