@@ -28,6 +28,7 @@ struct StepRecord {
   double lr = 0;
   double grad_norm = 0;
   double tokens_per_s = 0;
+  double model_flops_per_s = 0;  // Megatron model FLOPs per token x tokens/s
   double mfu = 0;
   double peak_rss_mb = 0;
   double elapsed_s = 0;
@@ -62,7 +63,7 @@ inline nlohmann::json to_json(StepRecord const& r) {
           {"stage", r.stage},      {"stage_step", r.stage_step},
           {"tokens", r.tokens},    {"loss", detail::number(r.loss)},
           {"lr", r.lr},            {"grad_norm", detail::number(r.grad_norm)},
-          {"tokens_per_s", r.tokens_per_s}, {"mfu", r.mfu},
+          {"tokens_per_s", r.tokens_per_s}, {"model_flops_per_s", r.model_flops_per_s}, {"mfu", r.mfu},
           {"peak_rss_mb", r.peak_rss_mb},   {"elapsed_s", r.elapsed_s},
           {"skipped", r.skipped}};
 }

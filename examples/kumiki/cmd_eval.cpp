@@ -1,0 +1,89 @@
+// `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a checkpoint per dataset.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "command.hpp"
+#include "kumiki/data/gpt_dataset.hpp"
+#include "kumiki/io/safetensors.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/train/checkpoint.hpp"
+#include "kumiki/train/recipe.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::vector<std::string> data_path;
+  std::int64_t seq_len = 0, samples = 64, micro_batch = 4;
+  std::uint64_t seed = 1234;
+};
+
+void eval(EvalArgs const& a) {
+  using namespace kumiki;
+  fs::path const dir = a.checkpoint;
+  train::verify_checkpoint(dir);
+  train::Recipe const recipe = train::parse_recipe(train::detail::read_text(dir / train::ckpt_recipe_file),
+                                                   (dir / train::ckpt_recipe_file).string(), dir, false);
+  std::int64_t const seq = a.seq_len > 0 ? a.seq_len : recipe.seq_len;
+  // Weights are optional in --data-path: "w1 p1 w2 p2" or plain prefixes; weights are ignored here.
+  std::vector<std::string> prefixes;
+  for (auto const& s : a.data_path) {
+    char* end = nullptr;
+    std::strtod(s.c_str(), &end);
+    if (end == s.c_str() || *end != '\0') prefixes.push_back(s);
+  }
+  KUMIKI_CHECK(!prefixes.empty(), "--data-path names no dataset prefix");
+  models::dispatch_config(recipe.model, [&](auto tag) {
+    nn::Transformer<decltype(tag)::config, Cpu, float> model;
+    io::SafetensorsFile const weights(dir / train::ckpt_model_file);
+    train::detail::load_arena(weights, model.params());
+    std::printf("checkpoint %s (%s, step from %s)\n", dir.string().c_str(), recipe.model.c_str(),
+                dir.filename().string().c_str());
+    std::printf("%-40s %10s %12s %10s\n", "dataset", "loss", "perplexity", "tokens");
+    std::vector<std::int32_t> sample(static_cast<std::size_t>(seq + 1)), tok, tgt;
+    for (auto const& p : prefixes) {
+      data::GptDatasetConfig gc;
+      gc.seq_len = seq;
+      gc.num_samples = a.samples;
+      gc.seed = a.seed;
+      data::GptDataset const ds(fs::path(p), gc);
+      std::int64_t const mb = a.micro_batch, n = a.samples / mb;
+      KUMIKI_CHECK(n > 0, "--samples must be at least --micro-batch");
+      double sum = 0;
+      for (std::int64_t b = 0; b < n; ++b) {
+        tok.assign(static_cast<std::size_t>(mb * seq), 0);
+        tgt.assign(static_cast<std::size_t>(mb * seq), 0);
+        for (std::int64_t r = 0; r < mb; ++r) {
+          ds.get(b * mb + r, sample.data());
+          for (std::int64_t t = 0; t < seq; ++t) {
+            tok[static_cast<std::size_t>(r * seq + t)] = sample[static_cast<std::size_t>(t)];
+            tgt[static_cast<std::size_t>(r * seq + t)] = sample[static_cast<std::size_t>(t + 1)];
+          }
+        }
+        sum += model.forward(tok.data(), tgt.data(), mb, seq);
+      }
+      double const loss = sum / static_cast<double>(n);
+      std::printf("%-40s %10.4f %12.3f %10lld\n", p.c_str(), loss, std::exp(loss), static_cast<long long>(n * mb * seq));
+    }
+  });
+}
+
+kumiki_cli::Registration reg{11, [](CLI::App& app) {
+  static EvalArgs a;
+  auto* cmd = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on datasets");
+  cmd->add_option("--checkpoint", a.checkpoint, "Checkpoint directory (DIR/checkpoints/step_*)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--data-path", a.data_path, "Dataset prefixes (optionally Megatron 'w prefix' pairs)")->required();
+  cmd->add_option("--seq-len", a.seq_len, "Sequence length (default: the recipe's)");
+  cmd->add_option("--samples", a.samples, "Samples per dataset");
+  cmd->add_option("--micro-batch", a.micro_batch, "Sequences per forward");
+  cmd->add_option("--seed", a.seed, "Sample-order seed");
+  cmd->callback([] { eval(a); });
+}};
+
+}  // namespace

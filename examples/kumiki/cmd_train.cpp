@@ -1,0 +1,59 @@
+// `kumiki train --recipe R.toml --out DIR`: runs (or resumes) a multi-stage training recipe.
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "command.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/train/recipe.hpp"
+#include "kumiki/train/trainer.hpp"
+
+namespace {
+
+struct TrainArgs {
+  std::string recipe, out;
+  int threads = 0;
+  bool allow_recipe_change = false, quiet = false, recompute = false;
+  std::int64_t progress_every = 1;
+};
+
+int train(TrainArgs const& a) {
+  using namespace kumiki;
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  train::Recipe recipe = train::load_recipe(a.recipe);  // every check before any work
+  train::TrainerOptions opt;
+  opt.progress = !a.quiet;
+  opt.progress_every = a.progress_every;
+  opt.allow_recipe_change = a.allow_recipe_change;
+  opt.step.recompute = a.recompute;
+  auto const outcome = models::dispatch_config(recipe.model, [&](auto tag) {
+    train::Trainer<decltype(tag)::config> trainer(recipe, a.out, opt);
+    return trainer.run();
+  });
+  switch (outcome) {
+    case train::RunOutcome::completed:
+    case train::RunOutcome::interrupted: return 0;
+    case train::RunOutcome::stopped_nonfinite: return 3;
+  }
+  return 1;
+}
+
+kumiki_cli::Registration reg{10, [](CLI::App& app) {
+  static TrainArgs a;
+  auto* cmd = app.add_subcommand("train", "Train (or resume) a multi-stage recipe; rerun the same command to resume");
+  cmd->add_option("--recipe", a.recipe, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", a.out, "Run directory: log.jsonl, checkpoints/, data-cache/")->required();
+  cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
+  cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
+  cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");
+  cmd->add_flag("--allow-recipe-change", a.allow_recipe_change, "Resume even if the recipe differs from the checkpoint's");
+  cmd->add_flag("--quiet", a.quiet, "No progress lines");
+  cmd->callback([] {
+    int const rc = train(a);
+    if (rc != 0) std::exit(rc);
+  });
+}};
+
+}  // namespace

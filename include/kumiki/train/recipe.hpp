@@ -1,0 +1,371 @@
+// kumiki/train/recipe.hpp: multi-stage training recipes (TOML): model, batch, optimizer and an
+// ordered list of stages, each with its data blend, length, schedule rule, eval sets and checkpoints.
+// A wrong recipe is rejected before any work, with an error naming the key and its line.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/core/toml_reader.hpp"
+#include "kumiki/data/blended_dataset.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/sched/anneal.hpp"
+#include "kumiki/sched/common.hpp"
+#include "kumiki/sched/schedule.hpp"
+#include "kumiki/sched/toml.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace train {
+
+/// A held-out set evaluated at the stage's eval interval and at its end.
+struct EvalSet {
+  std::string name;
+  std::string prefix;
+};
+
+/// How a stage's learning rate follows the previous stage.
+enum class ScheduleRule : std::uint8_t {
+  fresh,       ///< a new schedule (the stage's `lr` table), its clock starting at the stage's first step
+  continued,   ///< the previous stage's schedule goes on, same clock (English -> Japanese on one WSD)
+  branch,      ///< WSD decay branch: from the lr reached at the stage start, cool down to `decay_to`
+  anneal,      ///< OLMo 2 mid-training: from the current lr linearly to `decay_to`, no warmup
+};
+
+inline std::optional<ScheduleRule> parse_schedule_rule(std::string_view s) {
+  if (s == "new") return ScheduleRule::fresh;
+  if (s == "continue") return ScheduleRule::continued;
+  if (s == "branch") return ScheduleRule::branch;
+  if (s == "anneal") return ScheduleRule::anneal;
+  return std::nullopt;
+}
+inline std::string_view schedule_rule_name(ScheduleRule r) {
+  switch (r) {
+    case ScheduleRule::fresh: return "new";
+    case ScheduleRule::continued: return "continue";
+    case ScheduleRule::branch: return "branch";
+    case ScheduleRule::anneal: return "anneal";
+  }
+  return "?";
+}
+
+struct StageRecipe {
+  std::string name;
+  std::vector<data::BlendEntry> data;    ///< Megatron --data-path pairs (weight, prefix of .bin/.idx)
+  std::int64_t steps = 0;                 ///< resolved: `steps`, or ceil(tokens / (global_batch x seq_len))
+  std::optional<std::int64_t> tokens;     ///< as written, when the stage was given in tokens
+  ScheduleRule rule = ScheduleRule::fresh;
+  sched::Schedule lr{};                   ///< for rule fresh
+  double decay_to = 0.0;                  ///< for branch / anneal
+  std::int64_t decay_steps = 0;           ///< for branch / anneal; 0 means the stage length
+  sched::DecayShape decay_shape = sched::DecayShape::minus_sqrt;
+  std::int64_t seq_len = 0;               ///< resolved: the stage's or the recipe's
+  bool reset_optimizer = false;           ///< zero AdamW's moments and step count at the stage start
+  std::uint64_t seed = 0;                 ///< resolved data-order seed: the stage's or the recipe's
+  std::vector<EvalSet> eval;
+  std::int64_t eval_interval = 0;         ///< steps; 0: only at the end of the stage
+  std::int64_t eval_batches = 4;          ///< micro-batches per eval set
+  std::int64_t checkpoint_interval = 0;   ///< steps; 0: only at the end of the stage
+  std::int64_t keep_checkpoints = 3;      ///< newest N kept under DIR/checkpoints (0: keep all)
+};
+
+struct OptimizerRecipe {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double clip_grad = 1.0;                 ///< global L2 norm; 0 disables clipping
+  std::int64_t max_nonfinite = 3;         ///< stop after this many non-finite steps in a row
+};
+
+/// The learning rate of stage i as (schedule, offset): lr(global step s) = schedule.lr(s - offset).
+struct LrSegment {
+  sched::Schedule schedule;
+  std::int64_t offset = 0;
+  double lr(std::int64_t global_step) const { return schedule.lr(global_step - offset); }
+};
+
+struct Recipe {
+  std::string source;          ///< file the recipe came from (for messages)
+  std::string text;            ///< the recipe as written; stored in checkpoints
+  std::string model;           ///< a compiled-in configuration name (models::config_names())
+  std::uint64_t seed = 1234;
+  std::int64_t seq_len = 0;
+  std::int64_t global_batch = 0;   ///< sequences per optimizer step
+  std::int64_t micro_batch = 0;    ///< sequences per forward/backward
+  double peak_flops = 0;           ///< for MFU; 0: the trainer measures nothing against a peak
+  std::string data_cache;          ///< index cache directory (default: OUT/data-cache)
+  OptimizerRecipe optimizer;
+  std::vector<StageRecipe> stages;
+  std::vector<LrSegment> lr_segments;  ///< resolved, one per stage
+
+  std::int64_t accumulation_steps() const { return global_batch / micro_batch; }
+  std::int64_t total_steps() const {
+    std::int64_t n = 0;
+    for (auto const& s : stages) n += s.steps;
+    return n;
+  }
+  /// Global step at which stage i starts.
+  std::int64_t stage_start(std::size_t i) const {
+    std::int64_t n = 0;
+    for (std::size_t k = 0; k < i; ++k) n += stages[k].steps;
+    return n;
+  }
+  /// The stage that global step s belongs to (the last stage for s past the end).
+  std::size_t stage_of(std::int64_t s) const {
+    std::int64_t n = 0;
+    for (std::size_t k = 0; k < stages.size(); ++k) {
+      n += stages[k].steps;
+      if (s < n) return k;
+    }
+    return stages.size() - 1;
+  }
+  double lr(std::int64_t global_step) const { return lr_segments[stage_of(global_step)].lr(global_step); }
+};
+
+namespace detail {
+
+inline std::int64_t positive(TomlReader& r, std::string_view key, std::int64_t v) {
+  if (v <= 0) r.fail(key, r.table().get(key), "must be positive, got " + std::to_string(v));
+  return v;
+}
+
+/// `data = [w1, "prefix1", w2, "prefix2", ...]`, Megatron's --data-path order.
+inline std::vector<data::BlendEntry> read_blend(TomlReader& r, std::string_view key, std::filesystem::path const& base,
+                                          bool check_files) {
+  auto const* arr = r.array(key);
+  if (arr == nullptr) r.fail(key, nullptr, "is missing (a list of weight, prefix pairs)");
+  if (arr->empty() || arr->size() % 2 != 0)
+    r.fail(key, arr, "must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...]");
+  std::vector<data::BlendEntry> out;
+  for (std::size_t i = 0; i < arr->size(); i += 2) {
+    toml::node const& w = *arr->get(i);
+    toml::node const& p = *arr->get(i + 1);
+    std::string const at = std::string(key) + "[" + std::to_string(i) + "]";
+    double weight = 0;
+    if (auto const* f = w.as_floating_point()) weight = f->get();
+    else if (auto const* n = w.as_integer()) weight = static_cast<double>(n->get());
+    else r.fail(at, &w, std::string("must be a weight (number), got ") + TomlReader::type_name(w));
+    if (!(weight > 0) || !std::isfinite(weight)) r.fail(at, &w, "blend weight must be > 0, got " + std::to_string(weight));
+    auto const* s = p.as_string();
+    if (s == nullptr) r.fail(std::string(key) + "[" + std::to_string(i + 1) + "]", &p, "must be a dataset prefix (string)");
+    std::filesystem::path prefix = s->get();
+    if (prefix.is_relative()) prefix = base / prefix;
+    if (check_files)
+      for (char const* ext : {".bin", ".idx"})
+        if (!std::filesystem::is_regular_file(prefix.string() + ext))
+          r.fail(std::string(key) + "[" + std::to_string(i + 1) + "]", &p,
+                 "dataset file '" + prefix.string() + ext + "' does not exist");
+    out.push_back({weight, prefix});
+  }
+  return out;
+}
+
+inline std::vector<LrSegment> resolve_lr(Recipe const& r) {
+  std::vector<LrSegment> seg;
+  for (std::size_t i = 0; i < r.stages.size(); ++i) {
+    StageRecipe const& s = r.stages[i];
+    std::int64_t const start = r.stage_start(i);
+    switch (s.rule) {
+      case ScheduleRule::fresh: seg.push_back({s.lr, start}); break;
+      case ScheduleRule::continued: seg.push_back(seg.back()); break;
+      case ScheduleRule::branch:
+      case ScheduleRule::anneal: {
+        double const from = seg.back().lr(start);
+        std::int64_t const n = s.decay_steps > 0 ? s.decay_steps : s.steps;
+        sched::DecayShape const shape = s.rule == ScheduleRule::anneal ? sched::DecayShape::linear : s.decay_shape;
+        seg.push_back({sched::Anneal{from, s.decay_to, 0, n, shape, {}}, start});
+        break;
+      }
+    }
+  }
+  return seg;
+}
+
+}  // namespace detail
+
+/// Parses and validates a recipe. Relative dataset prefixes resolve against `base_dir` (the recipe's
+/// directory); with `check_files` every prefix.bin / prefix.idx must exist.
+inline Recipe parse_recipe(std::string_view text, std::string const& source, std::filesystem::path const& base_dir,
+                           bool check_files = true) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source);
+  } catch (toml::parse_error const& e) {
+    KUMIKI_FAIL("recipe '", source, "' line ", e.source().begin.line, ": TOML syntax error: ", e.description());
+  }
+  Recipe r;
+  r.source = source;
+  r.text = std::string(text);
+  try {
+    TomlReader top(doc, "");
+    r.model = top.read_string("model", true);
+    {
+      bool known = false;
+      std::string names;
+      for (auto n : models::config_names()) {
+        known = known || n == r.model;
+        names += (names.empty() ? "" : ", ") + std::string(n);
+      }
+      if (!known) top.fail("model", doc.get("model"), "unknown model configuration '" + r.model + "' (known: " + names + ")");
+    }
+    std::int64_t const max_seq = models::dispatch_config(r.model, [](auto tag) { return decltype(tag)::config.max_seq_len; });
+    std::int64_t seed = 1234;
+    top.read("seed", seed);
+    if (seed < 0) top.fail("seed", doc.get("seed"), "must be >= 0");
+    r.seed = static_cast<std::uint64_t>(seed);
+    top.read("seq_len", r.seq_len);
+    top.read("global_batch", r.global_batch);
+    top.read("micro_batch", r.micro_batch);
+    if (!doc.contains("seq_len")) top.fail("seq_len", nullptr, "is missing");
+    if (!doc.contains("global_batch")) top.fail("global_batch", nullptr, "is missing");
+    if (!doc.contains("micro_batch")) top.fail("micro_batch", nullptr, "is missing");
+    detail::positive(top, "seq_len", r.seq_len);
+    detail::positive(top, "global_batch", r.global_batch);
+    detail::positive(top, "micro_batch", r.micro_batch);
+    if (r.seq_len > max_seq)
+      top.fail("seq_len", doc.get("seq_len"), "is " + std::to_string(r.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
+    if (r.global_batch % r.micro_batch != 0)
+      top.fail("micro_batch", doc.get("micro_batch"),
+               "global_batch " + std::to_string(r.global_batch) + " is not a multiple of micro_batch " + std::to_string(r.micro_batch));
+    top.read("peak_flops", r.peak_flops);
+    top.read("data_cache", r.data_cache);
+
+    if (doc.contains("optimizer")) {
+      TomlReader o(top.sub_table("optimizer"), "optimizer");
+      auto& opt = r.optimizer;
+      o.read("beta1", opt.beta1);
+      o.read("beta2", opt.beta2);
+      o.read("eps", opt.eps);
+      o.read("weight_decay", opt.weight_decay);
+      o.read("clip_grad", opt.clip_grad);
+      o.read("max_nonfinite", opt.max_nonfinite);
+      if (!(opt.beta1 >= 0 && opt.beta1 < 1)) o.fail("beta1", o.table().get("beta1"), "must be in [0, 1)");
+      if (!(opt.beta2 >= 0 && opt.beta2 < 1)) o.fail("beta2", o.table().get("beta2"), "must be in [0, 1)");
+      if (!(opt.eps > 0)) o.fail("eps", o.table().get("eps"), "must be > 0");
+      if (!(opt.weight_decay >= 0)) o.fail("weight_decay", o.table().get("weight_decay"), "must be >= 0");
+      if (!(opt.clip_grad >= 0)) o.fail("clip_grad", o.table().get("clip_grad"), "must be >= 0");
+      detail::positive(o, "max_nonfinite", opt.max_nonfinite);
+      o.finish();
+    } else {
+      top.find("optimizer");
+    }
+
+    auto const* stages = top.array("stages");
+    if (stages == nullptr || stages->empty()) top.fail("stages", stages, "needs at least one [[stages]] table");
+    for (std::size_t i = 0; i < stages->size(); ++i) {
+      std::string const path = "stages[" + std::to_string(i) + "]";
+      auto const* t = stages->get(i)->as_table();
+      if (t == nullptr) top.fail(path, stages->get(i), "must be a table ([[stages]])");
+      TomlReader s(*t, path);
+      StageRecipe st;
+      st.name = s.read_string("name", true);
+      for (auto const& prev : r.stages)
+        if (prev.name == st.name) s.fail("name", t->get("name"), "stage name '" + st.name + "' is used twice");
+      st.data = detail::read_blend(s, "data", base_dir, check_files);
+      st.seq_len = r.seq_len;
+      s.read("seq_len", st.seq_len);
+      detail::positive(s, "seq_len", st.seq_len);
+      if (st.seq_len > max_seq)
+        s.fail("seq_len", t->get("seq_len"), "is " + std::to_string(st.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
+      bool const has_steps = t->contains("steps"), has_tokens = t->contains("tokens");
+      if (has_steps == has_tokens) s.fail("steps", t, "give exactly one of 'steps' or 'tokens'");
+      if (has_steps) {
+        s.read("steps", st.steps);
+        detail::positive(s, "steps", st.steps);
+      } else {
+        std::int64_t tokens = 0;
+        s.read("tokens", tokens);
+        detail::positive(s, "tokens", tokens);
+        st.tokens = tokens;
+        std::int64_t const per_step = r.global_batch * st.seq_len;
+        st.steps = (tokens + per_step - 1) / per_step;
+      }
+      std::string rule = "new";
+      s.read("schedule", rule);
+      auto const parsed = parse_schedule_rule(rule);
+      if (!parsed) s.fail("schedule", t->get("schedule"), "unknown value \"" + rule + "\" (expected \"new\", \"continue\", \"branch\" or \"anneal\")");
+      st.rule = *parsed;
+      if (i == 0 && st.rule != ScheduleRule::fresh)
+        s.fail("schedule", t->get("schedule"), "the first stage has no schedule to " + rule + "; use \"new\"");
+      if (st.rule == ScheduleRule::fresh) {
+        if (!t->contains("lr")) s.fail("lr", t, "is missing (the stage's schedule table, required with schedule = \"new\")");
+        toml::table const& lt = s.sub_table("lr");
+        try {
+          st.lr = sched::schedule_from_toml(lt, path + ".lr");
+        } catch (Error const& e) {
+          throw Error(std::string(e.what()) + " [lr table" + TomlReader::where(lt) + "]");
+        }
+      } else if (t->contains("lr")) {
+        s.fail("lr", t->get("lr"), "only a stage with schedule = \"new\" takes an lr table");
+      }
+      if (st.rule == ScheduleRule::branch || st.rule == ScheduleRule::anneal) {
+        st.decay_shape = st.rule == ScheduleRule::anneal ? sched::DecayShape::linear : sched::DecayShape::minus_sqrt;
+        s.read("decay_to", st.decay_to);
+        s.read("decay_steps", st.decay_steps);
+        s.read_enum("decay_shape", st.decay_shape, sched::parse_decay_shape,
+                    "\"linear\", \"cosine\", \"exponential\" or \"minus_sqrt\"");
+        if (!(st.decay_to >= 0)) s.fail("decay_to", t->get("decay_to"), "must be >= 0");
+        if (st.decay_steps < 0) s.fail("decay_steps", t->get("decay_steps"), "must be >= 0 (0: the stage length)");
+      }
+      s.read("reset_optimizer", st.reset_optimizer);
+      std::int64_t stage_seed = static_cast<std::int64_t>(r.seed);
+      s.read("seed", stage_seed);
+      if (stage_seed < 0) s.fail("seed", t->get("seed"), "must be >= 0");
+      st.seed = static_cast<std::uint64_t>(stage_seed);
+      if (auto const* ev = s.array("eval")) {
+        for (std::size_t k = 0; k < ev->size(); ++k) {
+          std::string const epath = path + ".eval[" + std::to_string(k) + "]";
+          auto const* et = ev->get(k)->as_table();
+          if (et == nullptr) s.fail("eval[" + std::to_string(k) + "]", ev->get(k), "must be a table { name, prefix }");
+          TomlReader e(*et, epath);
+          EvalSet set;
+          set.name = e.read_string("name", true);
+          std::filesystem::path prefix = e.read_string("prefix", true);
+          if (prefix.is_relative()) prefix = base_dir / prefix;
+          if (check_files)
+            for (char const* ext : {".bin", ".idx"})
+              if (!std::filesystem::is_regular_file(prefix.string() + ext))
+                e.fail("prefix", et->get("prefix"), "dataset file '" + prefix.string() + ext + "' does not exist");
+          set.prefix = prefix.string();
+          e.finish();
+          st.eval.push_back(std::move(set));
+        }
+      }
+      s.read("eval_interval", st.eval_interval);
+      s.read("eval_batches", st.eval_batches);
+      s.read("checkpoint_interval", st.checkpoint_interval);
+      s.read("keep_checkpoints", st.keep_checkpoints);
+      if (st.eval_interval < 0) s.fail("eval_interval", t->get("eval_interval"), "must be >= 0");
+      detail::positive(s, "eval_batches", st.eval_batches);
+      if (st.checkpoint_interval < 0) s.fail("checkpoint_interval", t->get("checkpoint_interval"), "must be >= 0");
+      if (st.keep_checkpoints < 0) s.fail("keep_checkpoints", t->get("keep_checkpoints"), "must be >= 0");
+      s.finish();
+      r.stages.push_back(std::move(st));
+    }
+    top.finish();
+  } catch (Error const& e) {
+    throw Error("recipe '" + source + "': " + e.what());
+  }
+  r.lr_segments = detail::resolve_lr(r);
+  return r;
+}
+
+/// Reads and parses a recipe file.
+inline Recipe load_recipe(std::filesystem::path const& path, bool check_files = true) {
+  std::ifstream in(path);
+  KUMIKI_CHECK(in.good(), "cannot open recipe '", path.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_recipe(ss.str(), path.string(), path.parent_path(), check_files);
+}
+
+}  // namespace train
+KUMIKI_NAMESPACE_END

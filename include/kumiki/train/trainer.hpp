@@ -1,0 +1,392 @@
+// kumiki/train/trainer.hpp: the multi-stage training loop on the CPU backend: gradient accumulation,
+// clipping, AdamW, per-stage data blends and schedules, held-out evaluation, JSONL logs, checkpoints
+// with exact resume, non-finite step handling, and a clean stop on SIGINT / SIGTERM.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/data/blended_dataset.hpp"
+#include "kumiki/data/gpt_dataset.hpp"
+#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/optim/adamw.hpp"
+#include "kumiki/optim/clip.hpp"
+#include "kumiki/train/checkpoint.hpp"
+#include "kumiki/train/checkpoint_dir.hpp"
+#include "kumiki/train/log.hpp"
+#include "kumiki/train/recipe.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace train {
+
+namespace fs = std::filesystem;
+
+/// Run-time options of `kumiki train` that are not part of the recipe (they never change results).
+struct TrainerOptions {
+  bool progress = true;               ///< print the progress line to stderr
+  std::int64_t progress_every = 1;    ///< steps between progress lines
+  bool allow_recipe_change = false;   ///< resume even when the recipe differs from the checkpoint's
+  nn::StepOptions step{};             ///< recompute, loss chunk, reset-attention-mask settings
+};
+
+/// How a run ended.
+enum class RunOutcome { completed, interrupted, stopped_nonfinite };
+
+namespace detail {
+
+inline std::atomic<int> stop_signal{0};
+extern "C" inline void on_stop_signal(int sig) { stop_signal.store(sig); }
+
+/// Installs SIGINT / SIGTERM handlers for the lifetime of the object, restoring the old ones after.
+class StopSignals {
+ public:
+  StopSignals() {
+    stop_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  StopSignals(StopSignals const&) = delete;
+  StopSignals& operator=(StopSignals const&) = delete;
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  int signal() const { return stop_signal.load(); }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+/// Test hook: KUMIKI_CRASH_AT="<point>:<step>" kills the process with SIGKILL at that point
+/// (points: "step" after a step, "checkpoint" inside a checkpoint write before its manifest).
+/// The resume test uses it to crash at exact places; nothing else reads it.
+inline void maybe_crash(char const* point, std::int64_t step) {
+  static std::string const spec = [] {
+    char const* s = std::getenv("KUMIKI_CRASH_AT");
+    return std::string(s ? s : "");
+  }();
+  if (spec.empty()) return;
+  if (spec == std::string(point) + ":" + std::to_string(step)) {
+    std::fflush(nullptr);
+    std::raise(SIGKILL);
+  }
+}
+
+inline double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+/// Keeps the log lines that precede `step` completed steps: a resumed run then writes exactly the
+/// lines an uninterrupted run would have written after that point.
+inline void truncate_log(fs::path const& path, std::int64_t step) {
+  if (!fs::exists(path)) return;
+  std::string kept;
+  for (auto const& j : read_jsonl(path.string())) {
+    std::string const type = j.value("type", "");
+    std::int64_t const s = j.value("step", std::int64_t{0});
+    bool const keep = (type == "eval") ? s <= step : s < step;
+    if (keep) kept += j.dump() + "\n";
+  }
+  io::write_file_atomic(path, kept);
+}
+
+}  // namespace detail
+
+/// Trains `nn::Transformer<Cfg, Cpu>` through the stages of a recipe, writing into `out`:
+/// log.jsonl, checkpoints/step_*/ and, at the end, the last checkpoint. Rerunning with the same
+/// recipe and directory resumes from the newest complete checkpoint.
+template <auto Cfg>
+class Trainer {
+ public:
+  using Model = nn::Transformer<Cfg, Cpu, float>;
+
+  Trainer(Recipe recipe, fs::path out, TrainerOptions options = {})
+      : recipe_(std::move(recipe)),
+        out_(std::move(out)),
+        options_(options),
+        model_(std::make_unique<Model>()),
+        opt_(model_->params().layout(), adamw_config(recipe_.optimizer)) {
+    fs::create_directories(out_);
+    cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
+  }
+
+  Model& model() { return *model_; }
+  TrainState const& state() const { return state_; }
+
+  /// Runs (or resumes) the recipe to its end, an interruption, or a non-finite stop.
+  RunOutcome run() {
+    detail::StopSignals signals;
+    fs::path const ckpt_root = out_ / "checkpoints";
+    prune_checkpoints(ckpt_root, 0);  // leftovers of interrupted writes only
+    resume_or_init(ckpt_root);
+    JsonlLog log((out_ / "log.jsonl").string());
+
+    std::int64_t const total = recipe_.total_steps();
+    if (state_.step >= total) {
+      say("kumiki: the recipe is already complete (", total, " steps); nothing to do");
+      return RunOutcome::completed;
+    }
+    auto const run_start = std::chrono::steady_clock::now();
+    double ema_step_s = 0;
+    optim::NonFiniteGuard guard(static_cast<int>(recipe_.optimizer.max_nonfinite));
+    for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
+
+    while (state_.step < total) {
+      std::size_t const si = static_cast<std::size_t>(state_.stage_index);
+      StageRecipe const& stage = recipe_.stages[si];
+      if (state_.stage_step == 0) begin_stage(si, log);
+      ensure_stage_data(si);
+
+      auto const t0 = std::chrono::steady_clock::now();
+      double const lr = recipe_.lr(state_.step);
+      double const loss = accumulate_gradients(stage);
+      optim::ClipResult const clip = optim::clip_grad_norm(model_->grads(), recipe_.optimizer.clip_grad);
+      bool const finite = std::isfinite(loss) && clip.finite;
+      optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
+      if (verdict == optim::StepVerdict::apply)
+        opt_.step(model_->params(), model_->grads(), static_cast<float>(lr));
+      else
+        ++state_.skipped_total;
+      state_.nonfinite_run = guard.consecutive();
+      double const step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+      std::int64_t const step_tokens = recipe_.global_batch * stage.seq_len;
+      StepRecord rec;
+      rec.step = state_.step;
+      rec.stage = stage.name;
+      rec.stage_step = state_.stage_step;
+      rec.tokens = state_.tokens + step_tokens;
+      rec.loss = loss;
+      rec.lr = lr;
+      rec.grad_norm = clip.norm;
+      rec.tokens_per_s = static_cast<double>(step_tokens) / step_s;
+      double const flops = Cfg.flops_per_token(stage.seq_len) * rec.tokens_per_s;
+      rec.model_flops_per_s = flops;
+      rec.mfu = recipe_.peak_flops > 0 ? flops / recipe_.peak_flops : 0.0;
+      rec.peak_rss_mb = detail::peak_rss_mb();
+      rec.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+      rec.skipped = verdict != optim::StepVerdict::apply;
+      log.write(rec);
+
+      ++state_.step;
+      ++state_.stage_step;
+      state_.tokens += step_tokens;
+      ema_step_s = ema_step_s == 0 ? step_s : 0.9 * ema_step_s + 0.1 * step_s;
+      if (options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
+        std::fprintf(stderr, "%s\n", progress_line(rec, total, ema_step_s * static_cast<double>(total - state_.step)).c_str());
+      detail::maybe_crash("step", state_.step);
+
+      if (verdict == optim::StepVerdict::stop) {
+        fs::path const dir = checkpoint(ckpt_root, stage);
+        say("kumiki: stopping: ", guard.consecutive(), " non-finite steps in a row (loss or gradient norm); the last "
+            "good state (no update was applied since) is in ", dir.string());
+        return RunOutcome::stopped_nonfinite;
+      }
+      bool const stage_end = state_.stage_step == stage.steps;
+      if ((stage.eval_interval > 0 && state_.stage_step % stage.eval_interval == 0) || stage_end) evaluate(stage, log);
+      bool const want_ckpt =
+          stage_end || (stage.checkpoint_interval > 0 && state_.stage_step % stage.checkpoint_interval == 0);
+      if (want_ckpt || signals.signal() != 0) checkpoint(ckpt_root, stage);
+      if (stage_end && state_.step < total) {
+        ++state_.stage_index;
+        state_.stage_step = 0;
+        state_.stage = recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name;
+      }
+      if (signals.signal() != 0) {
+        say("kumiki: received ", signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", " at step ", state_.step,
+            "; checkpoint written. Resume with the same command: kumiki train --recipe ", recipe_.source, " --out ",
+            out_.string());
+        return RunOutcome::interrupted;
+      }
+    }
+    say("kumiki: training complete: ", total, " steps, ", state_.tokens, " tokens; checkpoints in ", ckpt_root.string());
+    return RunOutcome::completed;
+  }
+
+  /// Mean loss over the first `batches` micro-batches of a dataset (no gradients).
+  double eval_loss(data::GptDataset const& ds, std::int64_t seq_len, std::int64_t batches) {
+    std::int64_t const mb = recipe_.micro_batch;
+    std::int64_t const n = batches;
+    KUMIKI_CHECK(n > 0 && n * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", n, " x ", mb);
+    double sum = 0;
+    for (std::int64_t b = 0; b < n; ++b) {
+      fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); }, seq_len);
+      sum += model_->forward(tokens_.data(), targets_.data(), mb, seq_len, options_.step);
+    }
+    return sum / static_cast<double>(n);
+  }
+
+ private:
+  template <class... A>
+  static void say(A const&... a) {
+    std::fprintf(stderr, "%s\n", kumiki::detail::concat(a...).c_str());
+  }
+
+  static optim::AdamWConfig adamw_config(OptimizerRecipe const& o) {
+    optim::AdamWConfig c;
+    c.beta1 = static_cast<float>(o.beta1);
+    c.beta2 = static_cast<float>(o.beta2);
+    c.eps = static_cast<float>(o.eps);
+    c.weight_decay = static_cast<float>(o.weight_decay);
+    return c;
+  }
+
+  void resume_or_init(fs::path const& ckpt_root) {
+    std::vector<std::string> problems;
+    auto const found = newest_valid_checkpoint(ckpt_root, &problems);
+    for (auto const& p : problems) say("kumiki: warning: skipping a damaged checkpoint: ", p);
+    if (!found) {
+      model_->init(recipe_.seed);
+      state_ = TrainState{};
+      state_.init_seed = recipe_.seed;
+      state_.stage = recipe_.stages[0].name;
+      if (fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
+      say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from seed ", recipe_.seed, ", ",
+          recipe_.total_steps(), " steps in ", recipe_.stages.size(), " stage(s)");
+      return;
+    }
+    std::string saved_recipe;
+    state_ = load_checkpoint(*found, model_->params(), opt_, &saved_recipe);
+    if (saved_recipe != recipe_.text && !options_.allow_recipe_change)
+      KUMIKI_FAIL("the recipe differs from the one checkpoint ", found->string(),
+                  " was trained with; pass --allow-recipe-change to resume with the new recipe anyway");
+    KUMIKI_CHECK(state_.stage_index >= 0 && static_cast<std::size_t>(state_.stage_index) < recipe_.stages.size(),
+                 "checkpoint stage ", state_.stage_index, " is not in the recipe");
+    // A checkpoint taken at the end of a stage still names that stage: the next step opens the next one.
+    while (static_cast<std::size_t>(state_.stage_index) + 1 < recipe_.stages.size() &&
+           state_.stage_step >= recipe_.stages[static_cast<std::size_t>(state_.stage_index)].steps) {
+      ++state_.stage_index;
+      state_.stage_step = 0;
+      state_.stage = recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name;
+    }
+    detail::truncate_log(out_ / "log.jsonl", state_.step);
+    say("kumiki: resuming from ", found->string(), " (step ", state_.step, ", stage '", state_.stage, "')");
+  }
+
+  void begin_stage(std::size_t si, JsonlLog& log) {
+    StageRecipe const& stage = recipe_.stages[si];
+    if (stage.reset_optimizer && si > 0) {
+      opt_.exp_avg().zero();
+      opt_.exp_avg_sq().zero();
+      opt_.set_step_count(0);
+    }
+    log.write(StageRecord{stage.name, state_.step, state_.tokens});
+    say("kumiki: stage '", stage.name, "': ", stage.steps, " steps, seq_len ", stage.seq_len, ", schedule ",
+        schedule_rule_name(stage.rule), ", ", stage.data.size(), " dataset(s)");
+  }
+
+  void ensure_stage_data(std::size_t si) {
+    if (blend_ && blend_stage_ == si) return;
+    StageRecipe const& stage = recipe_.stages[si];
+    data::BlendedDatasetConfig bc;
+    bc.seq_len = stage.seq_len;
+    bc.num_samples = stage.steps * recipe_.global_batch;
+    bc.seed = stage.seed;
+    bc.cache_dir = cache_dir_;
+    blend_ = std::make_unique<data::BlendedDataset>(stage.data, bc);
+    blend_stage_ = si;
+    eval_sets_.clear();
+    for (auto const& e : stage.eval) {
+      data::GptDatasetConfig gc;
+      gc.seq_len = stage.seq_len;
+      gc.num_samples = stage.eval_batches * recipe_.micro_batch;
+      gc.seed = recipe_.seed;
+      gc.cache_dir = cache_dir_;
+      eval_sets_.push_back(std::make_unique<data::GptDataset>(fs::path(e.prefix), gc));
+    }
+  }
+
+  /// Splits L + 1 token samples into inputs and next-token targets for one micro-batch.
+  template <class Get>
+  void fill_batch(Get&& get, std::int64_t seq_len) {
+    std::int64_t const mb = recipe_.micro_batch;
+    sample_.resize(static_cast<std::size_t>(seq_len + 1));
+    tokens_.resize(static_cast<std::size_t>(mb * seq_len));
+    targets_.resize(static_cast<std::size_t>(mb * seq_len));
+    for (std::int64_t r = 0; r < mb; ++r) {
+      get(r, sample_.data());
+      for (std::int32_t const id : sample_)
+        KUMIKI_CHECK(id >= 0 && id < Cfg.vocab_size, "token id ", id, " in the data is outside the vocabulary of model '",
+                     recipe_.model, "' (", Cfg.vocab_size, " tokens): was the data made with another tokenizer?");
+      for (std::int64_t t = 0; t < seq_len; ++t) {
+        tokens_[static_cast<std::size_t>(r * seq_len + t)] = sample_[static_cast<std::size_t>(t)];
+        targets_[static_cast<std::size_t>(r * seq_len + t)] = sample_[static_cast<std::size_t>(t + 1)];
+      }
+    }
+  }
+
+  /// Forward + backward over the global batch's micro-batches; returns the mean loss. Gradients are
+  /// of the mean loss (each micro-batch scaled by 1 / accumulation steps).
+  double accumulate_gradients(StageRecipe const& stage) {
+    model_->zero_grad();
+    std::int64_t const acc = recipe_.accumulation_steps(), mb = recipe_.micro_batch;
+    std::int64_t const base = state_.stage_step * recipe_.global_batch;
+    nn::StepOptions opt = options_.step;
+    opt.grad_scale = 1.0 / static_cast<double>(acc);
+    double sum = 0;
+    for (std::int64_t a = 0; a < acc; ++a) {
+      fill_batch([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); }, stage.seq_len);
+      sum += model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
+    }
+    return sum / static_cast<double>(acc);
+  }
+
+  void evaluate(StageRecipe const& stage, JsonlLog& log) {
+    for (std::size_t k = 0; k < eval_sets_.size(); ++k) {
+      double const loss = eval_loss(*eval_sets_[k], stage.seq_len, stage.eval_batches);
+      EvalRecord r{state_.step, stage.name, state_.tokens, stage.eval[k].name, loss, std::exp(loss),
+                   stage.eval_batches * recipe_.micro_batch * stage.seq_len};
+      log.write(r);
+      if (options_.progress)
+        say("[", stage.name, "] eval '", stage.eval[k].name, "' at step ", state_.step, ": loss ", loss, ", ppl ", std::exp(loss));
+    }
+  }
+
+  fs::path checkpoint(fs::path const& root, StageRecipe const& stage) {
+    state_.data_seed = stage.seed;
+    state_.datasets.clear();
+    for (auto const& e : stage.data) state_.datasets.push_back(e.prefix.string());
+    state_.consumed_per_dataset = blend_->consumed_per_dataset(state_.stage_step * recipe_.global_batch);
+    std::int64_t const step = state_.step;
+    fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text,
+                                         [step] { detail::maybe_crash("checkpoint", step); });
+    prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints));
+    return dir;
+  }
+
+  Recipe recipe_;
+  fs::path out_;
+  fs::path cache_dir_;
+  TrainerOptions options_;
+  std::unique_ptr<Model> model_;
+  optim::AdamW<Cpu> opt_;
+  TrainState state_;
+  std::unique_ptr<data::BlendedDataset> blend_;
+  std::size_t blend_stage_ = 0;
+  std::vector<std::unique_ptr<data::GptDataset>> eval_sets_;
+  std::vector<std::int32_t> sample_, tokens_, targets_;
+};
+
+}  // namespace train
+KUMIKI_NAMESPACE_END
