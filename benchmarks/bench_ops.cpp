@@ -126,7 +126,7 @@ void BM_LmHeadLoss(benchmark::State& s) {
   }
   flops(s, 6.0 * N * C * V);
 }
-BENCHMARK(BM_LmHeadLoss)->ArgNames({"threads", "chunk"})->ArgsProduct({{1, 2}, {256, 512, 1024}})
+BENCHMARK(BM_LmHeadLoss)->ArgNames({"threads", "chunk"})->ArgsProduct({{1, 2}, {64, 128, 256, 512, 1024}})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Memory-bound ops over the (2048, 256) residual stream / (2048, 704) MLP activations.

@@ -39,7 +39,7 @@ TEST_CASE("embedding gathers rows and scatter-adds repeated tokens", "[ops][embe
   CHECK_THROWS_AS(ops::Embedding<Cpu>::forward(bad.data(), table.data(), out.data(), 2, C, V), kumiki::Error);
 }
 
-TEST_CASE("RMSNorm forward matches the formula; d_x and d_w match finite differences", "[ops][rmsnorm][grad]") {
+TEST_CASE("RMSNorm forward matches the formula, d_x and d_w match finite differences", "[ops][rmsnorm][grad]") {
   kumiki_test::SingleThread const one;
   std::int64_t const N = 13, C = 80;
   double const eps = 1e-5;

@@ -33,7 +33,7 @@ struct StepOptions {
   bool reset_attention_mask = false;  // document-causal attention (Megatron --reset-attention-mask)
   std::int32_t eod_token = -1;        // end-of-document id, required with reset_attention_mask
   std::int32_t ignore_index = -100;   // targets equal to it carry no loss
-  std::int64_t loss_chunk = 512;      // tokens per LM-head chunk (scratch = chunk x padded vocab)
+  std::int64_t loss_chunk = 256;      // tokens per LM-head chunk (scratch = chunk x padded vocab)
   double grad_scale = 1.0;            // gradients of grad_scale * loss accumulate (1 / accumulation steps)
   StepTimings* timings = nullptr;     // when set, per-op wall times are added to it
 };
