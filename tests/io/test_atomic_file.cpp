@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "io_test_util.hpp"
-#include "kumiki/io/atomic_file.hpp"
-#include "kumiki/io/mmap.hpp"
+#include "kumiki/core/atomic_file.hpp"
+#include "kumiki/core/mmap.hpp"
 
 using namespace kumiki;
 using io_test::ScratchDir;
@@ -30,16 +30,16 @@ std::size_t entries_in(std::filesystem::path const& dir) {
 TEST_CASE("atomic file: commit publishes the bytes and leaves no temporary behind", "[io][atomic]") {
   ScratchDir dir("atomic");
   auto const target = dir / "out.bin";
-  io::write_file_atomic(target, std::string_view("first version"));
+  write_file_atomic(target, std::string_view("first version"));
   CHECK(read_text(target) == "first version");
 
   {
-    io::AtomicFile f(target);
+    AtomicFile f(target);
     CHECK(f.temp_path().parent_path() == dir.path());  // same directory: rename cannot cross file systems
     f.write(std::string_view("second "));
     f.write_zeros(3);
     // Bigger than the buffer: goes straight through, in order.
-    std::vector<std::byte> big(io::AtomicFile::buffer_bytes + 12345);
+    std::vector<std::byte> big(AtomicFile::buffer_bytes + 12345);
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7);
     f.write(std::span<std::byte const>(big));
     f.write(std::string_view("end"));
@@ -67,39 +67,39 @@ TEST_CASE("atomic file: commit publishes the bytes and leaves no temporary behin
 TEST_CASE("atomic file: an abandoned write leaves the old file untouched", "[io][atomic]") {
   ScratchDir dir("abandon");
   auto const target = dir / "keep.txt";
-  io::write_file_atomic(target, std::string_view("old"));
+  write_file_atomic(target, std::string_view("old"));
   try {
-    io::AtomicFile f(target);
+    AtomicFile f(target);
     f.write(std::string_view("half-written new contents"));
     throw std::runtime_error("simulated failure while writing");
   } catch (std::runtime_error const&) {
   }
   CHECK(read_text(target) == "old");
   CHECK(entries_in(dir.path()) == 1);
-  CHECK_THROWS_WITH(io::write_file_atomic(dir / "no_such_dir" / "x", std::string_view("y")),
+  CHECK_THROWS_WITH(write_file_atomic(dir / "no_such_dir" / "x", std::string_view("y")),
                     Catch::Contains("cannot create") && Catch::Contains("no_such_dir"));
 }
 
 TEST_CASE("memory map: whole file, read-only, empty files and errors", "[io][mmap]") {
   ScratchDir dir("mmap");
-  io::write_file_atomic(dir / "a", std::string_view("hello map"));
-  io::MappedFile m(dir / "a");
+  write_file_atomic(dir / "a", std::string_view("hello map"));
+  MappedFile m(dir / "a");
   REQUIRE(m.size() == 9);
   CHECK(std::memcmp(m.data(), "hello map", 9) == 0);
   auto const* p = m.data();
-  io::MappedFile moved(std::move(m));
+  MappedFile moved(std::move(m));
   CHECK(moved.data() == p);  // moving keeps the address
   CHECK(m.data() == nullptr);
-  io::write_file_atomic(dir / "empty", std::string_view(""));
-  io::MappedFile const e(dir / "empty");
+  write_file_atomic(dir / "empty", std::string_view(""));
+  MappedFile const e(dir / "empty");
   CHECK(e.empty());
   CHECK(e.bytes().empty());
-  CHECK_THROWS_WITH(io::MappedFile(dir / "missing"), Catch::Contains("cannot open") && Catch::Contains("missing"));
-  CHECK_THROWS_WITH(io::MappedFile(dir.path()), Catch::Contains("not a regular file"));
+  CHECK_THROWS_WITH(MappedFile(dir / "missing"), Catch::Contains("cannot open") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(MappedFile(dir.path()), Catch::Contains("not a regular file"));
 }
 
 TEST_CASE("fsync_directory syncs a directory and reports a missing one", "[io][atomic]") {
   ScratchDir dir("syncdir");
-  CHECK_NOTHROW(io::fsync_directory(dir.path()));
-  CHECK_THROWS_WITH(io::fsync_directory(dir / "absent"), Catch::Contains("cannot open directory") && Catch::Contains("absent"));
+  CHECK_NOTHROW(fsync_directory(dir.path()));
+  CHECK_THROWS_WITH(fsync_directory(dir / "absent"), Catch::Contains("cannot open directory") && Catch::Contains("absent"));
 }

@@ -273,7 +273,7 @@ TEST_CASE("sharded safetensors: naming, index and round trip", "[io][safetensors
   CHECK(single.files().size() == 1);
   CHECK(single.size() == ts.size());
   // With both present the single file wins, as in transformers.
-  io::write_file_atomic(dir / "model.safetensors.index.json", std::string_view("not even JSON"));
+  write_file_atomic(dir / "model.safetensors.index.json", std::string_view("not even JSON"));
   CHECK(io::SafetensorsModel(dir.path()).size() == ts.size());
   // A file path works too.
   CHECK(io::SafetensorsModel(dir / "model.safetensors").size() == ts.size());
@@ -286,7 +286,7 @@ TEST_CASE("sharded safetensors: inconsistent indexes are rejected", "[io][safete
   io::write_safetensors(dir / "s1.safetensors", named({a}));
   io::write_safetensors(dir / "s2.safetensors", named({b}));
   auto const write_index = [&](std::string const& weight_map) {
-    io::write_file_atomic(dir / "model.safetensors.index.json",
+    write_file_atomic(dir / "model.safetensors.index.json",
                           R"({"metadata": {"total_size": 32}, "weight_map": )" + weight_map + "}");
   };
   write_index(R"({"a": "s1.safetensors", "b": "s2.safetensors"})");
@@ -306,7 +306,7 @@ TEST_CASE("sharded safetensors: inconsistent indexes are rejected", "[io][safete
   CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("tensor 'a' is in both"));
   write_index(R"([1, 2])");
   CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("has no weight_map object"));
-  io::write_file_atomic(dir / "model.safetensors.index.json", "{\"weight_map\": ");
+  write_file_atomic(dir / "model.safetensors.index.json", "{\"weight_map\": ");
   CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("malformed JSON"));
 
   ScratchDir empty("emptymodel");

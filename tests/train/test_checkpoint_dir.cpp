@@ -19,8 +19,8 @@ fs::path fresh_dir(char const* name) {
 }
 fs::path save(fs::path const& root, std::int64_t step, std::string const& payload) {
   CheckpointWriter w(root, step);
-  kumiki::io::write_file_atomic(w.path("model.bin"), payload);
-  kumiki::io::write_file_atomic(w.path("state.json"), "{\"step\": " + std::to_string(step) + "}");
+  kumiki::write_file_atomic(w.path("model.bin"), payload);
+  kumiki::write_file_atomic(w.path("state.json"), "{\"step\": " + std::to_string(step) + "}");
   return w.commit();
 }
 }  // namespace
@@ -32,7 +32,7 @@ TEST_CASE("checkpoint names sort by step and parse back", "[train][checkpoint]")
   CHECK_FALSE(checkpoint_step("/x/step_00000123a").has_value());
 }
 
-TEST_CASE("a committed checkpoint verifies; uncommitted writes leave nothing", "[train][checkpoint]") {
+TEST_CASE("a committed checkpoint verifies, an uncommitted write leaves nothing", "[train][checkpoint]") {
   fs::path const root = fresh_dir("kumiki-test-ckpt-commit");
   fs::path const dir = save(root, 10, "weights-10");
   CHECK(dir == root / "step_000000010");
@@ -40,7 +40,7 @@ TEST_CASE("a committed checkpoint verifies; uncommitted writes leave nothing", "
   CHECK(fs::is_regular_file(dir / "manifest.json"));
   {
     CheckpointWriter w(root, 20);
-    kumiki::io::write_file_atomic(w.path("model.bin"), std::string("partial"));
+    kumiki::write_file_atomic(w.path("model.bin"), std::string("partial"));
     // destroyed without commit: an interrupted save
   }
   CHECK(list_checkpoints(root).size() == 1);

@@ -19,7 +19,8 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/data/indexed_dataset.hpp"
-#include "kumiki/data/mmap.hpp"
+#include "kumiki/core/atomic_file.hpp"
+#include "kumiki/core/mmap.hpp"
 #include "kumiki/data/shuffle.hpp"
 
 KUMIKI_NAMESPACE_BEGIN

@@ -20,7 +20,8 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
-#include "kumiki/data/mmap.hpp"
+#include "kumiki/core/atomic_file.hpp"
+#include "kumiki/core/mmap.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace data {

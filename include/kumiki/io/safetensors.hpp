@@ -45,9 +45,9 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/shape.hpp"
 #include "kumiki/core/tensor.hpp"
-#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/core/atomic_file.hpp"
 #include "kumiki/io/convert.hpp"
-#include "kumiki/io/mmap.hpp"
+#include "kumiki/core/mmap.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace io {

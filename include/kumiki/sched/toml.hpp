@@ -13,6 +13,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/toml_reader.hpp"
 #include "kumiki/sched/schedule.hpp"
 #include "kumiki/sched/weight_decay.hpp"
 
@@ -33,85 +34,12 @@ namespace sched {
 
 namespace detail {
 
-/// Reads keys of one table, remembering which were used so that leftovers can be reported.
-class TomlReader {
- public:
-  TomlReader(toml::table const& t, std::string path) : t_(t), path_(std::move(path)) {}
+using kumiki::TomlReader;  // strict reading with key paths and line numbers (core/toml_reader.hpp)
 
-  std::string key_path(std::string_view key) const { return path_.empty() ? std::string(key) : path_ + "." + std::string(key); }
-
-  toml::node const* find(std::string_view key) {
-    used_.insert(std::string(key));
-    return t_.get(key);
-  }
-  void read(std::string_view key, double& out) {
-    if (auto const* n = find(key)) {
-      if (auto const* f = n->as_floating_point()) out = f->get();
-      else if (auto const* i = n->as_integer()) out = static_cast<double>(i->get());
-      else wrong_type(key, "a number", *n);
-    }
-  }
-  void read(std::string_view key, std::int64_t& out) {
-    if (auto const* n = find(key)) {
-      if (auto const* i = n->as_integer()) out = i->get();
-      else wrong_type(key, "an integer", *n);
-    }
-  }
-  std::string read_string(std::string_view key, bool required) {
-    auto const* n = find(key);
-    if (n == nullptr) {
-      KUMIKI_CHECK(!required, "recipe key '", key_path(key), "' is missing");
-      return {};
-    }
-    auto const* s = n->as_string();
-    if (s == nullptr) wrong_type(key, "a string", *n);
-    return s->get();
-  }
-  template <class Enum, class Parse>
-  void read_enum(std::string_view key, Enum& out, Parse parse, char const* allowed) {
-    std::string const s = read_string(key, false);
-    if (s.empty() && t_.get(key) == nullptr) return;
-    auto const v = parse(s);
-    KUMIKI_CHECK(v.has_value(), "recipe key '", key_path(key), "': unknown value \"", s, "\" (expected ", allowed, ")");
-    out = *v;
-  }
-  toml::table const& sub_table(std::string_view key) {
-    auto const* n = find(key);
-    KUMIKI_CHECK(n != nullptr, "recipe key '", key_path(key), "' is missing");
-    auto const* t = n->as_table();
-    if (t == nullptr) wrong_type(key, "a table", *n);
-    return *t;
-  }
-  void read_clock(Clock& c) {
-    read_enum(std::string_view("unit"), c.unit, parse_unit, "\"iterations\" or \"samples\"");
-    read(std::string_view("global_batch"), c.global_batch);
-  }
-  /// Fails on the first key of the table that no read asked for.
-  void finish() const {
-    for (auto const& [k, v] : t_) {
-      (void)v;
-      KUMIKI_CHECK(used_.contains(std::string(k.str())), "unknown recipe key '", key_path(k.str()), "'");
-    }
-  }
-  [[noreturn]] void wrong_type(std::string_view key, char const* expected, toml::node const& n) const {
-    std::string got;
-    switch (n.type()) {
-      case toml::node_type::string: got = "a string"; break;
-      case toml::node_type::integer: got = "an integer"; break;
-      case toml::node_type::floating_point: got = "a float"; break;
-      case toml::node_type::boolean: got = "a boolean"; break;
-      case toml::node_type::table: got = "a table"; break;
-      case toml::node_type::array: got = "an array"; break;
-      default: got = "a date or time"; break;
-    }
-    KUMIKI_FAIL("recipe key '", key_path(key), "' must be ", expected, ", got ", got);
-  }
-
- private:
-  toml::table const& t_;
-  std::string path_;
-  std::set<std::string> used_;
-};
+inline void read_clock(TomlReader& r, Clock& c) {
+  r.read_enum(std::string_view("unit"), c.unit, parse_unit, "\"iterations\" or \"samples\"");
+  r.read(std::string_view("global_batch"), c.global_batch);
+}
 
 inline void write_clock(toml::table& t, Clock const& c) {
   if (c.unit != Unit::iterations) t.insert("unit", std::string(unit_name(c.unit)));
@@ -160,7 +88,7 @@ inline BaseSchedule read_leaf(TomlReader& r, std::string const& style) {
       r.read("wsd_decay", s.wsd_decay);
       r.read_enum(std::string_view("wsd_style"), s.wsd_style, parse_decay_shape, shapes);
     }
-    r.read_clock(s.clock);
+    detail::read_clock(r, s.clock);
     return BaseSchedule(s);
   };
   if (style == "constant") return megatron(Constant{});
@@ -175,7 +103,7 @@ inline BaseSchedule read_leaf(TomlReader& r, std::string const& style) {
     r.read("start", a.start);
     r.read("steps", a.steps);
     r.read_enum(std::string_view("shape"), a.shape, parse_decay_shape, shapes);
-    r.read_clock(a.clock);
+    detail::read_clock(r, a.clock);
     return a;
   }
   KUMIKI_FAIL("recipe key '", r.key_path("style"), "': unknown schedule \"", style,
@@ -228,14 +156,14 @@ inline Schedule schedule_from_toml(toml::table const& t, std::string const& path
     r.read("steps", b.steps);
     r.read("to_lr", b.to_lr);
     r.read_enum(std::string_view("shape"), b.shape, parse_decay_shape, "\"linear\", \"cosine\", \"exponential\" or \"minus_sqrt\"");
-    r.read_clock(b.clock);
+    detail::read_clock(r, b.clock);
     detail::TomlReader rb(r.sub_table("base"), r.key_path("base"));
     b.base = detail::read_leaf(rb, rb.read_string("style", true));
     rb.finish();
     out = b;
   } else if (style == "steps") {
     Steps m;
-    r.read_clock(m.clock);
+    detail::read_clock(r, m.clock);
     detail::TomlReader rb(r.sub_table("base"), r.key_path("base"));
     m.base = detail::read_leaf(rb, rb.read_string("style", true));
     rb.finish();
@@ -281,7 +209,7 @@ inline WeightDecaySchedule wd_schedule_from_toml(toml::table const& t, std::stri
   r.read("start_wd", w.start_wd);
   r.read("end_wd", w.end_wd);
   r.read("incr_steps", w.incr_steps);
-  r.read_clock(w.clock);
+  detail::read_clock(r, w.clock);
   r.finish();
   w.validate();
   return w;

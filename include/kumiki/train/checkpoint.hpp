@@ -17,7 +17,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/error.hpp"
-#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/core/atomic_file.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint_dir.hpp"
@@ -126,8 +126,8 @@ inline std::filesystem::path save_checkpoint(std::filesystem::path const& root, 
   for (auto& t : detail::prefixed(opt.exp_avg_sq(), "exp_avg_sq.")) moments.push_back(std::move(t));
   io::write_safetensors(w.path(ckpt_optimizer_file), moments,
                         {{"optimizer", "adamw"}, {"step_count", std::to_string(opt.step_count())}});
-  io::write_file_atomic(w.path(ckpt_state_file), to_json(state).dump(2) + "\n");
-  io::write_file_atomic(w.path(ckpt_recipe_file), recipe_text);
+  write_file_atomic(w.path(ckpt_state_file), to_json(state).dump(2) + "\n");
+  write_file_atomic(w.path(ckpt_recipe_file), recipe_text);
   if (before_commit) before_commit();
   return w.commit();
 }

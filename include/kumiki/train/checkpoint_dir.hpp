@@ -21,7 +21,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/crc32c.hpp"
 #include "kumiki/core/error.hpp"
-#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/core/atomic_file.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -77,7 +77,7 @@ inline void verify_checkpoint(fs::path const& dir) {
   }
 }
 
-/// Builds one checkpoint. Write files with `path(name)` (each through io::AtomicFile or a writer that
+/// Builds one checkpoint. Write files with `path(name)` (each through AtomicFile or a writer that
 /// uses it), then `commit()`. Destroying an uncommitted writer removes the temporary directory.
 class CheckpointWriter {
  public:
@@ -115,8 +115,8 @@ class CheckpointWriter {
     }
     nlohmann::ordered_json manifest = {
         {"format", checkpoint_format}, {"version", checkpoint_version}, {"step", step_}, {"files", files}};
-    io::write_file_atomic(temp_ / checkpoint_manifest, manifest.dump(2) + "\n");
-    io::detail::fsync_directory(temp_);
+    write_file_atomic(temp_ / checkpoint_manifest, manifest.dump(2) + "\n");
+    fsync_directory(temp_);
     fs::path const final_dir = root_ / checkpoint_name(step_);
     if (fs::exists(final_dir)) {
       // The same step saved again (a resumed run passing an interval it had already saved). Training
@@ -136,7 +136,7 @@ class CheckpointWriter {
       fs::remove_all(final_dir);
     }
     fs::rename(temp_, final_dir);
-    io::detail::fsync_directory(root_);
+    fsync_directory(root_);
     committed_ = true;
     return final_dir;
   }

@@ -297,12 +297,7 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
         s.fail("schedule", t->get("schedule"), "the first stage has no schedule to " + rule + "; use \"new\"");
       if (st.rule == ScheduleRule::fresh) {
         if (!t->contains("lr")) s.fail("lr", t, "is missing (the stage's schedule table, required with schedule = \"new\")");
-        toml::table const& lt = s.sub_table("lr");
-        try {
-          st.lr = sched::schedule_from_toml(lt, path + ".lr");
-        } catch (Error const& e) {
-          throw Error(std::string(e.what()) + " [lr table" + TomlReader::where(lt) + "]");
-        }
+        st.lr = sched::schedule_from_toml(s.sub_table("lr"), path + ".lr");
       } else if (t->contains("lr")) {
         s.fail("lr", t->get("lr"), "only a stage with schedule = \"new\" takes an lr table");
       }

@@ -22,7 +22,7 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
-#include "kumiki/io/atomic_file.hpp"
+#include "kumiki/core/atomic_file.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
@@ -108,7 +108,7 @@ inline void truncate_log(fs::path const& path, std::int64_t step) {
     bool const keep = (type == "eval") ? s <= step : s < step;
     if (keep) kept += j.dump() + "\n";
   }
-  io::write_file_atomic(path, kept);
+  write_file_atomic(path, kept);
 }
 
 }  // namespace detail

@@ -1,4 +1,4 @@
-// kumiki/io/mmap.hpp: RAII read-only memory map of a whole file (POSIX mmap).
+// kumiki/core/mmap.hpp: RAII read-only memory map of a whole file (POSIX mmap).
 #pragma once
 
 #include <fcntl.h>
@@ -18,7 +18,6 @@
 #include "kumiki/core/error.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
-namespace io {
 
 /// A whole regular file mapped read-only (PROT_READ, MAP_PRIVATE). The descriptor is closed right
 /// after mapping; the mapping lives until destruction. Move-only; moving keeps the address, so views
@@ -75,6 +74,10 @@ class MappedFile {
   std::filesystem::path const& path() const { return path_; }
   bool empty() const { return size_ == 0; }
 
+  /// Hints the kernel that reads will jump around (no read-ahead); best effort.
+  void advise_random() const {
+    if (data_) ::madvise(const_cast<std::byte*>(data_), size_, MADV_RANDOM);
+  }
   /// Hints the kernel that the whole file will be read front to back (read-ahead); best effort.
   void advise_sequential() const {
     if (data_) ::madvise(const_cast<std::byte*>(data_), size_, MADV_SEQUENTIAL);
@@ -92,5 +95,4 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-}  // namespace io
 KUMIKI_NAMESPACE_END

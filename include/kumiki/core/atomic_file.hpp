@@ -1,4 +1,4 @@
-// kumiki/io/atomic_file.hpp: write a file so that readers see either the old or the complete new one.
+// kumiki/core/atomic_file.hpp: write a file so that readers see either the old or the complete new one.
 #pragma once
 
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,7 +21,6 @@
 #include "kumiki/core/error.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
-namespace io {
 
 namespace detail {
 
@@ -99,6 +99,12 @@ class AtomicFile {
     written_ += n;
   }
   void write(std::string_view s) { write(s.data(), s.size()); }
+  /// Appends the bytes of a trivially copyable value (little-endian on the machines kumiki supports).
+  template <class T>
+    requires std::is_trivially_copyable_v<T>
+  void write_value(T const& v) {
+    write(&v, sizeof(T));
+  }
   void write(std::span<std::byte const> s) { write(s.data(), s.size()); }
   /// Appends `n` zero bytes (padding).
   void write_zeros(std::size_t n) {
@@ -176,5 +182,4 @@ inline void write_file_atomic(std::filesystem::path const& target, std::string_v
   f.commit();
 }
 
-}  // namespace io
 KUMIKI_NAMESPACE_END

@@ -1,0 +1,502 @@
+// kumiki/io/hf.hpp: Hugging Face Llama interoperability: config.json <-> TransformerConfig, matching
+// a Hugging Face config against the compiled-in configurations, export of a kumiki checkpoint as a
+// Hugging Face model directory and import of one into a kumiki checkpoint.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/atomic_file.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/io/safetensors.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/train/checkpoint.hpp"
+#include "kumiki/train/checkpoint_dir.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace io {
+
+// ---- config.json ---------------------------------------------------------------------------------
+
+/// The fields of a Hugging Face config.json kumiki reads (Llama; Mixtral's expert fields are parsed
+/// so that MoE models are recognized and refused until kumiki has an MoE model).
+struct HfConfig {
+  std::string architecture;                  // architectures[0]
+  std::string model_type;                    // "llama", "mixtral"
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;
+  std::int64_t vocab_size = 0;               // rows of embed_tokens / lm_head: kumiki's padded vocabulary
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  std::int64_t max_position_embeddings = 0;
+  bool tie_word_embeddings = false;
+  std::int64_t num_local_experts = 0;        // Mixtral: experts per layer (0: dense)
+  std::int64_t num_experts_per_tok = 0;      // Mixtral: top-k
+  std::optional<std::int64_t> bos_token_id, eos_token_id;
+};
+
+/// Options of `hf_config_json` / `export_hf`.
+struct HfExportOptions {
+  DType dtype = DType::bf16;                   ///< weights: bf16 (round to nearest even) or f32
+  std::optional<std::int64_t> bos_token_id;    ///< default: by vocabulary (see default_special_tokens)
+  std::optional<std::int64_t> eos_token_id;
+  std::filesystem::path tokenizer;             ///< tokenizer model copied beside the weights (optional)
+  std::uint64_t max_shard_bytes = 5'000'000'000;
+};
+
+/// BOS / EOS of the tokenizers kumiki uses: the byte tokenizer (256 bytes + EOD 256 + BOS 257, a
+/// vocabulary of 258) has BOS 257 / EOS 256; SentencePiece LLM-jp tokenizers have BOS 1 / EOS 2.
+inline std::pair<std::int64_t, std::int64_t> default_special_tokens(std::int64_t real_vocab) {
+  if (real_vocab == 258) return {257, 256};
+  return {1, 2};
+}
+
+inline char const* hf_torch_dtype(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::bf16: return "bfloat16";
+    case DType::f16: return "float16";
+    default: KUMIKI_FAIL("models are exported as f32, bf16 or f16, not ", dtype_name(t));
+  }
+}
+
+/// config.json of a dense kumiki model: LlamaForCausalLM with the padded vocabulary (the rows the
+/// embedding and LM head have, as LLM-jp's released models ship them).
+inline nlohmann::ordered_json hf_config_json(models::TransformerConfig const& c, HfExportOptions const& opt = {}) {
+  auto const [bos, eos] = default_special_tokens(c.vocab_size);
+  nlohmann::ordered_json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["hidden_size"] = c.hidden;
+  j["intermediate_size"] = c.ffn_hidden;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_query_groups;
+  j["head_dim"] = c.head_dim();
+  j["vocab_size"] = c.padded_vocab();
+  j["rms_norm_eps"] = c.rms_eps;
+  j["rope_theta"] = c.rope_base;
+  j["rope_scaling"] = nullptr;
+  j["max_position_embeddings"] = c.max_seq_len;
+  j["tie_word_embeddings"] = !c.untie_embeddings;
+  j["torch_dtype"] = hf_torch_dtype(opt.dtype);
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = false;
+  j["attention_dropout"] = 0.0;
+  j["mlp_bias"] = false;
+  j["pretraining_tp"] = 1;
+  j["use_cache"] = true;
+  j["bos_token_id"] = opt.bos_token_id.value_or(bos);
+  j["eos_token_id"] = opt.eos_token_id.value_or(eos);
+  j["initializer_range"] = c.init_std;
+  return j;
+}
+
+inline nlohmann::ordered_json hf_generation_config_json(nlohmann::ordered_json const& config) {
+  nlohmann::ordered_json g;
+  g["_from_model_config"] = true;
+  g["bos_token_id"] = config.at("bos_token_id");
+  g["eos_token_id"] = config.at("eos_token_id");
+  return g;
+}
+
+namespace detail {
+
+inline nlohmann::json read_json_file(std::filesystem::path const& p, char const* what) {
+  KUMIKI_CHECK(std::filesystem::is_regular_file(p), what, " '", p.string(), "' is missing");
+  std::ifstream in(p, std::ios::binary);
+  KUMIKI_CHECK(in.good(), "cannot read ", what, " '", p.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  KUMIKI_CHECK(!j.is_discarded(), what, " '", p.string(), "' is not valid JSON");
+  KUMIKI_CHECK(j.is_object(), what, " '", p.string(), "' is not a JSON object");
+  return j;
+}
+
+template <class T>
+T hf_field(nlohmann::json const& j, char const* key, std::string const& src, std::optional<T> fallback = std::nullopt) {
+  auto const it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    KUMIKI_CHECK(fallback.has_value(), "config '", src, "' has no '", key, "'");
+    return *fallback;
+  }
+  if constexpr (std::is_same_v<T, bool>) {
+    KUMIKI_CHECK(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", it->dump(), ")");
+  } else if constexpr (std::is_integral_v<T>) {
+    KUMIKI_CHECK(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", it->dump(), ")");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    KUMIKI_CHECK(it->is_number(), "config '", src, "': '", key, "' is not a number (", it->dump(), ")");
+  } else {
+    KUMIKI_CHECK(it->is_string(), "config '", src, "': '", key, "' is not a string (", it->dump(), ")");
+  }
+  return it->get<T>();
+}
+
+inline std::optional<std::int64_t> hf_token_id(nlohmann::json const& j, char const* key) {
+  auto const it = j.find(key);
+  if (it == j.end()) return std::nullopt;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_array() && !it->empty() && it->front().is_number_integer()) return it->front().get<std::int64_t>();
+  return std::nullopt;
+}
+
+inline std::string fmt_number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+}  // namespace detail
+
+/// Parses `dir/config.json` (or a config.json path). Refuses, each with its own message: a missing or
+/// malformed file, missing or mistyped fields, MoE (Mixtral) models, tied embeddings, another
+/// activation, biases, RoPE scaling, a head_dim other than hidden / heads.
+inline HfConfig read_hf_config(std::filesystem::path const& path) {
+  std::filesystem::path const p = std::filesystem::is_directory(path) ? path / "config.json" : path;
+  std::string const src = p.string();
+  nlohmann::json const j = detail::read_json_file(p, "Hugging Face config");
+  HfConfig c;
+  if (auto const a = j.find("architectures"); a != j.end() && a->is_array() && !a->empty() && a->front().is_string())
+    c.architecture = a->front().get<std::string>();
+  c.model_type = detail::hf_field<std::string>(j, "model_type", src, std::string());
+  c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src, 0);
+  c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src, 0);
+  if (c.model_type == "mixtral" || c.architecture == "MixtralForCausalLM" || c.num_local_experts > 0)
+    KUMIKI_FAIL("config '", src, "' describes a mixture-of-experts model (", c.architecture.empty() ? c.model_type : c.architecture,
+                ", ", c.num_local_experts, " experts): MoE checkpoints are not supported yet (kumiki has no MoE model)");
+  KUMIKI_CHECK(c.model_type == "llama" || (c.model_type.empty() && c.architecture == "LlamaForCausalLM"), "config '", src,
+               "' is model_type '", c.model_type, "' (", c.architecture, "); only Llama (LlamaForCausalLM) is supported");
+  c.hidden_size = detail::hf_field<std::int64_t>(j, "hidden_size", src);
+  c.intermediate_size = detail::hf_field<std::int64_t>(j, "intermediate_size", src);
+  c.num_hidden_layers = detail::hf_field<std::int64_t>(j, "num_hidden_layers", src);
+  c.num_attention_heads = detail::hf_field<std::int64_t>(j, "num_attention_heads", src);
+  c.num_key_value_heads = detail::hf_field<std::int64_t>(j, "num_key_value_heads", src, c.num_attention_heads);
+  c.vocab_size = detail::hf_field<std::int64_t>(j, "vocab_size", src);
+  c.rope_theta = detail::hf_field<double>(j, "rope_theta", src, 10000.0);
+  c.rms_norm_eps = detail::hf_field<double>(j, "rms_norm_eps", src, 1e-6);
+  c.max_position_embeddings = detail::hf_field<std::int64_t>(j, "max_position_embeddings", src, 2048);
+  c.tie_word_embeddings = detail::hf_field<bool>(j, "tie_word_embeddings", src, false);
+  c.bos_token_id = detail::hf_token_id(j, "bos_token_id");
+  c.eos_token_id = detail::hf_token_id(j, "eos_token_id");
+  KUMIKI_CHECK(!c.tie_word_embeddings, "config '", src,
+               "' ties the LM head to the embedding (tie_word_embeddings: true); kumiki models are untied");
+  std::string const act = detail::hf_field<std::string>(j, "hidden_act", src, std::string("silu"));
+  KUMIKI_CHECK(act == "silu", "config '", src, "': hidden_act '", act, "' is not supported (SwiGLU needs 'silu')");
+  KUMIKI_CHECK(!detail::hf_field<bool>(j, "attention_bias", src, false), "config '", src,
+               "': attention_bias true is not supported (kumiki projections have no biases)");
+  KUMIKI_CHECK(!detail::hf_field<bool>(j, "mlp_bias", src, false), "config '", src,
+               "': mlp_bias true is not supported (kumiki projections have no biases)");
+  if (auto const rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
+    KUMIKI_FAIL("config '", src, "': rope_scaling ", rs->dump(), " is not supported (plain RoPE only)");
+  KUMIKI_CHECK(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
+               src, "': hidden_size ", c.hidden_size, " is not a positive multiple of num_attention_heads ",
+               c.num_attention_heads);
+  std::int64_t const head_dim = detail::hf_field<std::int64_t>(j, "head_dim", src, c.hidden_size / c.num_attention_heads);
+  KUMIKI_CHECK(head_dim == c.hidden_size / c.num_attention_heads, "config '", src, "': head_dim ", head_dim,
+               " differs from hidden_size / num_attention_heads = ", c.hidden_size / c.num_attention_heads);
+  return c;
+}
+
+/// One field where a Hugging Face config and a compiled-in configuration disagree.
+struct ConfigFieldDiff {
+  std::string field;     // config.json key
+  std::string expected;  // the compiled-in configuration's value
+  std::string got;       // config.json's value
+};
+
+/// The config.json fields (named as there) that differ from configuration `c`. vocab_size is
+/// compared with c's padded vocabulary.
+inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig const& c, HfConfig const& h) {
+  std::vector<ConfigFieldDiff> d;
+  auto const i = [&](char const* f, std::int64_t want, std::int64_t got) {
+    if (want != got) d.push_back({f, std::to_string(want), std::to_string(got)});
+  };
+  auto const r = [&](char const* f, double want, double got) {
+    if (want != got) d.push_back({f, detail::fmt_number(want), detail::fmt_number(got)});
+  };
+  i("hidden_size", c.hidden, h.hidden_size);
+  i("intermediate_size", c.ffn_hidden, h.intermediate_size);
+  i("num_hidden_layers", c.num_layers, h.num_hidden_layers);
+  i("num_attention_heads", c.num_heads, h.num_attention_heads);
+  i("num_key_value_heads", c.num_query_groups, h.num_key_value_heads);
+  i("vocab_size", c.padded_vocab(), h.vocab_size);
+  r("rope_theta", c.rope_base, h.rope_theta);
+  r("rms_norm_eps", c.rms_eps, h.rms_norm_eps);
+  i("max_position_embeddings", c.max_seq_len, h.max_position_embeddings);
+  if (c.untie_embeddings == h.tie_word_embeddings)
+    d.push_back({"tie_word_embeddings", c.untie_embeddings ? "false" : "true", h.tie_word_embeddings ? "true" : "false"});
+  return d;
+}
+
+/// The name of the compiled-in configuration matching `h` in every compared field. When none does,
+/// throws an Error listing, for the closest configurations (fewest differing fields), each differing
+/// field with the expected and the found value.
+inline std::string match_hf_config(HfConfig const& h, std::string const& source = "config.json") {
+  struct Candidate {
+    std::string name;
+    std::vector<ConfigFieldDiff> diff;
+  };
+  std::vector<Candidate> all;
+  for (auto const name : models::config_names())
+    models::dispatch_config(name, [&](auto tag) { all.push_back({std::string(name), hf_config_diff(decltype(tag)::config, h)}); });
+  std::stable_sort(all.begin(), all.end(), [](Candidate const& a, Candidate const& b) { return a.diff.size() < b.diff.size(); });
+  if (!all.empty() && all.front().diff.empty()) return all.front().name;
+  std::string msg = "'" + source + "' matches no compiled-in model configuration; closest:";
+  for (std::size_t k = 0; k < all.size() && k < 3; ++k) {
+    msg += "\n  " + all[k].name + " (" + std::to_string(all[k].diff.size()) + " differing):";
+    for (auto const& f : all[k].diff) msg += " " + f.field + " expected " + f.expected + ", got " + f.got + ";";
+    msg.pop_back();
+  }
+  KUMIKI_FAIL(msg);
+}
+
+// ---- model weights ----------------------------------------------------------------------------
+
+/// The parameter layout (Hugging Face names, fp32) of the configuration named `name`.
+inline ArenaLayout model_param_layout(std::string_view name) {
+  return models::dispatch_config(name, [](auto tag) { return nn::Transformer<decltype(tag)::config, Cpu, float>::param_layout(); });
+}
+
+inline models::TransformerConfig model_config(std::string_view name) {
+  return models::dispatch_config(name, [](auto tag) { return models::TransformerConfig(decltype(tag)::config); });
+}
+
+/// Reads the weights of a Hugging Face model directory (one file or sharded; F32, BF16 or F16) into
+/// a new fp32 arena with `layout`, checking every tensor's presence and shape. Rotary inv_freq buffers
+/// some exports carry are skipped; any other tensor the model has no place for is an error.
+inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout const& layout) {
+  SafetensorsModel const m(dir);
+  Arena<Cpu> arena(layout);
+  for (ArenaEntry const& e : layout.entries()) {
+    KUMIKI_CHECK(m.contains(e.name), "model '", dir.string(), "' has no tensor '", e.name, "' (expected ", e.shape, ")");
+    SafetensorsEntry const& se = m.entry(e.name);
+    KUMIKI_CHECK(se.shape == e.shape, "model '", dir.string(), "': tensor '", e.name, "' is ", se.shape, ", expected ", e.shape);
+    KUMIKI_CHECK(se.dtype == DType::f32 || se.dtype == DType::bf16 || se.dtype == DType::f16, "model '", dir.string(),
+                 "': tensor '", e.name, "' is ", dtype_name(se.dtype), " (weights must be F32, BF16 or F16)");
+    m.copy_to(e.name, arena.view(e.name));
+  }
+  for (std::string const& n : m.names()) {
+    if (layout.contains(n)) continue;
+    std::string_view const skip = "rotary_emb.inv_freq";
+    KUMIKI_CHECK(n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0, "model '",
+                 dir.string(), "' holds tensor '", n, "' which a Llama model of this configuration has no place for");
+  }
+  return arena;
+}
+
+/// A Hugging Face directory read into memory: the matched configuration and fp32 weights.
+struct HfModel {
+  std::string config_name;
+  HfConfig config;
+  Arena<Cpu> params;
+};
+
+inline HfModel read_hf_model(std::filesystem::path const& dir) {
+  KUMIKI_CHECK(std::filesystem::is_directory(dir), "Hugging Face model directory '", dir.string(), "' does not exist");
+  HfConfig cfg = read_hf_config(dir);
+  std::string name = match_hf_config(cfg, (dir / "config.json").string());
+  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name));
+  return {std::move(name), std::move(cfg), std::move(params)};
+}
+
+// ---- kumiki checkpoints -----------------------------------------------------------------------
+
+/// A checkpoint directory given either itself (it has a manifest) or as a run directory holding
+/// step_* checkpoints (the newest valid one is taken).
+inline std::filesystem::path resolve_checkpoint(std::filesystem::path const& path) {
+  KUMIKI_CHECK(std::filesystem::exists(path), "checkpoint '", path.string(), "' does not exist");
+  if (std::filesystem::exists(path / train::checkpoint_manifest) || train::checkpoint_step(path)) return path;
+  std::vector<std::string> problems;
+  auto const found = train::newest_valid_checkpoint(path, &problems);
+  if (!found) {
+    std::string why;
+    for (auto const& p : problems) why += "\n  " + p;
+    KUMIKI_FAIL("'", path.string(), "' is neither a checkpoint nor a directory holding a valid one", why);
+  }
+  return *found;
+}
+
+/// The `model = "..."` of a checkpoint's recipe.toml.
+inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
+  std::filesystem::path const p = ckpt / train::ckpt_recipe_file;
+  std::string const text = train::detail::read_text(p);
+  toml::table doc;
+  try {
+    doc = toml::parse(text, p.string());
+  } catch (toml::parse_error const& e) {
+    KUMIKI_FAIL("recipe '", p.string(), "' line ", e.source().begin.line, ": TOML syntax error: ", e.description());
+  }
+  auto const m = doc["model"].value<std::string>();
+  KUMIKI_CHECK(m.has_value(), "recipe '", p.string(), "' names no model (model = \"...\")");
+  return *m;
+}
+
+/// A verified checkpoint read into memory: its model configuration name and fp32 weights.
+struct CheckpointModel {
+  std::string config_name;
+  Arena<Cpu> params;
+};
+
+inline CheckpointModel read_checkpoint_model(std::filesystem::path const& path) {
+  std::filesystem::path const dir = resolve_checkpoint(path);
+  train::verify_checkpoint(dir);
+  std::string name = checkpoint_model_name(dir);
+  Arena<Cpu> params(model_param_layout(name));
+  SafetensorsFile const f(dir / train::ckpt_model_file);
+  train::detail::load_arena(f, params);
+  return {std::move(name), std::move(params)};
+}
+
+// ---- export -----------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Removes a temporary directory unless released.
+struct TempDir {
+  std::filesystem::path path;
+  bool keep = false;
+  ~TempDir() {
+    std::error_code ec;
+    if (!keep) std::filesystem::remove_all(path, ec);
+  }
+};
+
+inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem::path const& to) {
+  std::ifstream in(from, std::ios::binary);
+  KUMIKI_CHECK(in.good(), "cannot read '", from.string(), "'");
+  AtomicFile f(to);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) f.write(buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  KUMIKI_CHECK(in.eof(), "error reading '", from.string(), "'");
+  f.commit();
+}
+
+}  // namespace detail
+
+/// Writes the model of checkpoint `ckpt` (a checkpoint or a run directory) as a Hugging Face Llama
+/// directory `out`: config.json, generation_config.json, model.safetensors (or shards above
+/// opt.max_shard_bytes plus model.safetensors.index.json) and the tokenizer model when given. The
+/// directory is built under a temporary name beside `out` and renamed, so it appears complete or not
+/// at all; `out` must not exist or be an empty directory. Returns the files written.
+inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
+                                                    HfExportOptions const& opt = {}) {
+  namespace fs = std::filesystem;
+  KUMIKI_CHECK(opt.dtype == DType::f32 || opt.dtype == DType::bf16 || opt.dtype == DType::f16,
+               "export dtype must be f32, bf16 or f16, not ", dtype_name(opt.dtype));
+  KUMIKI_CHECK(opt.tokenizer.empty() || fs::is_regular_file(opt.tokenizer), "tokenizer model '", opt.tokenizer.string(),
+               "' does not exist");
+  KUMIKI_CHECK(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)), "output '", out.string(),
+               "' already exists and is not an empty directory; remove it or choose another");
+  fs::path const dir = resolve_checkpoint(ckpt);
+  train::verify_checkpoint(dir);
+  std::string const name = checkpoint_model_name(dir);
+  models::TransformerConfig const cfg = model_config(name);
+  ArenaLayout const layout = model_param_layout(name);
+  SafetensorsFile const f(dir / train::ckpt_model_file);
+  std::vector<NamedTensor> tensors;
+  for (ArenaEntry const& e : layout.entries()) {
+    KUMIKI_CHECK(f.contains(e.name), "checkpoint model '", f.source(), "' has no tensor '", e.name, "'");
+    SafetensorsEntry const& se = f.entry(e.name);
+    KUMIKI_CHECK(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", e.name, "' is ", dtype_name(se.dtype),
+                 " ", se.shape, ", model '", name, "' expects ", dtype_name(e.dtype), " ", e.shape);
+    tensors.push_back({e.name, f.view(se)});
+  }
+  KUMIKI_CHECK(f.size() == layout.size(), "checkpoint model '", f.source(), "' holds ", f.size(), " tensors, model '", name,
+               "' has ", layout.size());
+
+  fs::path const abs_out = fs::absolute(out).lexically_normal();
+  fs::path const parent = abs_out.parent_path();
+  fs::create_directories(parent);
+  detail::TempDir tmp{parent / (".tmp-" + abs_out.filename().string() + "-" + std::to_string(::getpid()))};
+  fs::remove_all(tmp.path);
+  fs::create_directory(tmp.path);
+
+  nlohmann::ordered_json config = hf_config_json(cfg, opt);
+  write_file_atomic(tmp.path / "config.json", config.dump(2) + "\n");
+  write_file_atomic(tmp.path / "generation_config.json", hf_generation_config_json(config).dump(2) + "\n");
+  ShardOptions so;
+  so.max_shard_bytes = opt.max_shard_bytes;
+  if (opt.dtype != DType::f32) so.write.floating_dtype = opt.dtype;
+  write_safetensors_sharded(tmp.path, std::span<NamedTensor const>(tensors),
+                            {{"format", "pt"}, {"kumiki_model", name}, {"kumiki_checkpoint", dir.filename().string()}}, so);
+  if (!opt.tokenizer.empty()) {
+    std::string const fname = opt.tokenizer.extension() == ".model" ? "tokenizer.model" : opt.tokenizer.filename().string();
+    detail::copy_file_atomic(opt.tokenizer, tmp.path / fname);
+  }
+  fsync_directory(tmp.path);
+  if (fs::exists(abs_out)) fs::remove(abs_out);  // empty (checked above)
+  fs::rename(tmp.path, abs_out);
+  tmp.keep = true;
+  fsync_directory(parent);
+  std::vector<fs::path> files;
+  for (auto const& e : fs::directory_iterator(abs_out)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// ---- import -----------------------------------------------------------------------------------
+
+/// The recipe stored in an imported checkpoint: it names the model; `kumiki train` with a full
+/// recipe starting from this checkpoint is the way to continue pretraining.
+inline std::string imported_recipe_text(std::string const& name, models::TransformerConfig const& c,
+                                        std::filesystem::path const& source) {
+  return "# Imported by `kumiki import-hf` from '" + source.string() +
+         "'.\n# Weights only: optimizer moments are zero and the step is 0. The stage below is a placeholder:\n"
+         "# replace its data (and steps, lr) with a real blend to continue training from these weights.\n"
+         "model = \"" + name + "\"\nseq_len = " + std::to_string(c.max_seq_len) +
+         "\nglobal_batch = 1\nmicro_batch = 1\n\n[[stages]]\nname = \"imported\"\ndata = [1.0, \"REPLACE_WITH_DATA_PREFIX\"]\n"
+         "steps = 1\n[stages.lr]\nstyle = \"wsd\"\nmax_lr = 1e-4\nmin_lr = 0.0\nwarmup = 0\ndecay_end = 1\nwsd_decay = 1\n";
+}
+
+/// Reads the Hugging Face Llama directory `model_dir` and writes it as a kumiki checkpoint under
+/// `out_root` (out_root/step_000000000, through train::CheckpointWriter: manifest with CRC-32C):
+/// model.safetensors (fp32), optimizer.safetensors with zero AdamW moments and step_count 0,
+/// state.json at step 0, recipe.toml naming the matched configuration. Returns the checkpoint path.
+inline std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
+  HfModel const m = read_hf_model(model_dir);
+  models::TransformerConfig const cfg = model_config(m.config_name);
+  KUMIKI_CHECK(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
+               (out_root / train::checkpoint_name(0)).string(), "' already exists");
+  train::CheckpointWriter w(out_root, 0);
+  write_safetensors(w.path(train::ckpt_model_file), m.params,
+                    {{"format", "pt"}, {"kumiki", "fp32 master weights"}, {"imported_from", model_dir.string()}});
+  // Zero moments: every tensor points at one zero buffer as large as the largest parameter.
+  std::size_t largest = 0;
+  for (ArenaEntry const& e : m.params.layout().entries()) largest = std::max(largest, e.bytes);
+  std::vector<float> zeros(largest / sizeof(float), 0.0f);
+  std::vector<NamedTensor> moments;
+  for (char const* prefix : {"exp_avg.", "exp_avg_sq."})
+    for (ArenaEntry const& e : m.params.layout().entries())
+      moments.push_back({prefix + e.name, AnyView{zeros.data(), DType::f32, e.shape, DeviceKind::cpu}});
+  write_safetensors(w.path(train::ckpt_optimizer_file), moments, {{"optimizer", "adamw"}, {"step_count", "0"}});
+  train::TrainState state;
+  write_file_atomic(w.path(train::ckpt_state_file), train::to_json(state).dump(2) + "\n");
+  write_file_atomic(w.path(train::ckpt_recipe_file), imported_recipe_text(m.config_name, cfg, model_dir));
+  return w.commit();
+}
+
+}  // namespace io
+KUMIKI_NAMESPACE_END
