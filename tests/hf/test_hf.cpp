@@ -1,0 +1,350 @@
+// Hugging Face Llama export / import: config.json mapping and matching, bitwise round trips (f32,
+// sharded), bf16 rounding, and a specific error for each malformed input.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include <unistd.h>
+
+#include "kumiki/core/bf16.hpp"
+#include "kumiki/io/hf.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/optim/adamw.hpp"
+#include "kumiki/train/checkpoint.hpp"
+#include "kumiki/train/recipe.hpp"
+
+namespace {
+
+using namespace kumiki;
+namespace fs = std::filesystem;
+using Tiny = nn::Transformer<models::tiny_test, Cpu, float>;
+
+struct Scratch {
+  fs::path root;
+  explicit Scratch(std::string const& name)
+      : root(fs::temp_directory_path() / ("kumiki_hf_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(root);
+    fs::create_directories(root);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+};
+
+/// A tiny_test checkpoint with random weights; returns its directory and the model.
+fs::path make_checkpoint(fs::path const& root, Tiny& m, std::uint64_t seed) {
+  m.init(seed);
+  optim::AdamW<Cpu> opt(m.params().layout());
+  train::TrainState st;
+  st.step = 5;
+  return train::save_checkpoint(root, m.params(), opt, st,
+                                "model = \"tiny_test\"\nseq_len = 16\nglobal_batch = 2\nmicro_batch = 1\n");
+}
+
+std::string slurp(fs::path const& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+void spit(fs::path const& p, std::string const& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+/// Round to nearest even, written independently of kumiki::bf16 (finite inputs).
+std::uint16_t rne_bits(float f) {
+  std::uint32_t u = 0;
+  std::memcpy(&u, &f, 4);
+  std::uint32_t const lsb = (u >> 16) & 1u;
+  return static_cast<std::uint16_t>((u + 0x7fffu + lsb) >> 16);
+}
+
+/// Every tensor of the checkpoint model file equal byte for byte to the arena.
+void require_bitwise(Arena<Cpu> const& a, Arena<Cpu> const& b) {
+  REQUIRE(a.layout() == b.layout());
+  for (std::size_t i = 0; i < a.layout().size(); ++i) {
+    INFO(a.layout()[i].name);
+    REQUIRE(std::memcmp(a.view(i).data, b.view(i).data, a.view(i).bytes()) == 0);
+  }
+}
+
+Arena<Cpu> load_ckpt_params(fs::path const& dir) {
+  Arena<Cpu> a(Tiny::param_layout());
+  optim::AdamW<Cpu> opt(Tiny::param_layout());
+  train::load_checkpoint(dir, a, opt);
+  return a;
+}
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (kumiki::Error const& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+TEST_CASE("hf config.json: LlamaForCausalLM with the padded vocabulary, parsed back and matched", "[hf]") {
+  io::HfExportOptions opt;
+  opt.dtype = DType::bf16;
+  auto const j = io::hf_config_json(models::tiny_test, opt);
+  CHECK(j.at("architectures") == nlohmann::json::array({"LlamaForCausalLM"}));
+  CHECK(j.at("model_type") == "llama");
+  CHECK(j.at("vocab_size") == 64);  // 50 rounded up to a multiple of 16
+  CHECK(j.at("hidden_size") == 32);
+  CHECK(j.at("intermediate_size") == 40);
+  CHECK(j.at("num_hidden_layers") == 2);
+  CHECK(j.at("num_attention_heads") == 4);
+  CHECK(j.at("num_key_value_heads") == 2);
+  CHECK(j.at("rope_theta") == 10000.0);
+  CHECK(j.at("rms_norm_eps") == 1e-5);
+  CHECK(j.at("max_position_embeddings") == 32);
+  CHECK(j.at("tie_word_embeddings") == false);
+  CHECK(j.at("torch_dtype") == "bfloat16");
+  CHECK(j.at("hidden_act") == "silu");
+  CHECK(j.at("attention_bias") == false);
+  CHECK(j.at("bos_token_id") == 1);
+  CHECK(j.at("eos_token_id") == 2);
+  // The byte tokenizer's ids for the 258-token demo vocabulary; LLM-jp-4 8B ships 99584 rows.
+  auto const d = io::hf_config_json(models::demo);
+  CHECK(d.at("bos_token_id") == 257);
+  CHECK(d.at("eos_token_id") == 256);
+  auto const big = io::hf_config_json(models::llmjp4_8b);
+  CHECK(big.at("vocab_size") == 99584);
+
+  Scratch s("cfg");
+  for (auto const& [name, cfgj] : {std::pair{"tiny_test", j}, std::pair{"demo", d}, std::pair{"llmjp4_8b", big}}) {
+    spit(s.root / "config.json", cfgj.dump(2));
+    auto const h = io::read_hf_config(s.root);
+    CHECK(io::match_hf_config(h) == name);
+  }
+}
+
+TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadable checkpoint", "[hf]") {
+  Scratch s("f32");
+  Tiny m;
+  fs::path const ck = make_checkpoint(s.root / "run", m, 7);
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  auto const files = io::export_hf(s.root / "run", s.root / "hf", opt);  // run dir: newest checkpoint
+  REQUIRE(files.size() == 3);
+  CHECK(fs::exists(s.root / "hf" / "config.json"));
+  CHECK(fs::exists(s.root / "hf" / "generation_config.json"));
+  CHECK(!fs::exists(s.root / "hf" / "model.safetensors.index.json"));
+  {
+    io::SafetensorsFile const f(s.root / "hf" / "model.safetensors");
+    CHECK(f.size() == Tiny::param_layout().size());
+    for (auto const& e : f.entries()) CHECK(e.dtype == DType::f32);
+  }
+  auto const gen = nlohmann::json::parse(slurp(s.root / "hf" / "generation_config.json"));
+  CHECK(gen.at("eos_token_id") == 2);
+
+  fs::path const imported = io::import_hf(s.root / "hf", s.root / "imported");
+  CHECK(imported == s.root / "imported" / "step_000000000");
+  train::verify_checkpoint(imported);
+  Arena<Cpu> a(Tiny::param_layout());
+  optim::AdamW<Cpu> adam(Tiny::param_layout());
+  std::string recipe;
+  train::TrainState const st = train::load_checkpoint(imported, a, adam, &recipe);
+  require_bitwise(a, m.params());
+  CHECK(st.step == 0);
+  CHECK(adam.step_count() == 0);
+  for (auto const* arena : {&adam.exp_avg(), &adam.exp_avg_sq()})
+    for (std::size_t i = 0; i < arena->layout().size(); ++i) {
+      float const* p = arena->get<float>(i).data();
+      for (std::size_t k = 0; k < arena->layout()[i].numel(); ++k) REQUIRE(p[k] == 0.0f);
+    }
+  // The stored recipe names the model and parses (its data prefix is a placeholder to replace).
+  train::Recipe const r = train::parse_recipe(recipe, "imported", imported, false);
+  CHECK(r.model == "tiny_test");
+  CHECK(io::checkpoint_model_name(imported) == "tiny_test");
+}
+
+TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights; import widens them exactly", "[hf]") {
+  Scratch s("bf16");
+  Tiny m;
+  fs::path const ck = make_checkpoint(s.root / "run", m, 11);
+  io::export_hf(ck, s.root / "hf");  // bf16 is the default
+  auto const cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
+  CHECK(cfg.at("torch_dtype") == "bfloat16");
+  io::SafetensorsFile const f(s.root / "hf" / "model.safetensors");
+  std::size_t inexact = 0;
+  for (auto const& e : m.params().layout().entries()) {
+    INFO(e.name);
+    io::SafetensorsEntry const& se = f.entry(e.name);
+    REQUIRE(se.dtype == DType::bf16);
+    REQUIRE(se.shape == e.shape);
+    auto const bytes = f.bytes(se);
+    float const* w = m.params().get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint16_t got = 0;
+      std::memcpy(&got, bytes.data() + 2 * i, 2);
+      REQUIRE(got == rne_bits(w[i]));
+      REQUIRE(got == bf16(w[i]).bits);
+      inexact += bf16::from_bits(got).to_float() != w[i];
+    }
+  }
+  CHECK(inexact > 1000);  // random weights: rounding really happened
+  fs::path const imported = io::import_hf(s.root / "hf", s.root / "imported");
+  Arena<Cpu> const a = load_ckpt_params(imported);
+  for (auto const& e : m.params().layout().entries()) {
+    float const* w = m.params().get<float>(e.name).data();
+    float const* g = a.get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint32_t u = std::uint32_t(rne_bits(w[i])) << 16;
+      float want = 0;
+      std::memcpy(&want, &u, 4);
+      REQUIRE(g[i] == want);
+    }
+  }
+}
+
+TEST_CASE("hf sharded export: index and shards round trip bitwise", "[hf]") {
+  Scratch s("shard");
+  Tiny m;
+  fs::path const ck = make_checkpoint(s.root / "run", m, 3);
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  opt.max_shard_bytes = 8192;  // embed / lm_head (64 x 32 x 4 bytes) fill a shard each
+  auto const files = io::export_hf(ck, s.root / "hf", opt);
+  auto const index = nlohmann::json::parse(slurp(s.root / "hf" / "model.safetensors.index.json"));
+  auto const& wm = index.at("weight_map");
+  CHECK(wm.size() == Tiny::param_layout().size());
+  std::set<std::string> shards;
+  for (auto const& [k, v] : wm.items()) shards.insert(v.get<std::string>());
+  CHECK(shards.size() >= 3);
+  CHECK(!fs::exists(s.root / "hf" / "model.safetensors"));
+  CHECK(index.at("metadata").at("total_size") == 4 * models::tiny_test.num_params());
+  for (auto const& sh : shards) CHECK(fs::file_size(s.root / "hf" / sh) <= 8192 + 4096);
+  Arena<Cpu> const a = load_ckpt_params(io::import_hf(s.root / "hf", s.root / "imported"));
+  require_bitwise(a, m.params());
+}
+
+TEST_CASE("hf import: a config matching nothing lists the closest configs' differing fields", "[hf]") {
+  Scratch s("mismatch");
+  Tiny m;
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  io::export_hf(make_checkpoint(s.root / "run", m, 1), s.root / "hf", opt);
+  auto cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
+  cfg["intermediate_size"] = 48;
+  cfg["rope_theta"] = 500000.0;
+  spit(s.root / "hf" / "config.json", cfg.dump(2));
+  std::string const e = error_of([&] { io::import_hf(s.root / "hf", s.root / "out"); });
+  INFO(e);
+  CHECK(e.find("matches no compiled-in model configuration") != std::string::npos);
+  CHECK(e.find("tiny_test (2 differing): intermediate_size expected 40, got 48; rope_theta expected 10000, got 500000") !=
+        std::string::npos);
+  CHECK(e.find("bench_ref (7 differing): hidden_size expected 256, got 32;") != std::string::npos);  // next closest
+  CHECK(!fs::exists(s.root / "out" / "step_000000000"));
+}
+
+TEST_CASE("hf import: Mixtral (MoE) configs are refused clearly", "[hf]") {
+  Scratch s("moe");
+  auto cfg = io::hf_config_json(models::tiny_test);
+  cfg["architectures"] = {"MixtralForCausalLM"};
+  cfg["model_type"] = "mixtral";
+  cfg["num_local_experts"] = 8;
+  cfg["num_experts_per_tok"] = 2;
+  spit(s.root / "config.json", cfg.dump());
+  std::string const e = error_of([&] { io::import_hf(s.root, s.root / "out"); });
+  INFO(e);
+  CHECK(e.find("MoE checkpoints are not supported yet") != std::string::npos);
+  CHECK(e.find("MixtralForCausalLM") != std::string::npos);
+}
+
+TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]") {
+  Scratch s("errors");
+  Tiny m;
+  fs::path const ck = make_checkpoint(s.root / "run", m, 5);
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  io::export_hf(ck, s.root / "good", opt);
+  std::string const good_cfg = slurp(s.root / "good" / "config.json");
+  std::string const good_st = slurp(s.root / "good" / "model.safetensors");
+  int n = 0;
+  // A fresh copy of the good export with one change applied; returns the import error.
+  auto variant = [&](auto&& change) {
+    fs::path const d = s.root / ("v" + std::to_string(n++));
+    fs::create_directories(d);
+    spit(d / "config.json", good_cfg);
+    spit(d / "model.safetensors", good_st);
+    change(d);
+    return error_of([&] { io::import_hf(d, d / "ckpt"); });
+  };
+  auto has = [](std::string const& e, std::string const& what) {
+    INFO(e);
+    CHECK(e.find(what) != std::string::npos);
+  };
+  has(variant([](fs::path const& d) { fs::remove(d / "config.json"); }), "config.json' is missing");
+  has(variant([](fs::path const& d) { spit(d / "config.json", "{\"hidden_size\": 32,"); }), "is not valid JSON");
+  has(variant([&](fs::path const& d) {
+        auto c = nlohmann::json::parse(good_cfg);
+        c.erase("hidden_size");
+        spit(d / "config.json", c.dump());
+      }),
+      "has no 'hidden_size'");
+  has(variant([&](fs::path const& d) {
+        auto c = nlohmann::json::parse(good_cfg);
+        c["num_hidden_layers"] = "two";
+        spit(d / "config.json", c.dump());
+      }),
+      "'num_hidden_layers' is not an integer");
+  has(variant([&](fs::path const& d) {
+        auto c = nlohmann::json::parse(good_cfg);
+        c["tie_word_embeddings"] = true;
+        spit(d / "config.json", c.dump());
+      }),
+      "tie_word_embeddings: true");
+  has(variant([&](fs::path const& d) {
+        auto c = nlohmann::json::parse(good_cfg);
+        c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+        spit(d / "config.json", c.dump());
+      }),
+      "rope_scaling");
+  has(variant([](fs::path const& d) { fs::remove(d / "model.safetensors"); }), "holds neither model.safetensors");
+  has(variant([&](fs::path const& d) { spit(d / "model.safetensors", good_st.substr(0, good_st.size() - 100)); }),
+      "safetensors '");
+  // A weights file lacking lm_head, one with a wrong shape, one with an extra tensor.
+  auto rewrite = [&](fs::path const& d, auto&& edit) {
+    io::SafetensorsFile const f(s.root / "good" / "model.safetensors");
+    std::vector<io::NamedTensor> t;
+    for (auto const& e : f.entries()) t.push_back({e.name, f.view(e)});
+    edit(t);
+    io::write_safetensors(d / "model.safetensors", t);
+  };
+  has(variant([&](fs::path const& d) {
+        rewrite(d, [](auto& t) { std::erase_if(t, [](auto const& x) { return x.name == "lm_head.weight"; }); });
+      }),
+      "has no tensor 'lm_head.weight'");
+  has(variant([&](fs::path const& d) {
+        rewrite(d, [](auto& t) {
+          for (auto& x : t)
+            if (x.name == "model.norm.weight") x.view.shape = Shape{16};
+        });
+      }),
+      "tensor 'model.norm.weight' is [16], expected [32]");
+  static float extra[4] = {};
+  has(variant([&](fs::path const& d) {
+        rewrite(d, [](auto& t) { t.push_back({"model.layers.0.mlp.bias", AnyView{extra, DType::f32, Shape{4}, DeviceKind::cpu}}); });
+      }),
+      "holds tensor 'model.layers.0.mlp.bias' which a Llama model");
+  // Export side: a corrupt checkpoint (CRC), an occupied output directory, a checkpoint without recipe model.
+  has(error_of([&] { io::export_hf(ck, s.root / "good", opt); }), "already exists and is not an empty directory");
+  {
+    std::string st = slurp(ck / "model.safetensors");
+    st[st.size() - 3] ^= 0x40;
+    spit(ck / "model.safetensors", st);
+  }
+  has(error_of([&] { io::export_hf(ck, s.root / "bad_export", opt); }), "fails its checksum");
+  CHECK(!fs::exists(s.root / "bad_export"));
+  has(error_of([&] { io::export_hf(s.root / "nowhere", s.root / "x", opt); }), "does not exist");
+}
