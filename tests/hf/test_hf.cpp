@@ -168,7 +168,7 @@ TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadab
   CHECK(io::checkpoint_model_name(imported) == "tiny_test");
 }
 
-TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights; import widens them exactly", "[hf]") {
+TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights, and import widens them exactly", "[hf]") {
   Scratch s("bf16");
   Tiny m;
   fs::path const ck = make_checkpoint(s.root / "run", m, 11);

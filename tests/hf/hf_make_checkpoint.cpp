@@ -1,0 +1,39 @@
+// Test helper: writes a kumiki checkpoint of the tiny_test model with random (seeded) weights.
+// Usage: hf_make_checkpoint <checkpoint root> <seed> [scale]   (prints the checkpoint directory)
+// `scale` multiplies every matrix (default 1), so parity runs see sharp, far-from-uniform logits.
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "kumiki/models/configs.hpp"
+#include "kumiki/nn/transformer.hpp"
+#include "kumiki/optim/adamw.hpp"
+#include "kumiki/train/checkpoint.hpp"
+
+int main(int argc, char** argv) {
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s <checkpoint root> <seed> [scale]\n", argv[0]);
+    return 2;
+  }
+  try {
+    using namespace kumiki;
+    nn::Transformer<models::tiny_test, Cpu, float> m;
+    m.init(std::strtoull(argv[2], nullptr, 10));
+    float const scale = argc == 4 ? std::strtof(argv[3], nullptr) : 1.0f;
+    for (std::size_t i = 0; i < m.params().layout().size(); ++i) {
+      auto const& e = m.params().layout()[i];
+      if (e.shape.rank() != 2) continue;
+      float* p = m.params().get<float>(i).data();
+      for (std::size_t k = 0; k < e.numel(); ++k) p[k] *= scale;
+    }
+    optim::AdamW<Cpu> opt(m.params().layout());
+    train::TrainState st;
+    st.step = 3;
+    auto const dir = train::save_checkpoint(argv[1], m.params(), opt, st,
+                                            "model = \"tiny_test\"\nseq_len = 16\nglobal_batch = 2\nmicro_batch = 1\n");
+    std::printf("%s\n", dir.string().c_str());
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""Independent PyTorch reference for `kumiki export-hf` and `kumiki dump` (no safetensors / transformers
+packages: its own safetensors parser, its own Llama).
+
+1. Makes a tiny_test checkpoint with random weights (C++ helper), exports it with `kumiki export-hf`
+   as f32 shards (index file) and as bf16 (one file).
+2. Reads the f32 export (config.json + index + shards) with the parser below, runs the Llama forward
+   and backward in torch fp32 (RMSNorm, rotate-half RoPE with rope_theta, GQA, SwiGLU, untied LM head,
+   cross-entropy over the real vocabulary: padded rows take no part in the softmax), and compares
+   logits, loss and every parameter gradient against `kumiki dump` (relative error <= 1e-4).
+3. Checks that dumping the checkpoint itself (raw tokens) and the export (.npy tokens) agree bitwise,
+   and that the bf16 export is the round-to-nearest-even of the f32 weights.
+Usage: hf_reference.py <kumiki> <hf_make_checkpoint> <work dir>
+"""
+import json
+import math
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TOL = 1e-4
+REAL_VOCAB = 50  # tiny_test: 50 real tokens, padded to 64 rows
+
+DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "BF16": np.uint16}
+
+
+def read_safetensors(path):
+    """name -> numpy array (BF16 as float32, widened exactly), and the __metadata__ map."""
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert 8 + n <= len(raw), f"{path}: header length beyond the file"
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    out = {}
+    for name, e in header.items():
+        begin, end = e["data_offsets"]
+        assert 0 <= begin <= end <= len(data), f"{path}: {name} outside the data section"
+        dt = DTYPES[e["dtype"]]
+        a = np.frombuffer(data[begin:end], dtype=np.dtype(dt).newbyteorder("<"))
+        assert a.size == int(np.prod(e["shape"], dtype=np.int64)), f"{path}: {name} size"
+        a = a.reshape(e["shape"])
+        if e["dtype"] == "BF16":
+            out[name + ".__bf16_bits"] = a.copy()
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        out[name] = a
+    return out, meta
+
+
+def read_model_dir(d):
+    d = Path(d)
+    single = d / "model.safetensors"
+    if single.exists():
+        return read_safetensors(single)[0]
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    tensors = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        t, _ = read_safetensors(d / shard)
+        for k, v in t.items():
+            assert k not in tensors, f"{k} in two shards"
+            tensors[k] = v
+    names = {k for k in tensors if not k.endswith(".__bf16_bits")}
+    assert names == set(index["weight_map"]), "index and shards disagree"
+    return tensors
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def llama_loss(P, cfg, tokens, targets, real_vocab):
+    B, T = tokens.shape
+    C, H, G = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = C // H
+    eps = cfg["rms_norm_eps"]
+    inv = cfg["rope_theta"] ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+    ang = torch.cat((ang, ang), dim=-1)
+    cos, sin = ang.cos().float(), ang.sin().float()
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    x = P["model.embed_tokens.weight"][tokens]
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, P[p + "input_layernorm.weight"], eps)
+        q = (h @ P[p + "self_attn.q_proj.weight"].T).view(B, T, H, hd).transpose(1, 2)
+        k = (h @ P[p + "self_attn.k_proj.weight"].T).view(B, T, G, hd).transpose(1, 2)
+        v = (h @ P[p + "self_attn.v_proj.weight"].T).view(B, T, G, hd).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k, v = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        s = s.masked_fill(~causal, float("-inf"))
+        a = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + a @ P[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, P[p + "post_attention_layernorm.weight"], eps)
+        g, u = h @ P[p + "mlp.gate_proj.weight"].T, h @ P[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(g) * u) @ P[p + "mlp.down_proj.weight"].T
+    x = rms_norm(x, P["model.norm.weight"], eps)
+    logits = x @ P["lm_head.weight"].T  # (B, T, V_pad)
+    z = logits[..., :real_vocab].reshape(B * T, real_vocab)  # padded rows are never a prediction
+    loss = torch.nn.functional.cross_entropy(z, targets.reshape(-1))
+    return loss, logits
+
+
+def rel(a, b):
+    a, b = torch.as_tensor(np.array(a)).double(), torch.as_tensor(np.array(b)).double()
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
+
+
+def rne_bf16_bits(f32):
+    u = f32.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def main():
+    kumiki, make_ckpt, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    def run(*a):
+        r = subprocess.run([str(x) for x in a], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"FAILED: {' '.join(map(str, a))}\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    ckpt = run(make_ckpt, work / "run", 2024, 8).strip()  # matrices x 8: far from uniform logits
+    run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf32", "--dtype", "f32", "--max-shard-bytes", 20000)
+    run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf16", "--dtype", "bf16")
+    assert (work / "hf32" / "model.safetensors.index.json").exists(), "f32 export should be sharded"
+    cfg = json.loads((work / "hf32" / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["vocab_size"] == 64, cfg
+
+    rng = np.random.default_rng(7)
+    B, T = 3, 16
+    toks = rng.integers(0, REAL_VOCAB, size=(B, T + 1), dtype=np.int32)
+    np.save(work / "tokens.npy", toks)
+    toks.astype("<i4").tofile(work / "tokens.bin")
+    run(kumiki, "dump", "--model", work / "hf32", "--tokens", work / "tokens.npy", "--out", work / "dump_hf.safetensors")
+    run(kumiki, "dump", "--model", ckpt, "--tokens", work / "tokens.bin", "--batch", B, "--out", work / "dump_ck.safetensors")
+    dump, meta = read_safetensors(work / "dump_hf.safetensors")
+    dump_ck, _ = read_safetensors(work / "dump_ck.safetensors")
+    assert int(meta["vocab_size"]) == REAL_VOCAB and int(meta["padded_vocab_size"]) == 64, meta
+    assert dump.keys() == dump_ck.keys()
+    for k in dump:
+        assert np.array_equal(dump[k], dump_ck[k]), f"dump of checkpoint and of export differ in {k}"
+
+    W = read_model_dir(work / "hf32")
+    P = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in W.items() if not k.endswith(".__bf16_bits")}
+    tokens = torch.from_numpy(toks[:, :T].astype(np.int64))
+    targets = torch.from_numpy(toks[:, 1:].astype(np.int64))
+    loss, logits = llama_loss(P, cfg, tokens, targets, REAL_VOCAB)
+    loss.backward()
+    e_logits = rel(dump["logits"], logits.detach())
+    e_loss = rel(dump["loss"].reshape(()), loss.detach())
+    print(f"logits [{B}, {T}, 64] rel err {e_logits:.3e}; loss {float(loss):.7f} (kumiki {float(dump['loss'][0]):.7f}) "
+          f"rel err {e_loss:.3e}")
+    ok = e_logits <= TOL and e_loss <= TOL
+    worst, worst_name = 0.0, ""
+    grads = [k for k in dump if k.startswith("grad.")]
+    assert sorted(g[5:] for g in grads) == sorted(P), "dump gradients do not cover every parameter"
+    for g in grads:
+        e = rel(dump[g], P[g[5:]].grad)
+        if e > worst:
+            worst, worst_name = e, g
+    print(f"{len(grads)} gradients: worst rel err {worst:.3e} ({worst_name})")
+    ok = ok and worst <= TOL
+    pad_rows = dump["grad.lm_head.weight"][REAL_VOCAB:]
+    assert np.all(pad_rows == 0), "padded LM-head rows got a gradient"
+
+    W16 = read_model_dir(work / "hf16")
+    for k, v in W.items():
+        assert np.array_equal(W16[k + ".__bf16_bits"], rne_bf16_bits(v)), f"bf16 export of {k} is not RNE of f32"
+    print(f"bf16 export: {len(W)} tensors equal to round-to-nearest-even of the f32 weights")
+    if not ok:
+        print(f"FAILED: tolerance {TOL}")
+        sys.exit(1)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
