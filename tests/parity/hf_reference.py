@@ -134,7 +134,9 @@ def main():
 
     ckpt = run(make_ckpt, work / "run", 2024, 8).strip()  # matrices x 8: far from uniform logits
     run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf32", "--dtype", "f32", "--max-shard-bytes", 20000)
-    run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf16", "--dtype", "bf16")
+    (work / "sp.model").write_bytes(b"\x0a\x05fake sentencepiece model")
+    run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf16", "--dtype", "bf16", "--tokenizer", work / "sp.model")
+    assert (work / "hf16" / "tokenizer.model").read_bytes() == (work / "sp.model").read_bytes(), "tokenizer not copied"
     assert (work / "hf32" / "model.safetensors.index.json").exists(), "f32 export should be sharded"
     cfg = json.loads((work / "hf32" / "config.json").read_text())
     assert cfg["architectures"] == ["LlamaForCausalLM"] and cfg["vocab_size"] == 64, cfg
@@ -152,6 +154,27 @@ def main():
     assert dump.keys() == dump_ck.keys()
     for k in dump:
         assert np.array_equal(dump[k], dump_ck[k]), f"dump of checkpoint and of export differ in {k}"
+
+    # import-hf of the sharded export, dumped again: the same numbers bit for bit.
+    run(kumiki, "import-hf", "--model", work / "hf32", "--out", work / "imported")
+    run(kumiki, "dump", "--model", work / "imported" / "step_000000000", "--tokens", work / "tokens.npy",
+        "--out", work / "dump_im.safetensors")
+    dump_im, _ = read_safetensors(work / "dump_im.safetensors")
+    for k in dump:
+        assert np.array_equal(dump[k], dump_im[k]), f"dump of the imported checkpoint differs in {k}"
+    # Errors reach the user with a non-zero exit: a token outside the vocabulary, a config matching nothing.
+    bad = toks.copy()
+    bad[1, 4] = REAL_VOCAB
+    np.save(work / "bad.npy", bad)
+    r = subprocess.run([kumiki, "dump", "--model", ckpt, "--tokens", work / "bad.npy", "--out", work / "x.safetensors"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "outside the vocabulary" in r.stderr, r.stderr
+    shutil.copytree(work / "hf32", work / "hf_bad")
+    c = dict(cfg, num_key_value_heads=4)
+    (work / "hf_bad" / "config.json").write_text(json.dumps(c))
+    r = subprocess.run([kumiki, "import-hf", "--model", work / "hf_bad", "--out", work / "x"], capture_output=True, text=True)
+    assert r.returncode != 0 and "num_key_value_heads expected 2, got 4" in r.stderr, r.stderr
+    print("import-hf -> dump: bitwise equal; bad token and mismatching config rejected")
 
     W = read_model_dir(work / "hf32")
     P = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in W.items() if not k.endswith(".__bf16_bits")}
