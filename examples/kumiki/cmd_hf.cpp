@@ -45,11 +45,16 @@ kumiki_cli::Registration reg{60, [](CLI::App& app) {
   auto in = std::make_shared<std::pair<std::string, std::string>>();
   auto* im = app.add_subcommand("import-hf", "Read a Hugging Face Llama directory into a kumiki checkpoint (step 0)");
   im->add_option("--model", in->first, "Hugging Face model directory (config.json + safetensors)")->required();
-  im->add_option("--out", in->second, "checkpoint root: the checkpoint is written as OUT/step_000000000")->required();
+  im->add_option("--out", in->second,
+                 "checkpoint root: the checkpoint is written as OUT/step_000000000. To continue training, import into "
+                 "RUN/checkpoints and run `kumiki train --recipe R --out RUN --allow-recipe-change`")
+      ->required();
   im->callback([in] {
     auto const dir = kumiki::io::import_hf(in->first, in->second);
-    std::printf("imported %s as %s (model '%s'); optimizer moments are zero, step 0\n", in->first.c_str(),
-                dir.string().c_str(), kumiki::io::checkpoint_model_name(dir).c_str());
+    std::printf("imported %s as %s (model '%s'); optimizer moments are zero, step 0\n"
+                "to train from it: place it under RUN/checkpoints/ and run "
+                "`kumiki train --recipe R.toml --out RUN --allow-recipe-change`\n",
+                in->first.c_str(), dir.string().c_str(), kumiki::io::checkpoint_model_name(dir).c_str());
   });
 }};
 

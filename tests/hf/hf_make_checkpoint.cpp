@@ -1,16 +1,38 @@
 // Test helper: writes a kumiki checkpoint of the tiny_test model with random (seeded) weights.
 // Usage: hf_make_checkpoint <checkpoint root> <seed> [scale]   (prints the checkpoint directory)
 // `scale` multiplies every matrix (default 1), so parity runs see sharp, far-from-uniform logits.
+//        hf_make_checkpoint dataset <prefix> <seed>          (a small uint16 dataset, ids < 50)
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
+#include <vector>
 
+#include "kumiki/core/philox.hpp"
+#include "kumiki/data/indexed_dataset.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint.hpp"
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "dataset") {
+    try {
+      kumiki::data::IndexedDatasetWriter w(argv[2], kumiki::data::IndexDType::uint16);
+      kumiki::PhiloxStream const rng{std::strtoull(argv[3], nullptr, 10), 0};
+      std::uint64_t k = 0;
+      for (int doc = 0; doc < 40; ++doc) {
+        std::vector<std::uint16_t> ids(20 + doc % 7);
+        for (auto& v : ids) v = static_cast<std::uint16_t>(rng.u32(k++) % 50);
+        w.add_document(ids);
+      }
+      w.finalize();
+    } catch (std::exception const& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+    return 0;
+  }
   if (argc != 3 && argc != 4) {
     std::fprintf(stderr, "usage: %s <checkpoint root> <seed> [scale]\n", argv[0]);
     return 2;

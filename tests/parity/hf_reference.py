@@ -130,7 +130,7 @@ def main():
         r = subprocess.run([str(x) for x in a], capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"FAILED: {' '.join(map(str, a))}\n{r.stdout}{r.stderr}")
-        return r.stdout
+        return r.stdout + r.stderr
 
     ckpt = run(make_ckpt, work / "run", 2024, 8).strip()  # matrices x 8: far from uniform logits
     run(kumiki, "export-hf", "--checkpoint", ckpt, "--out", work / "hf32", "--dtype", "f32", "--max-shard-bytes", 20000)
@@ -175,6 +175,31 @@ def main():
     r = subprocess.run([kumiki, "import-hf", "--model", work / "hf_bad", "--out", work / "x"], capture_output=True, text=True)
     assert r.returncode != 0 and "num_key_value_heads expected 2, got 4" in r.stderr, r.stderr
     print("import-hf -> dump: bitwise equal; bad token and mismatching config rejected")
+    # `kumiki train` continues from the imported checkpoint placed as a run's checkpoints/ directory.
+    run(make_ckpt, "dataset", work / "ids", 5)
+    (work / "cont.toml").write_text(f"""model = "tiny_test"
+seq_len = 16
+global_batch = 2
+micro_batch = 1
+[[stages]]
+name = "continue"
+data = [1.0, "{work / 'ids'}"]
+steps = 2
+[stages.lr]
+style = "wsd"
+max_lr = 1e-3
+min_lr = 0.0
+warmup = 0
+decay_end = 2
+wsd_decay = 1
+""")
+    shutil.copytree(work / "imported", work / "cont" / "checkpoints")
+    out = run(kumiki, "train", "--recipe", work / "cont.toml", "--out", work / "cont", "--allow-recipe-change")
+    assert "resuming from" in out and "step 0" in out, out
+    log = [json.loads(l) for l in (work / "cont" / "log.jsonl").read_text().splitlines() if l.strip()]
+    steps = [r for r in log if "loss" in r and "step" in r]
+    assert steps, log
+    print(f"kumiki train from the imported checkpoint: {len(steps)} steps, first loss {steps[0]['loss']:.4f}")
 
     W = read_model_dir(work / "hf32")
     P = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in W.items() if not k.endswith(".__bf16_bits")}

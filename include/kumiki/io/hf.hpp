@@ -459,8 +459,9 @@ inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const&
 
 // ---- import -----------------------------------------------------------------------------------
 
-/// The recipe stored in an imported checkpoint: it names the model; `kumiki train` with a full
-/// recipe starting from this checkpoint is the way to continue pretraining.
+/// The recipe stored in an imported checkpoint: it names the model (and parses, with a placeholder
+/// stage). To continue pretraining, import into RUN/checkpoints and run `kumiki train --recipe R
+/// --out RUN --allow-recipe-change`: the trainer resumes from step 0 with the imported weights.
 inline std::string imported_recipe_text(std::string const& name, models::TransformerConfig const& c,
                                         std::filesystem::path const& source) {
   return "# Imported by `kumiki import-hf` from '" + source.string() +
