@@ -348,3 +348,11 @@ TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]")
   CHECK(!fs::exists(s.root / "bad_export"));
   has(error_of([&] { io::export_hf(s.root / "nowhere", s.root / "x", opt); }), "does not exist");
 }
+
+TEST_CASE("hf: the model name is read from a recipe's top-level key only", "[hf]") {
+  CHECK(io::recipe_model_name("model = \"tiny_test\"\n").value_or("") == "tiny_test");
+  CHECK(io::recipe_model_name("# c\nmodel_path = \"x\"\n  model='demo'   # comment\r\n").value_or("") == "demo");
+  CHECK(!io::recipe_model_name("seed = 1\n[[stages]]\nmodel = \"demo\"\n").has_value());
+  CHECK(!io::recipe_model_name("seed = 1\n").has_value());
+  CHECK(!io::recipe_model_name("model = demo\n").has_value());
+}

@@ -200,6 +200,8 @@ wsd_decay = 1
     steps = [r for r in log if "loss" in r and "step" in r]
     assert steps, log
     print(f"kumiki train from the imported checkpoint: {len(steps)} steps, first loss {steps[0]['loss']:.4f}")
+    run(kumiki, "export-hf", "--checkpoint", work / "cont", "--out", work / "hf_cont", "--dtype", "f32")  # a run dir
+    assert read_safetensors(work / "hf_cont" / "model.safetensors")[1]["kumiki_checkpoint"] == "step_000000002"
 
     W = read_model_dir(work / "hf32")
     P = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in W.items() if not k.endswith(".__bf16_bits")}

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
@@ -321,13 +320,15 @@ inline HfModel read_hf_model(std::filesystem::path const& dir) {
 
 // ---- kumiki checkpoints -----------------------------------------------------------------------
 
-/// A checkpoint directory given either itself (it has a manifest) or as a run directory holding
-/// step_* checkpoints (the newest valid one is taken).
+/// A checkpoint directory given either itself (it has a manifest), as a directory holding step_*
+/// checkpoints, or as a `kumiki train` run directory (its checkpoints/): the newest valid one is taken.
 inline std::filesystem::path resolve_checkpoint(std::filesystem::path const& path) {
   KUMIKI_CHECK(std::filesystem::exists(path), "checkpoint '", path.string(), "' does not exist");
   if (std::filesystem::exists(path / train::checkpoint_manifest) || train::checkpoint_step(path)) return path;
+  // A training run directory keeps its checkpoints in checkpoints/.
+  std::filesystem::path const root = std::filesystem::is_directory(path / "checkpoints") ? path / "checkpoints" : path;
   std::vector<std::string> problems;
-  auto const found = train::newest_valid_checkpoint(path, &problems);
+  auto const found = train::newest_valid_checkpoint(root, &problems);
   if (!found) {
     std::string why;
     for (auto const& p : problems) why += "\n  " + p;
@@ -336,17 +337,38 @@ inline std::filesystem::path resolve_checkpoint(std::filesystem::path const& pat
   return *found;
 }
 
-/// The `model = "..."` of a checkpoint's recipe.toml.
+/// The `model = "..."` of a recipe text: the top-level key (before any [table] header), a basic or
+/// literal string. Configuration names are identifiers, so no escapes need decoding; this keeps the
+/// header free of a TOML dependency.
+inline std::optional<std::string> recipe_model_name(std::string_view text) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t const eol = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    auto const trim = [](std::string_view v) {
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+      return v;
+    };
+    line = trim(line);
+    if (!line.empty() && line.front() == '[') return std::nullopt;  // tables start: no top-level key follows
+    if (line.rfind("model", 0) != 0) continue;
+    std::string_view rest = trim(line.substr(5));
+    if (rest.empty() || rest.front() != '=') continue;  // e.g. "model_path = ..."
+    rest = trim(rest.substr(1));
+    if (rest.size() < 2 || (rest.front() != '"' && rest.front() != '\'')) return std::nullopt;
+    std::size_t const close = rest.find(rest.front(), 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    return std::string(rest.substr(1, close - 1));
+  }
+  return std::nullopt;
+}
+
+/// The model configuration named by a checkpoint's recipe.toml.
 inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
   std::filesystem::path const p = ckpt / train::ckpt_recipe_file;
-  std::string const text = train::detail::read_text(p);
-  toml::table doc;
-  try {
-    doc = toml::parse(text, p.string());
-  } catch (toml::parse_error const& e) {
-    KUMIKI_FAIL("recipe '", p.string(), "' line ", e.source().begin.line, ": TOML syntax error: ", e.description());
-  }
-  auto const m = doc["model"].value<std::string>();
+  auto const m = recipe_model_name(train::detail::read_text(p));
   KUMIKI_CHECK(m.has_value(), "recipe '", p.string(), "' names no model (model = \"...\")");
   return *m;
 }
