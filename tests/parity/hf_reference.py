@@ -162,6 +162,13 @@ def main():
     dump_im, _ = read_safetensors(work / "dump_im.safetensors")
     for k in dump:
         assert np.array_equal(dump[k], dump_im[k]), f"dump of the imported checkpoint differs in {k}"
+    # int64 .npy tokens give the same dump; a raw file without --batch is refused.
+    np.save(work / "tokens64.npy", toks.astype(np.int64))
+    run(kumiki, "dump", "--model", ckpt, "--tokens", work / "tokens64.npy", "--out", work / "dump_64.safetensors")
+    assert all(np.array_equal(v, read_safetensors(work / "dump_64.safetensors")[0][k]) for k, v in dump.items())
+    r = subprocess.run([kumiki, "dump", "--model", ckpt, "--tokens", work / "tokens.bin", "--out", work / "x.safetensors"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "needs --batch" in r.stderr, r.stderr
     # Errors reach the user with a non-zero exit: a token outside the vocabulary, a config matching nothing.
     bad = toks.copy()
     bad[1, 4] = REAL_VOCAB
