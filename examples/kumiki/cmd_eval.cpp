@@ -12,6 +12,7 @@
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/train/checkpoint.hpp"
 #include "kumiki/train/recipe.hpp"
+#include "kumiki/train/trainer.hpp"
 
 namespace {
 
@@ -46,30 +47,16 @@ void eval(EvalArgs const& a) {
     std::printf("checkpoint %s (%s, step from %s)\n", dir.string().c_str(), recipe.model.c_str(),
                 dir.filename().string().c_str());
     std::printf("%-40s %10s %12s %10s\n", "dataset", "loss", "perplexity", "tokens");
-    std::vector<std::int32_t> sample(static_cast<std::size_t>(seq + 1)), tok, tgt;
     for (auto const& p : prefixes) {
       data::GptDatasetConfig gc;
       gc.seq_len = seq;
       gc.num_samples = a.samples;
       gc.seed = a.seed;
       data::GptDataset const ds(fs::path(p), gc);
-      std::int64_t const mb = a.micro_batch, n = a.samples / mb;
+      std::int64_t const n = a.samples / a.micro_batch;
       KUMIKI_CHECK(n > 0, "--samples must be at least --micro-batch");
-      double sum = 0;
-      for (std::int64_t b = 0; b < n; ++b) {
-        tok.assign(static_cast<std::size_t>(mb * seq), 0);
-        tgt.assign(static_cast<std::size_t>(mb * seq), 0);
-        for (std::int64_t r = 0; r < mb; ++r) {
-          ds.get(b * mb + r, sample.data());
-          for (std::int64_t t = 0; t < seq; ++t) {
-            tok[static_cast<std::size_t>(r * seq + t)] = sample[static_cast<std::size_t>(t)];
-            tgt[static_cast<std::size_t>(r * seq + t)] = sample[static_cast<std::size_t>(t + 1)];
-          }
-        }
-        sum += model.forward(tok.data(), tgt.data(), mb, seq);
-      }
-      double const loss = sum / static_cast<double>(n);
-      std::printf("%-40s %10.4f %12.3f %10lld\n", p.c_str(), loss, std::exp(loss), static_cast<long long>(n * mb * seq));
+      double const loss = train::mean_loss(model, ds, seq, a.micro_batch, n);
+      std::printf("%-40s %10.4f %12.3f %10lld\n", p.c_str(), loss, std::exp(loss), static_cast<long long>(n * a.micro_batch * seq));
     }
   });
 }

@@ -1,6 +1,8 @@
 // Checkpoint directories: atomic appearance, manifest verification, corruption detection, pruning.
 #include <catch2/catch.hpp>
 
+#include "test_util.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,12 +13,7 @@ namespace fs = std::filesystem;
 using namespace kumiki::train;
 
 namespace {
-fs::path fresh_dir(char const* name) {
-  fs::path const d = fs::temp_directory_path() / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using kumiki_test::fresh_dir;
 fs::path save(fs::path const& root, std::int64_t step, std::string const& payload) {
   CheckpointWriter w(root, step);
   kumiki::write_file_atomic(w.path("model.bin"), payload);

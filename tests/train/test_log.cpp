@@ -1,6 +1,8 @@
 // Training log lines, the progress line, and `kumiki plot` on a log written through JsonlLog.
 #include <catch2/catch.hpp>
 
+#include "test_util.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,12 +15,7 @@ namespace fs = std::filesystem;
 using namespace kumiki::train;
 
 namespace {
-fs::path fresh_dir(char const* name) {
-  fs::path const d = fs::temp_directory_path() / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using kumiki_test::fresh_dir;
 }  // namespace
 
 TEST_CASE("log lines are JSON objects with every field, non-finite numbers as null", "[train][log]") {

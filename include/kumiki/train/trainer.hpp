@@ -113,6 +113,42 @@ inline void truncate_log(fs::path const& path, std::int64_t step) {
 
 }  // namespace detail
 
+/// Splits `rows` samples of L + 1 tokens (fetched by `get(row, dst)`) into inputs and next-token
+/// targets (rows, L) and checks every id against the model's vocabulary.
+template <class Get>
+void fill_batch(Get&& get, std::int64_t rows, std::int64_t seq_len, std::int64_t vocab, std::vector<std::int32_t>& sample,
+                std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets) {
+  sample.resize(static_cast<std::size_t>(seq_len + 1));
+  tokens.resize(static_cast<std::size_t>(rows * seq_len));
+  targets.resize(static_cast<std::size_t>(rows * seq_len));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    get(r, sample.data());
+    for (std::int32_t const id : sample)
+      KUMIKI_CHECK(id >= 0 && id < vocab, "token id ", id, " in the data is outside the model's vocabulary of ", vocab,
+                   " tokens: was the data made with another tokenizer?");
+    for (std::int64_t t = 0; t < seq_len; ++t) {
+      tokens[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t)];
+      targets[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t + 1)];
+    }
+  }
+}
+
+/// Mean loss of `model` over the first `batches` micro-batches of `mb` samples of a GPT dataset.
+template <class Model>
+double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len, std::int64_t mb, std::int64_t batches,
+                 nn::StepOptions const& opt = {}) {
+  KUMIKI_CHECK(batches > 0 && batches * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", batches,
+               " x ", mb);
+  std::vector<std::int32_t> sample, tokens, targets;
+  double sum = 0;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); }, mb, seq_len,
+               Model::config.vocab_size, sample, tokens, targets);
+    sum += model.forward(tokens.data(), targets.data(), mb, seq_len, opt);
+  }
+  return sum / static_cast<double>(batches);
+}
+
 /// Trains `nn::Transformer<Cfg, Cpu>` through the stages of a recipe, writing into `out`:
 /// log.jsonl, checkpoints/step_*/ and, at the end, the last checkpoint. Rerunning with the same
 /// recipe and directory resumes from the newest complete checkpoint.
@@ -224,19 +260,6 @@ class Trainer {
     return RunOutcome::completed;
   }
 
-  /// Mean loss over the first `batches` micro-batches of a dataset (no gradients).
-  double eval_loss(data::GptDataset const& ds, std::int64_t seq_len, std::int64_t batches) {
-    std::int64_t const mb = recipe_.micro_batch;
-    std::int64_t const n = batches;
-    KUMIKI_CHECK(n > 0 && n * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", n, " x ", mb);
-    double sum = 0;
-    for (std::int64_t b = 0; b < n; ++b) {
-      fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); }, seq_len);
-      sum += model_->forward(tokens_.data(), targets_.data(), mb, seq_len, options_.step);
-    }
-    return sum / static_cast<double>(n);
-  }
-
  private:
   template <class... A>
   static void say(A const&... a) {
@@ -317,23 +340,9 @@ class Trainer {
     }
   }
 
-  /// Splits L + 1 token samples into inputs and next-token targets for one micro-batch.
   template <class Get>
-  void fill_batch(Get&& get, std::int64_t seq_len) {
-    std::int64_t const mb = recipe_.micro_batch;
-    sample_.resize(static_cast<std::size_t>(seq_len + 1));
-    tokens_.resize(static_cast<std::size_t>(mb * seq_len));
-    targets_.resize(static_cast<std::size_t>(mb * seq_len));
-    for (std::int64_t r = 0; r < mb; ++r) {
-      get(r, sample_.data());
-      for (std::int32_t const id : sample_)
-        KUMIKI_CHECK(id >= 0 && id < Cfg.vocab_size, "token id ", id, " in the data is outside the vocabulary of model '",
-                     recipe_.model, "' (", Cfg.vocab_size, " tokens): was the data made with another tokenizer?");
-      for (std::int64_t t = 0; t < seq_len; ++t) {
-        tokens_[static_cast<std::size_t>(r * seq_len + t)] = sample_[static_cast<std::size_t>(t)];
-        targets_[static_cast<std::size_t>(r * seq_len + t)] = sample_[static_cast<std::size_t>(t + 1)];
-      }
-    }
+  void fill(Get&& get, std::int64_t seq_len) {
+    fill_batch(get, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
   }
 
   /// Forward + backward over the global batch's micro-batches; returns the mean loss. Gradients are
@@ -346,7 +355,7 @@ class Trainer {
     opt.grad_scale = 1.0 / static_cast<double>(acc);
     double sum = 0;
     for (std::int64_t a = 0; a < acc; ++a) {
-      fill_batch([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); }, stage.seq_len);
+      fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); }, stage.seq_len);
       sum += model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
     }
     return sum / static_cast<double>(acc);
@@ -354,7 +363,8 @@ class Trainer {
 
   void evaluate(StageRecipe const& stage, JsonlLog& log) {
     for (std::size_t k = 0; k < eval_sets_.size(); ++k) {
-      double const loss = eval_loss(*eval_sets_[k], stage.seq_len, stage.eval_batches);
+      double const loss =
+          mean_loss(*model_, *eval_sets_[k], stage.seq_len, recipe_.micro_batch, stage.eval_batches, options_.step);
       EvalRecord r{state_.step, stage.name, state_.tokens, stage.eval[k].name, loss, std::exp(loss),
                    stage.eval_batches * recipe_.micro_batch * stage.seq_len};
       log.write(r);
