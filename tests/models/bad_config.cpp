@@ -1,4 +1,4 @@
-// Must NOT compile: hidden 100 is not divisible by 3 heads. The CTest case expects the readable
+// Must NOT compile: each KUMIKI_BAD_CONFIG case breaks one rule (heads, groups, head_dim, MoE top-k). The CTest case expects the readable
 // static_assert message selected by -DKUMIKI_BAD_CONFIG=<n>.
 #include "kumiki/models/transformer_config.hpp"
 
@@ -10,6 +10,13 @@ inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 100, .ffn_hid
 #elif KUMIKI_BAD_CONFIG == 2
 inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 96, .ffn_hidden = 8, .num_layers = 1,
                                        .num_heads = 6, .num_query_groups = 4, .max_seq_len = 8};
+#elif KUMIKI_BAD_CONFIG == 4
+inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 32, .ffn_hidden = 8, .num_layers = 1,
+                                       .num_heads = 2, .num_query_groups = 1, .max_seq_len = 8,
+                                       .num_experts = 4, .moe_top_k = 5};
+#elif KUMIKI_BAD_CONFIG == 5
+inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 32, .ffn_hidden = 8, .num_layers = 1,
+                                       .num_heads = 2, .num_query_groups = 1, .max_seq_len = 8, .moe_top_k = 2};
 #else
 inline constexpr TransformerConfig bad{.vocab_size = 10, .hidden = 30, .ffn_hidden = 8, .num_layers = 1,
                                        .num_heads = 2, .num_query_groups = 1, .max_seq_len = 8};

@@ -1,5 +1,5 @@
-// kumiki/models/configs.hpp: the compiled-in model configurations (LLM-jp-4 1.3B / 8B, test,
-// benchmark and demo sizes) and the runtime-name -> compile-time-config dispatch table.
+// kumiki/models/configs.hpp: the compiled-in model configurations (LLM-jp-4 1.3B / 8B, LLM-jp-3
+// 8x1.8B MoE, test, benchmark and demo sizes) and the runtime-name -> compile-time-config dispatch table.
 #pragma once
 
 #include <array>
@@ -48,6 +48,22 @@ inline constexpr TransformerConfig demo{
     .num_heads = 8, .num_query_groups = 4, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 256,
     .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02};
 
+/// LLM-jp-3 8x1.8B, the Drop-Upcycling MoE built from LLM-jp-3 1.8B: 24 layers, hidden 2048, 8 experts
+/// of width 7168, top-2, Switch load-balancing loss 1e-2, no router z-loss. 9.27e9 parameters, 2.92e9
+/// active per token (llmjp-recipes.md section 5); Mixtral-compatible shapes.
+inline constexpr TransformerConfig llmjp3_8x1_8b{
+    .vocab_size = 99487, .make_vocab_divisible_by = 128, .hidden = 2048, .ffn_hidden = 7168, .num_layers = 24,
+    .num_heads = 16, .num_query_groups = 16, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 4096,
+    .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02, .num_experts = 8, .moe_top_k = 2,
+    .moe_ffn_hidden = 0, .moe_aux_loss_coeff = 1e-2, .moe_z_loss_coeff = 0.0};
+
+/// A tiny MoE for unit tests: 4 experts, top-2, both router losses on.
+inline constexpr TransformerConfig tiny_moe_test{
+    .vocab_size = 50, .make_vocab_divisible_by = 16, .hidden = 32, .ffn_hidden = 40, .num_layers = 2,
+    .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 32,
+    .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02, .num_experts = 4, .moe_top_k = 2,
+    .moe_ffn_hidden = 24, .moe_aux_loss_coeff = 1e-2, .moe_z_loss_coeff = 1e-3};
+
 namespace detail {
 template <TransformerConfig Cfg>
 struct NamedConfig {
@@ -57,7 +73,8 @@ struct NamedConfig {
 // The whitelist: the only configurations a runtime name can select. Add a line to add one.
 inline constexpr auto config_table = std::make_tuple(
     NamedConfig<llmjp4_1_3b>{"llmjp4_1_3b"}, NamedConfig<llmjp4_8b>{"llmjp4_8b"}, NamedConfig<tiny_test>{"tiny_test"},
-    NamedConfig<bench_ref>{"bench_ref"}, NamedConfig<demo>{"demo"});
+    NamedConfig<bench_ref>{"bench_ref"}, NamedConfig<demo>{"demo"}, NamedConfig<llmjp3_8x1_8b>{"llmjp3_8x1_8b"},
+    NamedConfig<tiny_moe_test>{"tiny_moe_test"});
 using ConfigTable = std::remove_cvref_t<decltype(config_table)>;
 inline constexpr std::size_t config_count = std::tuple_size_v<ConfigTable>;
 template <std::size_t I>

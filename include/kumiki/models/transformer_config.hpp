@@ -10,8 +10,8 @@
 KUMIKI_NAMESPACE_BEGIN
 namespace models {
 
-/// A dense decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, SwiGLU MLP,
-/// no biases, untied embeddings. A structural aggregate, usable as a template argument:
+/// A decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, a SwiGLU MLP or a
+/// mixture of SwiGLU experts (Mixtral / Megatron MoE, num_experts > 0), no biases, untied embeddings. A structural aggregate, usable as a template argument:
 /// `nn::Transformer<models::llmjp4_1_3b, Cpu>`. Field names follow Megatron's flags.
 struct TransformerConfig {
   std::int64_t vocab_size = 0;                  // --vocab-size (real tokenizer vocabulary)
@@ -28,6 +28,27 @@ struct TransformerConfig {
   double z_loss = 0.0;                          // z-loss coefficient (0: off)
   double init_std = 0.02;                       // --init-method-std
 
+  // Mixture of experts (dropless, token-choice top-k). num_experts = 0: the dense SwiGLU MLP.
+  std::int64_t num_experts = 0;                 // --num-experts
+  std::int64_t moe_top_k = 0;                   // --moe-router-topk
+  std::int64_t moe_ffn_hidden = 0;              // --moe-ffn-hidden-size (0: ffn_hidden)
+  double moe_aux_loss_coeff = 0.0;              // --moe-aux-loss-coeff (Switch load balancing, Megatron's form)
+  double moe_z_loss_coeff = 0.0;                // --moe-z-loss-coeff (router z-loss)
+  bool moe_pre_softmax = false;                 // --moe-router-pre-softmax: softmax over all experts, top-k
+                                                // weights not renormalized (default: Mixtral's renormalized top-k)
+
+  constexpr bool is_moe() const { return num_experts > 0; }
+  /// Intermediate width of one expert (Mixtral's intermediate_size).
+  constexpr std::int64_t expert_ffn() const { return moe_ffn_hidden > 0 ? moe_ffn_hidden : ffn_hidden; }
+  /// Parameters of a block's MLP: gate/up/down, or the router plus every expert's w1/w3/w2.
+  constexpr std::int64_t mlp_params() const {
+    return is_moe() ? num_experts * hidden + num_experts * 3 * hidden * expert_ffn() : 3 * hidden * ffn_hidden;
+  }
+  /// MLP parameters one token multiplies with: the router and its top-k experts.
+  constexpr std::int64_t active_mlp_params() const {
+    return is_moe() ? num_experts * hidden + moe_top_k * 3 * hidden * expert_ffn() : 3 * hidden * ffn_hidden;
+  }
+
   /// Vocabulary rounded up to a multiple of make_vocab_divisible_by (embedding and LM-head rows).
   constexpr std::int64_t padded_vocab() const {
     return (vocab_size + make_vocab_divisible_by - 1) / make_vocab_divisible_by * make_vocab_divisible_by;
@@ -37,21 +58,23 @@ struct TransformerConfig {
   constexpr std::int64_t kv_width() const { return num_query_groups * head_dim(); }
   constexpr std::int64_t heads_per_group() const { return num_heads / num_query_groups; }
 
-  /// Parameters of one block: two norms, q/k/v/o, gate/up/down.
+  /// Parameters of one block: two norms, q/k/v/o, the MLP (dense or experts).
   constexpr std::int64_t block_params() const {
-    return 2 * hidden + hidden * hidden + 2 * kv_width() * hidden + hidden * hidden + 3 * hidden * ffn_hidden;
+    return 2 * hidden + hidden * hidden + 2 * kv_width() * hidden + hidden * hidden + mlp_params();
   }
   /// Exact parameter count with the padded embedding (and padded LM head when untied).
   constexpr std::int64_t num_params() const {
     std::int64_t const emb = padded_vocab() * hidden;
     return emb + num_layers * block_params() + hidden + (untie_embeddings ? emb : 0);
   }
-  /// Parameters that take part in a matrix multiplication per token: all projections and the
-  /// h x V_padded output layer (the embedding lookup and the norms are not matmuls).
+  /// Parameters that take part in a matrix multiplication per token: all projections (for MoE the
+  /// router and the top-k experts a token is sent to) and the h x V_padded output layer (the
+  /// embedding lookup and the norms are not matmuls).
   constexpr std::int64_t matmul_params() const {
-    return num_layers * (2 * hidden * hidden + 2 * kv_width() * hidden + 3 * hidden * ffn_hidden) +
-           padded_vocab() * hidden;
+    return num_layers * (2 * hidden * hidden + 2 * kv_width() * hidden + active_mlp_params()) + padded_vocab() * hidden;
   }
+  /// Parameters one token uses (MoE: "active" parameters; equal to num_params() when dense).
+  constexpr std::int64_t active_params() const { return num_params() - num_layers * (mlp_params() - active_mlp_params()); }
   /// Model FLOPs per token for one training step (forward + backward) at sequence length `seq`,
   /// Megatron's MFU formula: 6 * matmul_params + 6 * num_layers * hidden(q width) * seq.
   /// The first term is 2 FLOPs per multiply-add x 3 (forward, input grad, weight grad); the second is
@@ -90,6 +113,12 @@ concept TransformerConfigLike = requires(C const c) {
   { c.untie_embeddings } -> std::convertible_to<bool>;
   { c.z_loss } -> std::convertible_to<double>;
   { c.init_std } -> std::convertible_to<double>;
+  { c.num_experts } -> std::convertible_to<std::int64_t>;
+  { c.moe_top_k } -> std::convertible_to<std::int64_t>;
+  { c.moe_aux_loss_coeff } -> std::convertible_to<double>;
+  { c.moe_z_loss_coeff } -> std::convertible_to<double>;
+  { c.moe_pre_softmax } -> std::convertible_to<bool>;
+  { c.expert_ffn() } -> std::convertible_to<std::int64_t>;
   { c.padded_vocab() } -> std::convertible_to<std::int64_t>;
   { c.head_dim() } -> std::convertible_to<std::int64_t>;
   { c.kv_width() } -> std::convertible_to<std::int64_t>;
@@ -119,6 +148,15 @@ consteval bool check_config() {
   static_assert(Cfg.z_loss >= 0.0, "kumiki config: z_loss must not be negative");
   static_assert(Cfg.init_std > 0.0, "kumiki config: init_std must be positive");
   static_assert(Cfg.untie_embeddings, "kumiki config: tied embeddings are not implemented (LLM-jp-4 unties them)");
+  static_assert(Cfg.num_experts >= 0, "kumiki config: num_experts must not be negative (0: dense MLP)");
+  static_assert(Cfg.num_experts == 0 || (Cfg.moe_top_k >= 1 && Cfg.moe_top_k <= Cfg.num_experts),
+                "kumiki config: an MoE config needs 1 <= moe_top_k <= num_experts");
+  static_assert(Cfg.num_experts != 0 || Cfg.moe_top_k == 0,
+                "kumiki config: moe_top_k is set but num_experts is 0 (a dense model has no router)");
+  static_assert(Cfg.moe_ffn_hidden >= 0, "kumiki config: moe_ffn_hidden must not be negative (0: ffn_hidden)");
+  static_assert(Cfg.moe_aux_loss_coeff >= 0.0 && Cfg.moe_z_loss_coeff >= 0.0,
+                "kumiki config: MoE loss coefficients must not be negative");
+  static_assert(Cfg.num_experts <= 1024, "kumiki config: more than 1024 experts per layer is not supported");
   return true;
 }
 

@@ -1,5 +1,6 @@
-// kumiki/nn/transformer.hpp: the dense LLaMA-style decoder (LLM-jp-4 family) with parameters,
-// gradients and activations each in one arena, Hugging Face Llama parameter names, Megatron init.
+// kumiki/nn/transformer.hpp: the LLaMA-style decoder (LLM-jp-4 family; Mixtral-style MoE when the
+// config has experts) with parameters, gradients and activations each in one arena, Hugging Face
+// Llama / Mixtral parameter names, Megatron init.
 #pragma once
 
 #include <algorithm>
@@ -38,7 +39,14 @@ struct StepOptions {
   StepTimings* timings = nullptr;     // when set, per-op wall times are added to it
 };
 
-using LossResult = ops::LmHeadLossResult;
+/// The losses of one call. `loss` (also the value of the implicit conversion) is the LM loss:
+/// cross-entropy plus the LM head's z-loss. MoE models add, summed over layers, the load-balancing
+/// loss `moe_aux` and the router z-loss `moe_z`; gradients are of `objective()`.
+struct LossResult : ops::LmHeadLossResult {
+  double moe_aux = 0.0;
+  double moe_z = 0.0;
+  constexpr double objective() const { return loss + moe_aux + moe_z; }
+};
 
 /// The decoder: embedding, Cfg.num_layers TransformerBlocks, final RMSNorm, untied LM head, fused loss.
 /// \tparam Cfg     a TransformerConfig (compile-time; validated by models::check_config)
@@ -57,9 +65,13 @@ class Transformer {
   static constexpr std::int64_t L = Cfg.num_layers, C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads;
   static constexpr std::int64_t KV = Cfg.kv_width(), QKV = C + 2 * KV, V = Cfg.vocab_size, Vp = Cfg.padded_vocab();
   static constexpr std::int64_t hd = Cfg.head_dim();
+  static constexpr std::int64_t E = Cfg.num_experts, K = Cfg.moe_top_k, Fe = Cfg.expert_ffn();
+  /// Tensors per layer in the parameter arena: 2 norms, q, k, v, o and gate, up, down (dense) or the
+  /// router and w1, w3, w2 of every expert (MoE).
+  static constexpr std::size_t tensors_per_layer = Cfg.is_moe() ? 7 + 3 * static_cast<std::size_t>(E) : 9;
 
-  /// Parameter names and shapes in Hugging Face Llama order (gradients use the same layout). Within a
-  /// layer q, k, v and gate, up are adjacent, so each group runs as one GEMM.
+  /// Parameter names and shapes in Hugging Face Llama / Mixtral order (gradients use the same layout).
+  /// Within a layer q, k, v and gate, up (an expert's w1, w3) are adjacent, so each group runs as one GEMM.
   static ArenaLayout param_layout() {
     ArenaLayout l;
     DType const dt = dtype_v<T>;
@@ -72,9 +84,19 @@ class Transformer {
       l.add(p + "self_attn.v_proj.weight", dt, Shape{KV, C});
       l.add(p + "self_attn.o_proj.weight", dt, Shape{C, C});
       l.add(p + "post_attention_layernorm.weight", dt, Shape{C});
-      l.add(p + "mlp.gate_proj.weight", dt, Shape{F, C});
-      l.add(p + "mlp.up_proj.weight", dt, Shape{F, C});
-      l.add(p + "mlp.down_proj.weight", dt, Shape{C, F});
+      if constexpr (Cfg.is_moe()) {
+        l.add(p + "block_sparse_moe.gate.weight", dt, Shape{E, C});
+        for (std::int64_t e = 0; e < E; ++e) {
+          std::string const x = p + "block_sparse_moe.experts." + std::to_string(e) + ".";
+          l.add(x + "w1.weight", dt, Shape{Fe, C});
+          l.add(x + "w3.weight", dt, Shape{Fe, C});
+          l.add(x + "w2.weight", dt, Shape{C, Fe});
+        }
+      } else {
+        l.add(p + "mlp.gate_proj.weight", dt, Shape{F, C});
+        l.add(p + "mlp.up_proj.weight", dt, Shape{F, C});
+        l.add(p + "mlp.down_proj.weight", dt, Shape{C, F});
+      }
     }
     l.add("model.norm.weight", dt, Shape{C});
     l.add("lm_head.weight", dt, Shape{Vp, C});
@@ -95,7 +117,8 @@ class Transformer {
 
   /// Megatron initialization from Philox, stream = parameter index in the arena, so values depend on
   /// (seed, tensor index, element index) only, never on threads: N(0, init_std) for embeddings, LM head, q/k/v, gate/up; N(0, init_std /
-  /// sqrt(2 L)) for o_proj and down_proj; 1 for the norms.
+  /// sqrt(2 L)) for o_proj and down_proj; 1 for the norms. MoE: the router N(0, init_std), expert w1 /
+  /// w3 N(0, init_std) and w2 (down) N(0, init_std / sqrt(2 L)), as Megatron's MoE layers.
   void init(std::uint64_t seed) {
     auto const& layout = params_.layout();
     double const std0 = Cfg.init_std, std_out = Cfg.init_std / std::sqrt(2.0 * static_cast<double>(L));
@@ -105,7 +128,8 @@ class Transformer {
       auto const n = static_cast<std::int64_t>(e.numel());
       if (e.shape.rank() == 1)
         ops::Fill<Backend>::constant(p, n, T(1));
-      else if (ends_with(e.name, "o_proj.weight") || ends_with(e.name, "down_proj.weight"))
+      else if (ends_with(e.name, "o_proj.weight") || ends_with(e.name, "down_proj.weight") ||
+               ends_with(e.name, ".w2.weight"))
         ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std_out);
       else
         ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std0);
@@ -129,9 +153,17 @@ class Transformer {
   }
 
   BlockWeights<T> block_weights(Arena<Backend> const& a, std::int64_t l) const {
-    std::size_t const base = 1 + static_cast<std::size_t>(l) * 9;
+    std::size_t const base = 1 + static_cast<std::size_t>(l) * tensors_per_layer;
     auto at = [&](std::size_t k) { return a.template get<T>(base + k).data(); };
-    return BlockWeights<T>{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)};
+    if constexpr (Cfg.is_moe()) {
+      BlockWeights<T> w{at(0), at(1), at(2), at(3), at(4), at(5), nullptr, nullptr, nullptr};
+      // Every expert has the same three shapes, so consecutive experts are a constant stride apart.
+      std::int64_t const stride = E > 1 ? at(10) - at(7) : 0;
+      w.moe = moe::MoeWeights<T>{at(6), at(7), at(8), at(9), stride};
+      return w;
+    } else {
+      return BlockWeights<T>{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)};
+    }
   }
 
  private:
@@ -160,8 +192,24 @@ class Transformer {
       l.add(p + "x_mid", dt, Shape{N, C});
       l.add(p + "ln2", dt, Shape{N, C});
       l.add(p + "rstd2", dt, Shape{N});
-      l.add(p + "gu", dt, Shape{N, 2 * F});
-      l.add(p + "h", dt, Shape{N, F});
+      if constexpr (Cfg.is_moe()) {
+        l.add(p + "moe.logits", dt, Shape{N, E});
+        l.add(p + "moe.probs", dt, Shape{N, E});
+        l.add(p + "moe.lse", dt, Shape{N});
+        l.add(p + "moe.topk_idx", DType::i32, Shape{N, K});
+        l.add(p + "moe.topk_w", dt, Shape{N, K});
+        l.add(p + "moe.counts", DType::i64, Shape{E});
+        l.add(p + "moe.offsets", DType::i64, Shape{E + 1});
+        l.add(p + "moe.row_token", DType::i32, Shape{N * K});
+        l.add(p + "moe.token_row", DType::i32, Shape{N, K});
+        l.add(p + "moe.xg", dt, Shape{N * K, C});
+        l.add(p + "moe.gu", dt, Shape{N * K, 2 * Fe});
+        l.add(p + "moe.h", dt, Shape{N * K, Fe});
+        l.add(p + "moe.y", dt, Shape{N * K, C});
+      } else {
+        l.add(p + "gu", dt, Shape{N, 2 * F});
+        l.add(p + "h", dt, Shape{N, F});
+      }
     }
     l.add("final.ln", dt, Shape{N, C});
     l.add("final.rstd", dt, Shape{N});
@@ -170,8 +218,17 @@ class Transformer {
     l.add("scratch.d_ln", dt, Shape{N, C});
     l.add("scratch.d_att", dt, Shape{N, C});
     l.add("scratch.d_qkv", dt, Shape{N, QKV});
-    l.add("scratch.d_h", dt, Shape{N, F});
-    l.add("scratch.d_gu", dt, Shape{N, 2 * F});
+    if constexpr (Cfg.is_moe()) {
+      l.add("scratch.moe.d_y", dt, Shape{N * K, C});
+      l.add("scratch.moe.d_h", dt, Shape{N * K, Fe});
+      l.add("scratch.moe.d_gu", dt, Shape{N * K, 2 * Fe});
+      l.add("scratch.moe.d_xg", dt, Shape{N * K, C});
+      l.add("scratch.moe.d_w", dt, Shape{N, K});
+      l.add("scratch.moe.d_logits", dt, Shape{N, E});
+    } else {
+      l.add("scratch.d_h", dt, Shape{N, F});
+      l.add("scratch.d_gu", dt, Shape{N, 2 * F});
+    }
     l.add("scratch.loss", dt, Shape{chunk, Vp});
     l.add("rope.cos", dt, Shape{Tn, hd / 2});
     l.add("rope.sin", dt, Shape{Tn, hd / 2});
@@ -182,10 +239,37 @@ class Transformer {
 
   T* act(std::string_view name) const { return acts_.template get<T>(name).data(); }
 
+  template <class U>
+  U* act_as(std::string_view name) const { return acts_.template get<U>(name).data(); }
+
   BlockActivations<T> block_acts(std::int64_t l) const {
     std::string const p = "block." + std::to_string(recompute_ ? 0 : l) + ".";
-    return BlockActivations<T>{act(p + "ln1"), act(p + "rstd1"), act(p + "qkv"), act(p + "att"), act(p + "lse"),
-                               act(p + "x_mid"), act(p + "ln2"), act(p + "rstd2"), act(p + "gu"), act(p + "h")};
+    BlockActivations<T> a{act(p + "ln1"), act(p + "rstd1"), act(p + "qkv"), act(p + "att"), act(p + "lse"),
+                          act(p + "x_mid"), act(p + "ln2"), act(p + "rstd2")};
+    if constexpr (Cfg.is_moe()) {
+      std::string const m = p + "moe.";
+      a.moe = moe::MoeActivations<T>{act(m + "logits"), act(m + "probs"), act(m + "lse"),
+                                     act_as<std::int32_t>(m + "topk_idx"), act(m + "topk_w"),
+                                     act_as<std::int64_t>(m + "counts"), act_as<std::int64_t>(m + "offsets"),
+                                     act_as<std::int32_t>(m + "row_token"), act_as<std::int32_t>(m + "token_row"),
+                                     act(m + "xg"), act(m + "gu"), act(m + "h"), act(m + "y")};
+    } else {
+      a.gu = act(p + "gu");
+      a.h = act(p + "h");
+    }
+    return a;
+  }
+
+  BlockScratch<T> block_scratch() const {
+    BlockScratch<T> s{act("scratch.tmp"), act("scratch.d_ln"), act("scratch.d_att"), act("scratch.d_qkv")};
+    if constexpr (Cfg.is_moe()) {
+      s.moe = moe::MoeScratch<T>{act("scratch.moe.d_y"), act("scratch.moe.d_h"), act("scratch.moe.d_gu"),
+                                 act("scratch.moe.d_xg"), act("scratch.moe.d_w"), act("scratch.moe.d_logits")};
+    } else {
+      s.d_h = act("scratch.d_h");
+      s.d_gu = act("scratch.d_gu");
+    }
+    return s;
   }
 
   LossResult run(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t B, std::int64_t Tn,
@@ -203,7 +287,8 @@ class Transformer {
                    " is outside the vocabulary of ", V);
     ensure_activations(B, Tn, opt);
 
-    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr, opt.timings};
+    moe::RouterLosses router_losses;
+    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr, opt.timings, opt.grad_scale, &router_losses};
     StepTimings* const tm = opt.timings;
     using detail::timed;
     if (opt.reset_attention_mask) {
@@ -211,15 +296,14 @@ class Transformer {
       ops::Attention<Backend>::document_starts(tokens, B, Tn, opt.eod_token, ds);
       ctx.doc_start = ds;
     }
-    BlockScratch<T> const s{act("scratch.tmp"), act("scratch.d_ln"), act("scratch.d_att"),
-                            act("scratch.d_qkv"), act("scratch.d_h"), act("scratch.d_gu")};
+    BlockScratch<T> const s = block_scratch();
     auto x = [&](std::int64_t i) { return act("x." + std::to_string(i)); };
 
     T const* embed = params_.template get<T>(0).data();
     timed(tm, &StepTimings::embedding, [&] { ops::Embedding<Backend>::forward(tokens, embed, x(0), N, C, Vp); });
     for (std::int64_t l = 0; l < L; ++l) Block::forward(block_weights(params_, l), block_acts(l), s, ctx, x(l), x(l + 1));
 
-    std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * 9, i_head = i_norm + 1;
+    std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * tensors_per_layer, i_head = i_norm + 1;
     T const* w_norm = params_.template get<T>(i_norm).data();
     T const* w_head = params_.template get<T>(i_head).data();
     timed(tm, &StepTimings::rmsnorm, [&] {
@@ -232,8 +316,10 @@ class Transformer {
     T* d_res = act("scratch.d_res");
     T* d_ln = act("scratch.d_ln");
     LossResult res;
+    res.moe_aux = router_losses.aux;
+    res.moe_z = router_losses.z;
     timed(tm, &StepTimings::lm_head_loss, [&] {
-      res = ops::LmHeadLoss<Backend>::run(la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
+      static_cast<ops::LmHeadLossResult&>(res) = ops::LmHeadLoss<Backend>::run(la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
                                           backward ? grads_.template get<T>(i_head).data() : nullptr, logits,
                                           act("scratch.loss"));
     });
@@ -243,6 +329,7 @@ class Transformer {
       ops::RmsNorm<Backend>::backward(d_ln, x(L), w_norm, act("final.rstd"), d_res,
                                       grads_.template get<T>(i_norm).data(), N, C, false);
     });
+    ctx.moe_losses = nullptr;  // a recomputed forward must not count its router losses twice
     for (std::int64_t l = L - 1; l >= 0; --l) {
       BlockWeights<T> const w = block_weights(params_, l);
       BlockActivations<T> const a = block_acts(l);

@@ -1,14 +1,17 @@
 // kumiki/nn/transformer_block.hpp: one pre-norm LLaMA block (RMSNorm -> GQA attention with RoPE ->
-// residual -> RMSNorm -> SwiGLU MLP -> residual), forward and backward over caller-owned buffers.
+// residual -> RMSNorm -> SwiGLU MLP or mixture of experts -> residual), forward and backward over
+// caller-owned buffers.
 #pragma once
 
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/models/transformer_config.hpp"
+#include "kumiki/moe/moe_layer.hpp"
 #include "kumiki/ops/attention.hpp"
 #include "kumiki/ops/cpu/attention.hpp"
 #include "kumiki/ops/cpu/linear.hpp"
@@ -26,7 +29,7 @@ KUMIKI_NAMESPACE_BEGIN
 namespace nn {
 
 /// A block's weights (or their gradients), HF layouts: q (C, C), k / v (KV, C), o (C, C),
-/// gate / up (F, C), down (C, F), norms (C).
+/// gate / up (F, C), down (C, F), norms (C); for an MoE block `moe` instead of gate / up / down.
 template <class T>
 struct BlockWeights {
   T* ln1 = nullptr;
@@ -38,6 +41,7 @@ struct BlockWeights {
   T* gate = nullptr;
   T* up = nullptr;
   T* down = nullptr;
+  moe::MoeWeights<T> moe{};
 };
 
 /// What a block's forward saves for its backward (N = B * T tokens).
@@ -51,8 +55,9 @@ struct BlockActivations {
   T* x_mid = nullptr;  // (N, C) residual stream after attention
   T* ln2 = nullptr;    // (N, C)
   T* rstd2 = nullptr;  // (N)
-  T* gu = nullptr;     // (N, 2F): gate | up per token
-  T* h = nullptr;      // (N, F) silu(gate) * up
+  T* gu = nullptr;     // (N, 2F): gate | up per token (dense MLP)
+  T* h = nullptr;      // (N, F) silu(gate) * up (dense MLP)
+  moe::MoeActivations<T> moe{};  // MoE MLP
 };
 
 /// Scratch shared by all blocks during the backward (and the o/down projection outputs forward).
@@ -64,6 +69,7 @@ struct BlockScratch {
   T* d_qkv = nullptr;  // (N, C + 2 KV)
   T* d_h = nullptr;    // (N, F)
   T* d_gu = nullptr;   // (N, 2F)
+  moe::MoeScratch<T> moe{};
 };
 
 /// Wall-clock seconds per op family, accumulated over calls when a step is given a StepTimings
@@ -71,7 +77,10 @@ struct BlockScratch {
 /// synchronization, so they are off unless asked for.
 struct StepTimings {
   double embedding = 0, rmsnorm = 0, linear = 0, rope = 0, attention = 0, swiglu = 0, residual = 0, lm_head_loss = 0;
-  double total() const { return embedding + rmsnorm + linear + rope + attention + swiglu + residual + lm_head_loss; }
+  double moe = 0;  // a whole MoE MLP: router, dispatch, expert GEMMs and combine
+  double total() const {
+    return embedding + rmsnorm + linear + rope + attention + swiglu + residual + lm_head_loss + moe;
+  }
 };
 
 namespace detail {
@@ -96,6 +105,8 @@ struct BlockContext {
   T const* rope_sin = nullptr;
   std::int32_t const* doc_start = nullptr;  // (B, T) or null
   StepTimings* timings = nullptr;           // optional per-op wall times
+  double grad_scale = 1.0;                  // scale of the router losses' gradients (MoE)
+  moe::RouterLosses* moe_losses = nullptr;  // MoE: the forward adds its router losses here when set
 };
 
 /// One transformer block of configuration `Cfg` on `Backend` in scalar type `T`. Stateless: it only
@@ -109,6 +120,8 @@ struct TransformerBlock {
 
   using Linear = ops::Linear<Backend>;
   using Norm = ops::RmsNorm<Backend>;
+  struct NoMoe {};
+  using Moe = std::conditional_t<(Cfg.num_experts > 0), moe::MoeLayer<Cfg, Backend, T>, NoMoe>;
 
   static ops::AttentionShape attention_shape(BlockContext<T> const& ctx) {
     return ops::AttentionShape{ctx.batch, ctx.seq, H, G, hd, QKV, QKV, QKV, C};
@@ -142,16 +155,23 @@ struct TransformerBlock {
     timed(tm, &StepTimings::linear, [&] { Linear::forward(a.att, w.o, s.tmp, N, C, C); });
     timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(x_in, s.tmp, a.x_mid, N * C); });
     timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps); });
-    timed(tm, &StepTimings::linear, [&] {
-      if (w.up == w.gate + F * C) {
-        Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
-      } else {
-        Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
-        Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
-      }
-    });
-    timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
-    timed(tm, &StepTimings::linear, [&] { Linear::forward(a.h, w.down, s.tmp, N, F, C); });
+    if constexpr (Cfg.num_experts > 0) {
+      timed(tm, &StepTimings::moe, [&] {
+        moe::RouterLosses const r = Moe::forward(w.moe, a.moe, a.ln2, N, s.tmp);
+        if (ctx.moe_losses != nullptr) ctx.moe_losses->aux += r.aux, ctx.moe_losses->z += r.z;
+      });
+    } else {
+      timed(tm, &StepTimings::linear, [&] {
+        if (w.up == w.gate + F * C) {
+          Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
+        } else {
+          Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
+          Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
+        }
+      });
+      timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
+      timed(tm, &StepTimings::linear, [&] { Linear::forward(a.h, w.down, s.tmp, N, F, C); });
+    }
     timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(a.x_mid, s.tmp, x_out, N * C); });
   }
 
@@ -161,25 +181,30 @@ struct TransformerBlock {
     std::int64_t const N = ctx.batch * ctx.seq;
     StepTimings* const tm = ctx.timings;
     using detail::timed;
-    // MLP: x_out = x_mid + down(swiglu(gate(ln2), up(ln2)))
-    timed(tm, &StepTimings::linear, [&] {
-      Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
-      Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
-    });
-    timed(tm, &StepTimings::swiglu, [&] {
-      ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
-    });
-    timed(tm, &StepTimings::linear, [&] {
-      if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
-        Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
-        Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
-      } else {
-        Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
-        Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
-        Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
-        Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
-      }
-    });
+    // MLP: x_out = x_mid + down(swiglu(gate(ln2), up(ln2))), or the MoE MLP of ln2
+    if constexpr (Cfg.num_experts > 0) {
+      timed(tm, &StepTimings::moe,
+            [&] { Moe::backward(w.moe, d_w.moe, a.moe, s.moe, a.ln2, N, d_res, s.d_ln, ctx.grad_scale); });
+    } else {
+      timed(tm, &StepTimings::linear, [&] {
+        Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
+        Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
+      });
+      timed(tm, &StepTimings::swiglu, [&] {
+        ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
+      });
+      timed(tm, &StepTimings::linear, [&] {
+        if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
+          Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
+          Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
+        } else {
+          Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
+          Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
+          Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
+          Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
+        }
+      });
+    }
     timed(tm, &StepTimings::rmsnorm,
           [&] { Norm::backward(s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true); });
     // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))

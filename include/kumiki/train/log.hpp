@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct StepRecord {
   double peak_rss_mb = 0;
   double elapsed_s = 0;
   bool skipped = false;          // non-finite loss or gradient: the update was not applied
+  std::optional<double> moe_aux; // MoE models: load-balancing loss (summed over layers), batch mean
+  std::optional<double> moe_z;   // MoE models: router z-loss (summed over layers), batch mean
 };
 
 /// One held-out evaluation.
@@ -59,13 +62,16 @@ inline nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::jso
 }  // namespace detail
 
 inline nlohmann::json to_json(StepRecord const& r) {
-  return {{"type", "step"},        {"step", r.step},
-          {"stage", r.stage},      {"stage_step", r.stage_step},
-          {"tokens", r.tokens},    {"loss", detail::number(r.loss)},
-          {"lr", r.lr},            {"grad_norm", detail::number(r.grad_norm)},
-          {"tokens_per_s", r.tokens_per_s}, {"model_flops_per_s", r.model_flops_per_s}, {"mfu", r.mfu},
-          {"peak_rss_mb", r.peak_rss_mb},   {"elapsed_s", r.elapsed_s},
-          {"skipped", r.skipped}};
+  nlohmann::json j = {{"type", "step"},        {"step", r.step},
+                      {"stage", r.stage},      {"stage_step", r.stage_step},
+                      {"tokens", r.tokens},    {"loss", detail::number(r.loss)},
+                      {"lr", r.lr},            {"grad_norm", detail::number(r.grad_norm)},
+                      {"tokens_per_s", r.tokens_per_s}, {"model_flops_per_s", r.model_flops_per_s}, {"mfu", r.mfu},
+                      {"peak_rss_mb", r.peak_rss_mb},   {"elapsed_s", r.elapsed_s},
+                      {"skipped", r.skipped}};
+  if (r.moe_aux) j["moe_aux_loss"] = detail::number(*r.moe_aux);
+  if (r.moe_z) j["moe_z_loss"] = detail::number(*r.moe_z);
+  return j;
 }
 inline nlohmann::json to_json(EvalRecord const& r) {
   return {{"type", "eval"},   {"step", r.step},       {"stage", r.stage},

@@ -196,9 +196,10 @@ class Trainer {
 
       auto const t0 = std::chrono::steady_clock::now();
       double const lr = recipe_.lr(state_.step);
-      double const loss = accumulate_gradients(stage);
+      nn::LossResult const losses = accumulate_gradients(stage);
+      double const loss = losses.loss;
       optim::ClipResult const clip = optim::clip_grad_norm(model_->grads(), recipe_.optimizer.clip_grad);
-      bool const finite = std::isfinite(loss) && clip.finite;
+      bool const finite = std::isfinite(losses.objective()) && clip.finite;
       optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
       if (verdict == optim::StepVerdict::apply)
         opt_.step(model_->params(), model_->grads(), static_cast<float>(lr));
@@ -223,6 +224,7 @@ class Trainer {
       rec.peak_rss_mb = detail::peak_rss_mb();
       rec.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       rec.skipped = verdict != optim::StepVerdict::apply;
+      if constexpr (Cfg.is_moe()) rec.moe_aux = losses.moe_aux, rec.moe_z = losses.moe_z;
       log.write(rec);
 
       ++state_.step;
@@ -345,20 +347,23 @@ class Trainer {
     fill_batch(get, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
   }
 
-  /// Forward + backward over the global batch's micro-batches; returns the mean loss. Gradients are
-  /// of the mean loss (each micro-batch scaled by 1 / accumulation steps).
-  double accumulate_gradients(StageRecipe const& stage) {
+  /// Forward + backward over the global batch's micro-batches; returns the mean losses. Gradients are
+  /// of the mean objective (each micro-batch scaled by 1 / accumulation steps).
+  nn::LossResult accumulate_gradients(StageRecipe const& stage) {
     model_->zero_grad();
     std::int64_t const acc = recipe_.accumulation_steps(), mb = recipe_.micro_batch;
     std::int64_t const base = state_.stage_step * recipe_.global_batch;
     nn::StepOptions opt = options_.step;
     opt.grad_scale = 1.0 / static_cast<double>(acc);
-    double sum = 0;
+    nn::LossResult sum;
     for (std::int64_t a = 0; a < acc; ++a) {
       fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); }, stage.seq_len);
-      sum += model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
+      nn::LossResult const r = model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
+      sum.loss += r.loss, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
     }
-    return sum / static_cast<double>(acc);
+    double const n = static_cast<double>(acc);
+    sum.loss /= n, sum.moe_aux /= n, sum.moe_z /= n;
+    return sum;
   }
 
   void evaluate(StageRecipe const& stage, JsonlLog& log) {

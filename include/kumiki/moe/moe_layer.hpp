@@ -1,0 +1,150 @@
+// kumiki/moe/moe_layer.hpp: a mixture-of-experts MLP (Mixtral / Megatron MoE, dropless token-choice
+// top-k) sequenced from the router, the dispatch and the SwiGLU expert FFNs, forward and backward
+// over caller-owned buffers. The transformer block uses it in place of the dense MLP when
+// Cfg.num_experts > 0.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/device.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/models/transformer_config.hpp"
+#include "kumiki/moe/cpu/dispatch.hpp"
+#include "kumiki/moe/cpu/router.hpp"
+#include "kumiki/moe/dispatch.hpp"
+#include "kumiki/moe/router.hpp"
+#include "kumiki/ops/cpu/linear.hpp"
+#include "kumiki/ops/cpu/swiglu.hpp"
+#include "kumiki/ops/linear.hpp"
+#include "kumiki/ops/swiglu.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace moe {
+
+/// An MoE layer's weights (or gradients), HF Mixtral layouts: router (E, C); expert e's w1 (gate,
+/// (Fe, C)), w3 (up, (Fe, C)) and w2 (down, (C, Fe)) at w1 + e * stride, w3 + e * stride, w2 + e * stride.
+template <class T>
+struct MoeWeights {
+  T* router = nullptr;
+  T* w1 = nullptr;
+  T* w3 = nullptr;
+  T* w2 = nullptr;
+  std::int64_t stride = 0;  // elements from one expert's tensors to the next one's
+};
+
+/// What the forward saves for the backward (N tokens, R = N * k routed rows).
+template <class T>
+struct MoeActivations {
+  T* logits = nullptr;               // (N, E) router logits
+  T* probs = nullptr;                // (N, E) softmax
+  T* lse = nullptr;                  // (N) logsumexp of the logits
+  std::int32_t* topk_idx = nullptr;  // (N, k)
+  T* topk_w = nullptr;               // (N, k) routing weights
+  std::int64_t* counts = nullptr;    // (E) assignments per expert
+  std::int64_t* offsets = nullptr;   // (E + 1) sorted-row ranges per expert
+  std::int32_t* row_token = nullptr; // (R)
+  std::int32_t* token_row = nullptr; // (N, k)
+  T* xg = nullptr;                   // (R, C) gathered inputs
+  T* gu = nullptr;                   // (R, 2 Fe) w1 | w3 outputs
+  T* h = nullptr;                    // (R, Fe) silu(w1 x) * w3 x
+  T* y = nullptr;                    // (R, C) expert outputs
+};
+
+/// Backward scratch.
+template <class T>
+struct MoeScratch {
+  T* d_y = nullptr;       // (R, C)
+  T* d_h = nullptr;       // (R, Fe)
+  T* d_gu = nullptr;      // (R, 2 Fe)
+  T* d_xg = nullptr;      // (R, C)
+  T* d_w = nullptr;       // (N, k)
+  T* d_logits = nullptr;  // (N, E)
+};
+
+/// The MoE MLP of configuration `Cfg` on `Backend` in scalar `T`. Stateless, like TransformerBlock.
+template <auto Cfg, class Backend = Cpu, class T = float>
+  requires models::TransformerConfigLike<decltype(Cfg)>
+struct MoeLayer {
+  static_assert(Cfg.num_experts > 0, "kumiki: MoeLayer needs a configuration with num_experts > 0");
+  static constexpr std::int64_t C = Cfg.hidden, E = Cfg.num_experts, K = Cfg.moe_top_k, Fe = Cfg.expert_ffn();
+
+  using Linear = ops::Linear<Backend>;
+
+  static RouterArgs router_args(std::int64_t N) {
+    return RouterArgs{N, E, K, Cfg.moe_pre_softmax, Cfg.moe_aux_loss_coeff, Cfg.moe_z_loss_coeff};
+  }
+  static bool fused(MoeWeights<T> const& w) { return w.w3 == w.w1 + Fe * C; }
+
+  /// out (N, C) = sum over each token's k experts of weight * expert(x); returns the router losses.
+  static RouterLosses forward(MoeWeights<T> const& w, MoeActivations<T> const& a, T const* x, std::int64_t N, T* out) {
+    KUMIKI_CHECK(N * K < std::numeric_limits<std::int32_t>::max(), "MoE layer: ", N, " tokens x top-", K,
+                 " routed rows exceed the 32-bit row index");
+    Linear::forward(x, w.router, a.logits, N, C, E);
+    RouterLosses const losses = Router<Backend>::forward(router_args(N), a.logits, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts);
+    Dispatch<Backend>::plan(a.topk_idx, N, K, E, a.offsets, a.row_token, a.token_row);
+    std::int64_t const R = N * K;
+    Dispatch<Backend>::gather(x, a.row_token, R, C, a.xg);
+    for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
+      if (fused(w)) {
+        Linear::forward(a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, 2 * Fe);
+      } else {
+        Linear::forward(a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, Fe, false, 0, 2 * Fe);
+        Linear::forward(a.xg + r0 * C, w.w3 + e * w.stride, a.gu + r0 * 2 * Fe + Fe, n, C, Fe, false, 0, 2 * Fe);
+      }
+    });
+    ops::SwiGlu<Backend>::forward(a.gu, a.gu + Fe, 2 * Fe, a.h, Fe, R, Fe);
+    for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
+      Linear::forward(a.h + r0 * Fe, w.w2 + e * w.stride, a.y + r0 * C, n, Fe, C);
+    });
+    Dispatch<Backend>::combine(a.y, a.token_row, a.topk_w, N, K, C, out);
+    return losses;
+  }
+
+  /// d_x (N, C) = dL/dx for d_out = dL/dout, including the router losses' gradients scaled by
+  /// grad_scale; weight gradients accumulate into d_w.
+  static void backward(MoeWeights<T> const& w, MoeWeights<T> const& d_w, MoeActivations<T> const& a,
+                       MoeScratch<T> const& s, T const* x, std::int64_t N, T const* d_out, T* d_x, double grad_scale) {
+    std::int64_t const R = N * K;
+    Dispatch<Backend>::combine_backward(d_out, a.y, a.token_row, a.topk_w, N, K, C, s.d_y, s.d_w);
+    for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
+      Linear::backward_input(s.d_y + r0 * C, w.w2 + e * w.stride, s.d_h + r0 * Fe, n, Fe, C);
+      Linear::backward_weight(s.d_y + r0 * C, a.h + r0 * Fe, d_w.w2 + e * d_w.stride, n, Fe, C);
+    });
+    ops::SwiGlu<Backend>::backward(s.d_h, Fe, a.gu, a.gu + Fe, 2 * Fe, s.d_gu, s.d_gu + Fe, 2 * Fe, R, Fe);
+    for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
+      T const* dgu = s.d_gu + r0 * 2 * Fe;
+      T const* xg = a.xg + r0 * C;
+      T* dxg = s.d_xg + r0 * C;
+      if (fused(w) && fused(d_w)) {
+        Linear::backward_input(dgu, w.w1 + e * w.stride, dxg, n, C, 2 * Fe);
+        Linear::backward_weight(dgu, xg, d_w.w1 + e * d_w.stride, n, C, 2 * Fe);
+      } else {
+        Linear::backward_input(dgu, w.w1 + e * w.stride, dxg, n, C, Fe, false, 2 * Fe);
+        Linear::backward_input(dgu + Fe, w.w3 + e * w.stride, dxg, n, C, Fe, true, 2 * Fe);
+        Linear::backward_weight(dgu, xg, d_w.w1 + e * d_w.stride, n, C, Fe, 2 * Fe);
+        Linear::backward_weight(dgu + Fe, xg, d_w.w3 + e * d_w.stride, n, C, Fe, 2 * Fe);
+      }
+    });
+    Dispatch<Backend>::scatter_add(s.d_xg, a.token_row, N, K, C, d_x, false);
+    Router<Backend>::backward(router_args(N), grad_scale, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts, s.d_w,
+                              s.d_logits);
+    Linear::backward_input(s.d_logits, w.router, d_x, N, C, E, true);
+    Linear::backward_weight(s.d_logits, x, d_w.router, N, C, E);
+  }
+
+ private:
+  /// Calls f(expert, first sorted row, rows) for every expert that received tokens. The offsets live
+  /// in host memory on the CPU backend; a device backend keeps a host copy of them.
+  template <class F>
+  static void for_each_expert(MoeActivations<T> const& a, F&& f) {
+    for (std::int64_t e = 0; e < E; ++e) {
+      std::int64_t const r0 = a.offsets[e], n = a.offsets[e + 1] - r0;
+      if (n > 0) f(e, r0, n);
+    }
+  }
+};
+
+}  // namespace moe
+KUMIKI_NAMESPACE_END
