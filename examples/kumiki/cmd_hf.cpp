@@ -1,5 +1,5 @@
 // `kumiki export-hf` / `kumiki import-hf`: move models between kumiki checkpoints and Hugging Face
-// Llama directories (config.json + safetensors; see kumiki/io/hf.hpp).
+// Llama (dense) or Mixtral (MoE) directories (config.json + safetensors; see kumiki/io/hf.hpp, docs/hf.md).
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -17,7 +17,7 @@ struct ExportArgs {
 
 kumiki_cli::Registration reg{60, [](CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
-  auto* ex = app.add_subcommand("export-hf", "Write a checkpoint's model as a Hugging Face Llama directory");
+  auto* ex = app.add_subcommand("export-hf", "Write a checkpoint's model as a Hugging Face Llama (dense) or Mixtral (MoE) directory");
   ex->add_option("--checkpoint", a->checkpoint, "checkpoint directory (or a run directory: its newest valid checkpoint)")
       ->required();
   ex->add_option("--out", a->out, "output directory (must not exist or be empty)")->required();
@@ -43,7 +43,7 @@ kumiki_cli::Registration reg{60, [](CLI::App& app) {
   });
 
   auto in = std::make_shared<std::pair<std::string, std::string>>();
-  auto* im = app.add_subcommand("import-hf", "Read a Hugging Face Llama directory into a kumiki checkpoint (step 0)");
+  auto* im = app.add_subcommand("import-hf", "Read a Hugging Face Llama or Mixtral directory into a kumiki checkpoint (step 0)");
   im->add_option("--model", in->first, "Hugging Face model directory (config.json + safetensors)")->required();
   im->add_option("--out", in->second,
                  "checkpoint root: the checkpoint is written as OUT/step_000000000. To continue training, import into "

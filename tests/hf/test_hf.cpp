@@ -1,13 +1,15 @@
-// Hugging Face Llama export / import: config.json mapping and matching, bitwise round trips (f32,
-// sharded), bf16 rounding, and a specific error for each malformed input.
+// Hugging Face Llama / Mixtral export / import: config.json mapping and matching, bitwise round trips
+// (f32, sharded), bf16 rounding, and a specific error for each malformed input.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ namespace {
 using namespace kumiki;
 namespace fs = std::filesystem;
 using Tiny = nn::Transformer<models::tiny_test, Cpu, float>;
+using TinyMoe = nn::Transformer<models::tiny_moe_test, Cpu, float>;
 
 struct Scratch {
   fs::path root;
@@ -38,14 +41,16 @@ struct Scratch {
   }
 };
 
-/// A tiny_test checkpoint with random weights; returns its directory and the model.
-fs::path make_checkpoint(fs::path const& root, Tiny& m, std::uint64_t seed) {
+/// A tiny_test (or tiny_moe_test) checkpoint with random weights; returns its directory and the model.
+template <class Model>
+fs::path make_checkpoint(fs::path const& root, Model& m, std::uint64_t seed) {
+  std::string const name = std::is_same_v<Model, TinyMoe> ? "tiny_moe_test" : "tiny_test";
   m.init(seed);
   optim::AdamW<Cpu> opt(m.params().layout());
   train::TrainState st;
   st.step = 5;
   return train::save_checkpoint(root, m.params(), opt, st,
-                                "model = \"tiny_test\"\nseq_len = 16\nglobal_batch = 2\nmicro_batch = 1\n");
+                                "model = \"" + name + "\"\nseq_len = 16\nglobal_batch = 2\nmicro_batch = 1\n");
 }
 
 std::string slurp(fs::path const& p) {
@@ -74,9 +79,9 @@ void require_bitwise(Arena<Cpu> const& a, Arena<Cpu> const& b) {
   }
 }
 
-Arena<Cpu> load_ckpt_params(fs::path const& dir) {
-  Arena<Cpu> a(Tiny::param_layout());
-  optim::AdamW<Cpu> opt(Tiny::param_layout());
+Arena<Cpu> load_ckpt_params(fs::path const& dir, ArenaLayout const& layout = Tiny::param_layout()) {
+  Arena<Cpu> a(layout);
+  optim::AdamW<Cpu> opt(layout);
   train::load_checkpoint(dir, a, opt);
   return a;
 }
@@ -247,20 +252,6 @@ TEST_CASE("hf import: a config matching nothing lists the closest configs' diffe
   CHECK(!fs::exists(s.root / "out" / "step_000000000"));
 }
 
-TEST_CASE("hf import: Mixtral (MoE) configs are refused clearly", "[hf]") {
-  Scratch s("moe");
-  auto cfg = io::hf_config_json(models::tiny_test);
-  cfg["architectures"] = {"MixtralForCausalLM"};
-  cfg["model_type"] = "mixtral";
-  cfg["num_local_experts"] = 8;
-  cfg["num_experts_per_tok"] = 2;
-  spit(s.root / "config.json", cfg.dump());
-  std::string const e = error_of([&] { io::import_hf(s.root, s.root / "out"); });
-  INFO(e);
-  CHECK(e.find("MoE checkpoints are not supported yet") != std::string::npos);
-  CHECK(e.find("MixtralForCausalLM") != std::string::npos);
-}
-
 TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]") {
   Scratch s("errors");
   Tiny m;
@@ -355,4 +346,247 @@ TEST_CASE("hf: the model name is read from a recipe's top-level key only", "[hf]
   CHECK(!io::recipe_model_name("seed = 1\n[[stages]]\nmodel = \"demo\"\n").has_value());
   CHECK(!io::recipe_model_name("seed = 1\n").has_value());
   CHECK(!io::recipe_model_name("model = demo\n").has_value());
+}
+
+// ---- Mixtral (MoE) ------------------------------------------------------------------------------
+
+namespace {
+
+/// The Mixtral parameter names and shapes of `c`, written from Hugging Face's naming (not from
+/// nn::Transformer): embedding, per layer the attention as Llama, the router and each expert's
+/// w1 (gate) / w3 (up) / w2 (down), final norm, LM head.
+std::map<std::string, Shape> mixtral_names(models::TransformerConfig const& c) {
+  std::int64_t const C = c.hidden, KV = c.num_query_groups * (c.hidden / c.num_heads), Fe = c.moe_ffn_hidden;
+  std::int64_t const d = c.make_vocab_divisible_by, Vp = (c.vocab_size + d - 1) / d * d;
+  std::map<std::string, Shape> m{{"model.embed_tokens.weight", Shape{Vp, C}},
+                                 {"model.norm.weight", Shape{C}},
+                                 {"lm_head.weight", Shape{Vp, C}}};
+  for (int l = 0; l < c.num_layers; ++l) {
+    std::string const p = "model.layers." + std::to_string(l) + ".";
+    m[p + "input_layernorm.weight"] = Shape{C};
+    m[p + "post_attention_layernorm.weight"] = Shape{C};
+    m[p + "self_attn.q_proj.weight"] = Shape{C, C};
+    m[p + "self_attn.k_proj.weight"] = Shape{KV, C};
+    m[p + "self_attn.v_proj.weight"] = Shape{KV, C};
+    m[p + "self_attn.o_proj.weight"] = Shape{C, C};
+    m[p + "block_sparse_moe.gate.weight"] = Shape{c.num_experts, C};
+    for (int e = 0; e < c.num_experts; ++e) {
+      std::string const x = p + "block_sparse_moe.experts." + std::to_string(e) + ".";
+      m[x + "w1.weight"] = Shape{Fe, C};
+      m[x + "w3.weight"] = Shape{Fe, C};
+      m[x + "w2.weight"] = Shape{C, Fe};
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("hf config.json: MixtralForCausalLM for MoE configs, with a transformers Mixtral's keys, matched back", "[hf]") {
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  auto const j = io::hf_config_json(models::tiny_moe_test, opt);
+  CHECK(j.at("architectures") == nlohmann::json::array({"MixtralForCausalLM"}));
+  CHECK(j.at("model_type") == "mixtral");
+  CHECK(j.at("intermediate_size") == 24);  // one expert's width, not the dense ffn_hidden 40
+  CHECK(j.at("num_local_experts") == 4);
+  CHECK(j.at("num_experts_per_tok") == 2);
+  CHECK(j.at("router_aux_loss_coef") == 1e-2);
+  CHECK(j.at("output_router_logits") == false);
+  CHECK(j.at("router_jitter_noise") == 0.0);
+  CHECK(j.at("sliding_window").is_null());
+  CHECK(j.at("vocab_size") == 64);
+  CHECK(j.at("num_key_value_heads") == 2);
+  CHECK(j.at("torch_dtype") == "float32");
+  // Exactly the keys transformers writes for a Mixtral (e.g. mistralai/Mixtral-8x7B-v0.1's config.json,
+  // plus initializer_range / router_jitter_noise of later versions); no Llama-only keys.
+  std::set<std::string> keys;
+  for (auto const& [k, v] : j.items()) keys.insert(k);
+  CHECK(keys == std::set<std::string>{"architectures", "attention_dropout", "bos_token_id", "eos_token_id", "hidden_act",
+                                      "hidden_size", "initializer_range", "intermediate_size", "max_position_embeddings",
+                                      "model_type", "num_attention_heads", "num_experts_per_tok", "num_hidden_layers",
+                                      "num_key_value_heads", "num_local_experts", "output_router_logits", "rms_norm_eps",
+                                      "rope_theta", "router_aux_loss_coef", "router_jitter_noise", "sliding_window",
+                                      "tie_word_embeddings", "torch_dtype", "use_cache", "vocab_size"});
+  auto const big = io::hf_config_json(models::llmjp3_8x1_8b);
+  CHECK(big.at("intermediate_size") == 7168);
+  CHECK(big.at("num_local_experts") == 8);
+  CHECK(big.at("num_experts_per_tok") == 2);
+  CHECK(big.at("vocab_size") == 99584);
+  CHECK(big.at("num_hidden_layers") == 24);
+
+  Scratch s("mixcfg");
+  for (auto const& [name, cfgj] : {std::pair{"tiny_moe_test", j}, std::pair{"llmjp3_8x1_8b", big}}) {
+    spit(s.root / "config.json", cfgj.dump(2));
+    auto const h = io::read_hf_config(s.root);
+    CHECK(h.model_type == "mixtral");
+    CHECK(h.num_local_experts == cfgj.at("num_local_experts"));
+    CHECK(h.num_experts_per_tok == 2);
+    CHECK(io::match_hf_config(h) == name);
+  }
+}
+
+TEST_CASE("hf config.json: Llama and Mixtral configs never match each other, the message names the expert fields", "[hf]") {
+  Scratch s("cross");
+  // tiny_moe_test's shapes written as a Llama: matches nothing, tiny_moe_test closest by its experts.
+  auto llama = io::hf_config_json(models::tiny_moe_test);
+  llama["architectures"] = {"LlamaForCausalLM"};
+  llama["model_type"] = "llama";
+  for (char const* k : {"num_local_experts", "num_experts_per_tok", "router_aux_loss_coef", "output_router_logits",
+                        "router_jitter_noise", "sliding_window"})
+    llama.erase(k);
+  spit(s.root / "config.json", llama.dump());
+  std::string e = error_of([&] { io::match_hf_config(io::read_hf_config(s.root)); });
+  INFO(e);
+  CHECK(e.find("matches no compiled-in model configuration") != std::string::npos);
+  CHECK(e.find("tiny_moe_test (2 differing): num_local_experts expected 4, got 0; num_experts_per_tok expected 2, got 0") !=
+        std::string::npos);
+  // tiny_test's shapes written as a Mixtral: tiny_test differs only in its (absent) experts.
+  auto mix = io::hf_config_json(models::tiny_test);
+  mix["architectures"] = {"MixtralForCausalLM"};
+  mix["model_type"] = "mixtral";
+  mix["num_local_experts"] = 4;
+  mix["num_experts_per_tok"] = 2;
+  spit(s.root / "config.json", mix.dump());
+  e = error_of([&] { io::match_hf_config(io::read_hf_config(s.root)); });
+  INFO(e);
+  CHECK(e.find("tiny_test (2 differing): num_local_experts expected 0, got 4; num_experts_per_tok expected 0, got 2") !=
+        std::string::npos);
+  CHECK(e.find("tiny_moe_test (1 differing): intermediate_size expected 24, got 40") != std::string::npos);
+  // The diff itself, both ways.
+  io::HfConfig h = io::read_hf_config(s.root);
+  auto const d = io::hf_config_diff(models::tiny_test, h);
+  REQUIRE(d.size() == 2);
+  CHECK(d[0].field == "num_local_experts");
+  CHECK(io::hf_config_diff(models::tiny_moe_test, h).size() == 1);
+}
+
+TEST_CASE("hf export: a pre-softmax (unrenormalized) router has no Mixtral equivalent and is refused", "[hf]") {
+  models::TransformerConfig c = models::tiny_moe_test;
+  c.moe_pre_softmax = true;
+  std::string const e = error_of([&] { io::hf_config_json(c); });
+  INFO(e);
+  CHECK(e.find("moe_pre_softmax") != std::string::npos);
+  CHECK(e.find("Mixtral always renormalizes") != std::string::npos);
+  CHECK_NOTHROW(io::hf_config_json(models::tiny_moe_test));
+  models::TransformerConfig dense = models::tiny_test;
+  dense.moe_pre_softmax = true;  // meaningless without experts: a dense export is unaffected
+  CHECK_NOTHROW(io::hf_config_json(dense));
+}
+
+TEST_CASE("hf import: malformed Mixtral configs give their specific errors", "[hf]") {
+  Scratch s("mixbad");
+  auto const good = io::hf_config_json(models::tiny_moe_test);
+  auto error_with = [&](auto&& change) {
+    auto c = good;
+    change(c);
+    spit(s.root / "config.json", c.dump());
+    return error_of([&] { io::read_hf_config(s.root); });
+  };
+  auto has = [](std::string const& e, std::string const& what) {
+    INFO(e);
+    CHECK(e.find(what) != std::string::npos);
+  };
+  has(error_with([](auto& c) { c["num_local_experts"] = 0; }), "num_local_experts 0 must be at least 1");
+  has(error_with([](auto& c) { c["num_local_experts"] = -3; }), "num_local_experts -3 must be at least 1");
+  has(error_with([](auto& c) { c["num_experts_per_tok"] = 0; }), "num_experts_per_tok 0 must be between 1 and num_local_experts 4");
+  has(error_with([](auto& c) { c["num_experts_per_tok"] = 5; }), "num_experts_per_tok 5 must be between 1 and num_local_experts 4");
+  has(error_with([](auto& c) { c.erase("num_local_experts"); }), "has no 'num_local_experts'");
+  has(error_with([](auto& c) { c["num_experts_per_tok"] = 1.5; }), "'num_experts_per_tok' is not an integer");
+  has(error_with([](auto& c) { c["sliding_window"] = 16; }), "sliding_window 16 is shorter than max_position_embeddings 32");
+  has(error_with([](auto& c) { c["tie_word_embeddings"] = true; }), "tie_word_embeddings: true");
+  has(error_with([](auto& c) { c["architectures"] = {"LlamaForCausalLM"}; }), "contradicts model_type 'mixtral'");
+  has(error_with([](auto& c) {
+        c["model_type"] = "qwen2_moe";
+        c["architectures"] = {"Qwen2MoeForCausalLM"};
+      }),
+      "only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
+  has(error_with([](auto& c) { c["model_type"] = "llama"; c["architectures"] = {"LlamaForCausalLM"}; }),
+      "a Llama model with num_local_experts 4");
+  // A sliding window covering the whole context changes nothing and is accepted.
+  CHECK(error_with([](auto& c) { c["sliding_window"] = 32; }) == "<no error>");
+}
+
+TEST_CASE("hf Mixtral: export f32 -> import is bitwise with Mixtral tensor names, bf16 is round-to-nearest-even", "[hf]") {
+  Scratch s("mixrt");
+  TinyMoe m;
+  fs::path const ck = make_checkpoint(s.root / "run", m, 13);
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  io::export_hf(ck, s.root / "hf32", opt);
+  auto const cfg = nlohmann::json::parse(slurp(s.root / "hf32" / "config.json"));
+  CHECK(cfg.at("architectures") == nlohmann::json::array({"MixtralForCausalLM"}));
+  {
+    io::SafetensorsFile const f(s.root / "hf32" / "model.safetensors");
+    std::map<std::string, Shape> got;
+    for (auto const& e : f.entries()) got[e.name] = e.shape;
+    auto const want = mixtral_names(models::tiny_moe_test);
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    CHECK(static_cast<std::int64_t>(TinyMoe::param_layout().numel()) == models::tiny_moe_test.num_params());
+  }
+  fs::path const imported = io::import_hf(s.root / "hf32", s.root / "imported");
+  CHECK(io::checkpoint_model_name(imported) == "tiny_moe_test");
+  require_bitwise(load_ckpt_params(imported, TinyMoe::param_layout()), m.params());
+
+  io::export_hf(ck, s.root / "hf16");
+  io::SafetensorsFile const f(s.root / "hf16" / "model.safetensors");
+  std::size_t inexact = 0;
+  for (auto const& e : m.params().layout().entries()) {
+    INFO(e.name);
+    io::SafetensorsEntry const& se = f.entry(e.name);
+    REQUIRE(se.dtype == DType::bf16);
+    auto const bytes = f.bytes(se);
+    float const* w = m.params().get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint16_t got = 0;
+      std::memcpy(&got, bytes.data() + 2 * i, 2);
+      REQUIRE(got == rne_bits(w[i]));
+      inexact += bf16::from_bits(got).to_float() != w[i];
+    }
+  }
+  CHECK(inexact > 1000);
+  Arena<Cpu> const a = load_ckpt_params(io::import_hf(s.root / "hf16", s.root / "imported16"), TinyMoe::param_layout());
+  for (auto const& e : m.params().layout().entries()) {
+    float const* w = m.params().get<float>(e.name).data();
+    float const* g = a.get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint32_t const u = std::uint32_t(rne_bits(w[i])) << 16;
+      float want = 0;
+      std::memcpy(&want, &u, 4);
+      REQUIRE(g[i] == want);
+    }
+  }
+}
+
+TEST_CASE("hf Mixtral import: a missing expert or an extra tensor names the Mixtral model", "[hf]") {
+  Scratch s("mixerr");
+  TinyMoe m;
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  io::export_hf(make_checkpoint(s.root / "run", m, 2), s.root / "good", opt);
+  auto variant = [&](std::string const& dir, auto&& edit) {
+    fs::path const d = s.root / dir;
+    fs::create_directories(d);
+    fs::copy_file(s.root / "good" / "config.json", d / "config.json");
+    io::SafetensorsFile const f(s.root / "good" / "model.safetensors");
+    std::vector<io::NamedTensor> t;
+    for (auto const& e : f.entries()) t.push_back({e.name, f.view(e)});
+    edit(t);
+    io::write_safetensors(d / "model.safetensors", t);
+    return error_of([&] { io::import_hf(d, d / "ckpt"); });
+  };
+  std::string e = variant("missing", [](auto& t) {
+    std::erase_if(t, [](auto const& x) { return x.name == "model.layers.1.block_sparse_moe.experts.3.w2.weight"; });
+  });
+  INFO(e);
+  CHECK(e.find("has no tensor 'model.layers.1.block_sparse_moe.experts.3.w2.weight' (expected [32, 24])") !=
+        std::string::npos);
+  static float extra[32 * 24] = {};
+  e = variant("extra", [](auto& t) {
+    t.push_back({"model.layers.0.block_sparse_moe.experts.4.w1.weight", AnyView{extra, DType::f32, Shape{24, 32}, DeviceKind::cpu}});
+  });
+  INFO(e);
+  CHECK(e.find("holds tensor 'model.layers.0.block_sparse_moe.experts.4.w1.weight' which a Mixtral model of configuration "
+               "'tiny_moe_test' has no place for") != std::string::npos);
 }

@@ -1,6 +1,6 @@
-// kumiki/io/hf.hpp: Hugging Face Llama interoperability: config.json <-> TransformerConfig, matching
-// a Hugging Face config against the compiled-in configurations, export of a kumiki checkpoint as a
-// Hugging Face model directory and import of one into a kumiki checkpoint.
+// kumiki/io/hf.hpp: Hugging Face Llama / Mixtral interoperability: config.json <-> TransformerConfig,
+// matching a Hugging Face config against the compiled-in configurations, export of a kumiki checkpoint
+// as a Hugging Face model directory and import of one into a kumiki checkpoint.
 #pragma once
 
 #include <algorithm>
@@ -33,8 +33,8 @@ namespace io {
 
 // ---- config.json ---------------------------------------------------------------------------------
 
-/// The fields of a Hugging Face config.json kumiki reads (Llama; Mixtral's expert fields are parsed
-/// so that MoE models are recognized and refused until kumiki has an MoE model).
+/// The fields of a Hugging Face config.json kumiki reads: LlamaForCausalLM (dense) or
+/// MixtralForCausalLM (MoE: intermediate_size is one expert's width).
 struct HfConfig {
   std::string architecture;                  // architectures[0]
   std::string model_type;                    // "llama", "mixtral"
@@ -48,8 +48,9 @@ struct HfConfig {
   double rms_norm_eps = 1e-6;
   std::int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
-  std::int64_t num_local_experts = 0;        // Mixtral: experts per layer (0: dense)
-  std::int64_t num_experts_per_tok = 0;      // Mixtral: top-k
+  std::int64_t num_local_experts = 0;        // Mixtral: experts per layer (0: dense Llama)
+  std::int64_t num_experts_per_tok = 0;      // Mixtral: top-k (0: dense Llama)
+  double router_aux_loss_coef = 0.0;         // Mixtral: informational (a training setting, not compared)
   std::optional<std::int64_t> bos_token_id, eos_token_id;
 };
 
@@ -78,31 +79,54 @@ inline char const* hf_torch_dtype(DType t) {
   }
 }
 
-/// config.json of a dense kumiki model: LlamaForCausalLM with the padded vocabulary (the rows the
-/// embedding and LM head have, as LLM-jp's released models ship them).
+/// Throws unless configuration `c` can be written as a Hugging Face model: HF Mixtral always
+/// renormalizes the top-k routing weights, so a pre-softmax (unrenormalized) router has no equivalent.
+inline void check_hf_exportable(models::TransformerConfig const& c) {
+  KUMIKI_CHECK(!(c.is_moe() && c.moe_pre_softmax),
+               "this MoE configuration routes with moe_pre_softmax (top-k weights not renormalized); Hugging Face "
+               "Mixtral always renormalizes the top-k weights, so it cannot be exported as MixtralForCausalLM");
+}
+
+/// config.json of a kumiki model with the padded vocabulary (the rows the embedding and LM head have,
+/// as LLM-jp's released models ship them): LlamaForCausalLM for a dense configuration,
+/// MixtralForCausalLM for an MoE one (intermediate_size = one expert's width; the fields a
+/// transformers-written Mixtral config.json has, no Llama-only keys). Mixtral has no router z-loss
+/// field and its aux-loss formula differs from Megatron's (docs/hf.md), so router_aux_loss_coef is
+/// written for information only.
 inline nlohmann::ordered_json hf_config_json(models::TransformerConfig const& c, HfExportOptions const& opt = {}) {
+  check_hf_exportable(c);
   auto const [bos, eos] = default_special_tokens(c.vocab_size);
+  bool const moe = c.is_moe();
   nlohmann::ordered_json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
+  j["architectures"] = {moe ? "MixtralForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = moe ? "mixtral" : "llama";
   j["hidden_size"] = c.hidden;
-  j["intermediate_size"] = c.ffn_hidden;
+  j["intermediate_size"] = moe ? c.expert_ffn() : c.ffn_hidden;
   j["num_hidden_layers"] = c.num_layers;
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = c.num_query_groups;
-  j["head_dim"] = c.head_dim();
+  if (!moe) j["head_dim"] = c.head_dim();
   j["vocab_size"] = c.padded_vocab();
   j["rms_norm_eps"] = c.rms_eps;
   j["rope_theta"] = c.rope_base;
-  j["rope_scaling"] = nullptr;
+  if (!moe) j["rope_scaling"] = nullptr;
   j["max_position_embeddings"] = c.max_seq_len;
   j["tie_word_embeddings"] = !c.untie_embeddings;
   j["torch_dtype"] = hf_torch_dtype(opt.dtype);
   j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
+  if (!moe) j["attention_bias"] = false;
   j["attention_dropout"] = 0.0;
-  j["mlp_bias"] = false;
-  j["pretraining_tp"] = 1;
+  if (moe) {
+    j["num_local_experts"] = c.num_experts;
+    j["num_experts_per_tok"] = c.moe_top_k;
+    j["router_aux_loss_coef"] = c.moe_aux_loss_coeff;
+    j["output_router_logits"] = false;
+    j["router_jitter_noise"] = 0.0;
+    j["sliding_window"] = nullptr;
+  } else {
+    j["mlp_bias"] = false;
+    j["pretraining_tp"] = 1;
+  }
   j["use_cache"] = true;
   j["bos_token_id"] = opt.bos_token_id.value_or(bos);
   j["eos_token_id"] = opt.eos_token_id.value_or(eos);
@@ -167,9 +191,11 @@ inline std::string fmt_number(double v) {
 
 }  // namespace detail
 
-/// Parses `dir/config.json` (or a config.json path). Refuses, each with its own message: a missing or
-/// malformed file, missing or mistyped fields, MoE (Mixtral) models, tied embeddings, another
-/// activation, biases, RoPE scaling, a head_dim other than hidden / heads.
+/// Parses `dir/config.json` (or a config.json path) of a Llama or Mixtral model. Refuses, each with
+/// its own message: a missing or malformed file, missing or mistyped fields, other model types, a
+/// Llama with experts or a Mixtral without (num_local_experts >= 1, 1 <= num_experts_per_tok <=
+/// num_local_experts), tied embeddings, another activation, biases, RoPE scaling, a sliding window
+/// shorter than the context, a head_dim other than hidden / heads.
 inline HfConfig read_hf_config(std::filesystem::path const& path) {
   std::filesystem::path const p = std::filesystem::is_directory(path) ? path / "config.json" : path;
   std::string const src = p.string();
@@ -178,13 +204,34 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   if (auto const a = j.find("architectures"); a != j.end() && a->is_array() && !a->empty() && a->front().is_string())
     c.architecture = a->front().get<std::string>();
   c.model_type = detail::hf_field<std::string>(j, "model_type", src, std::string());
-  c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src, 0);
-  c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src, 0);
-  if (c.model_type == "mixtral" || c.architecture == "MixtralForCausalLM" || c.num_local_experts > 0)
-    KUMIKI_FAIL("config '", src, "' describes a mixture-of-experts model (", c.architecture.empty() ? c.model_type : c.architecture,
-                ", ", c.num_local_experts, " experts): MoE checkpoints are not supported yet (kumiki has no MoE model)");
-  KUMIKI_CHECK(c.model_type == "llama" || (c.model_type.empty() && c.architecture == "LlamaForCausalLM"), "config '", src,
-               "' is model_type '", c.model_type, "' (", c.architecture, "); only Llama (LlamaForCausalLM) is supported");
+  bool const llama = c.model_type == "llama" || (c.model_type.empty() && c.architecture == "LlamaForCausalLM");
+  bool const mixtral = c.model_type == "mixtral" || (c.model_type.empty() && c.architecture == "MixtralForCausalLM");
+  KUMIKI_CHECK(llama || mixtral, "config '", src, "' is model_type '", c.model_type, "' (", c.architecture,
+               "); only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
+  KUMIKI_CHECK(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src, "': architecture '",
+               c.architecture, "' contradicts model_type '", c.model_type, "'");
+  if (mixtral) {
+    c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src);
+    c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src);
+    KUMIKI_CHECK(c.num_local_experts >= 1, "config '", src, "': num_local_experts ", c.num_local_experts,
+                 " must be at least 1 for a Mixtral model");
+    KUMIKI_CHECK(c.num_experts_per_tok >= 1 && c.num_experts_per_tok <= c.num_local_experts, "config '", src,
+                 "': num_experts_per_tok ", c.num_experts_per_tok, " must be between 1 and num_local_experts ",
+                 c.num_local_experts);
+    c.router_aux_loss_coef = detail::hf_field<double>(j, "router_aux_loss_coef", src, 0.001);
+    if (auto const sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
+      KUMIKI_CHECK(sw->is_number_integer(), "config '", src, "': 'sliding_window' is not an integer (", sw->dump(), ")");
+      std::int64_t const max_pos = detail::hf_field<std::int64_t>(j, "max_position_embeddings", src, 2048);
+      KUMIKI_CHECK(sw->get<std::int64_t>() >= max_pos, "config '", src, "': sliding_window ", sw->get<std::int64_t>(),
+                   " is shorter than max_position_embeddings ", max_pos, " (kumiki attention is fully causal)");
+    }
+  } else {
+    for (char const* key : {"num_local_experts", "num_experts_per_tok"}) {
+      auto const n = detail::hf_field<std::int64_t>(j, key, src, 0);
+      KUMIKI_CHECK(n == 0, "config '", src, "': a Llama model with ", key, " ", n,
+                   "; mixture-of-experts models are model_type 'mixtral' (MixtralForCausalLM)");
+    }
+  }
   c.hidden_size = detail::hf_field<std::int64_t>(j, "hidden_size", src);
   c.intermediate_size = detail::hf_field<std::int64_t>(j, "intermediate_size", src);
   c.num_hidden_layers = detail::hf_field<std::int64_t>(j, "num_hidden_layers", src);
@@ -224,7 +271,10 @@ struct ConfigFieldDiff {
 };
 
 /// The config.json fields (named as there) that differ from configuration `c`. vocab_size is
-/// compared with c's padded vocabulary.
+/// compared with c's padded vocabulary; intermediate_size with one expert's width for an MoE
+/// configuration; num_local_experts / num_experts_per_tok with the expert count and top-k (0 for a
+/// dense configuration and a Llama config.json), so dense and MoE never match each other. Training
+/// settings (init, z-loss, router loss coefficients) are not compared.
 inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig const& c, HfConfig const& h) {
   std::vector<ConfigFieldDiff> d;
   auto const i = [&](char const* f, std::int64_t want, std::int64_t got) {
@@ -234,7 +284,7 @@ inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig con
     if (want != got) d.push_back({f, detail::fmt_number(want), detail::fmt_number(got)});
   };
   i("hidden_size", c.hidden, h.hidden_size);
-  i("intermediate_size", c.ffn_hidden, h.intermediate_size);
+  i("intermediate_size", c.is_moe() ? c.expert_ffn() : c.ffn_hidden, h.intermediate_size);
   i("num_hidden_layers", c.num_layers, h.num_hidden_layers);
   i("num_attention_heads", c.num_heads, h.num_attention_heads);
   i("num_key_value_heads", c.num_query_groups, h.num_key_value_heads);
@@ -242,6 +292,8 @@ inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig con
   r("rope_theta", c.rope_base, h.rope_theta);
   r("rms_norm_eps", c.rms_eps, h.rms_norm_eps);
   i("max_position_embeddings", c.max_seq_len, h.max_position_embeddings);
+  i("num_local_experts", c.num_experts, h.num_local_experts);
+  i("num_experts_per_tok", c.moe_top_k, h.num_experts_per_tok);
   if (c.untie_embeddings == h.tie_word_embeddings)
     d.push_back({"tie_word_embeddings", c.untie_embeddings ? "false" : "true", h.tie_word_embeddings ? "true" : "false"});
   return d;
@@ -271,7 +323,8 @@ inline std::string match_hf_config(HfConfig const& h, std::string const& source 
 
 // ---- model weights ----------------------------------------------------------------------------
 
-/// The parameter layout (Hugging Face names, fp32) of the configuration named `name`.
+/// The parameter layout (Hugging Face names, fp32) of the configuration named `name`: Llama names for
+/// a dense configuration, Mixtral's (block_sparse_moe.gate, experts.e.w1/w3/w2) for an MoE one.
 inline ArenaLayout model_param_layout(std::string_view name) {
   return models::dispatch_config(name, [](auto tag) { return nn::Transformer<decltype(tag)::config, Cpu, float>::param_layout(); });
 }
@@ -283,7 +336,9 @@ inline models::TransformerConfig model_config(std::string_view name) {
 /// Reads the weights of a Hugging Face model directory (one file or sharded; F32, BF16 or F16) into
 /// a new fp32 arena with `layout`, checking every tensor's presence and shape. Rotary inv_freq buffers
 /// some exports carry are skipped; any other tensor the model has no place for is an error.
-inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout const& layout) {
+/// `model` names the model in that error (e.g. "a Mixtral model of configuration 'tiny_moe_test'").
+inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout const& layout,
+                                  std::string_view model = "the model") {
   SafetensorsModel const m(dir);
   Arena<Cpu> arena(layout);
   for (ArenaEntry const& e : layout.entries()) {
@@ -298,7 +353,7 @@ inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout 
     if (layout.contains(n)) continue;
     std::string_view const skip = "rotary_emb.inv_freq";
     KUMIKI_CHECK(n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0, "model '",
-                 dir.string(), "' holds tensor '", n, "' which a Llama model of this configuration has no place for");
+                 dir.string(), "' holds tensor '", n, "' which ", model, " has no place for");
   }
   return arena;
 }
@@ -314,7 +369,9 @@ inline HfModel read_hf_model(std::filesystem::path const& dir) {
   KUMIKI_CHECK(std::filesystem::is_directory(dir), "Hugging Face model directory '", dir.string(), "' does not exist");
   HfConfig cfg = read_hf_config(dir);
   std::string name = match_hf_config(cfg, (dir / "config.json").string());
-  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name));
+  std::string const what =
+      std::string(cfg.num_local_experts > 0 ? "a Mixtral" : "a Llama") + " model of configuration '" + name + "'";
+  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name), what);
   return {std::move(name), std::move(cfg), std::move(params)};
 }
 
@@ -419,10 +476,10 @@ inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem:
 }  // namespace detail
 
 /// Writes the model of checkpoint `ckpt` (a checkpoint or a run directory) as a Hugging Face Llama
-/// directory `out`: config.json, generation_config.json, model.safetensors (or shards above
-/// opt.max_shard_bytes plus model.safetensors.index.json) and the tokenizer model when given. The
-/// directory is built under a temporary name beside `out` and renamed, so it appears complete or not
-/// at all; `out` must not exist or be an empty directory. Returns the files written.
+/// (dense) or Mixtral (MoE) directory `out`: config.json, generation_config.json, model.safetensors
+/// (or shards above opt.max_shard_bytes plus model.safetensors.index.json) and the tokenizer model when
+/// given. The directory is built under a temporary name beside `out` and renamed, so it appears
+/// complete or not at all; `out` must not exist or be an empty directory. Returns the files written.
 inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
                                                     HfExportOptions const& opt = {}) {
   namespace fs = std::filesystem;
@@ -436,6 +493,7 @@ inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const&
   train::verify_checkpoint(dir);
   std::string const name = checkpoint_model_name(dir);
   models::TransformerConfig const cfg = model_config(name);
+  check_hf_exportable(cfg);
   ArenaLayout const layout = model_param_layout(name);
   SafetensorsFile const f(dir / train::ckpt_model_file);
   std::vector<NamedTensor> tensors;
@@ -494,7 +552,7 @@ inline std::string imported_recipe_text(std::string const& name, models::Transfo
          "steps = 1\n[stages.lr]\nstyle = \"wsd\"\nmax_lr = 1e-4\nmin_lr = 0.0\nwarmup = 0\ndecay_end = 1\nwsd_decay = 1\n";
 }
 
-/// Reads the Hugging Face Llama directory `model_dir` and writes it as a kumiki checkpoint under
+/// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a kumiki checkpoint under
 /// `out_root` (out_root/step_000000000, through train::CheckpointWriter: manifest with CRC-32C):
 /// model.safetensors (fp32), optimizer.safetensors with zero AdamW moments and step_count 0,
 /// state.json at step 0, recipe.toml naming the matched configuration. Returns the checkpoint path.
