@@ -1,6 +1,8 @@
 // `kumiki dump --model DIR|CKPT --tokens FILE --out DUMP.safetensors`: one forward and backward on the
 // given tokens, writing loss, logits and every parameter gradient (`grad.<Hugging Face name>`) for
-// parity debugging against another implementation.
+// parity debugging against another implementation. For an MoE model also the summed router losses
+// `moe_aux_loss` and `moe_z_loss`; `loss` stays the LM loss and the gradients are of the objective
+// loss + moe_aux_loss + moe_z_loss.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -144,27 +146,37 @@ void dump(DumpArgs const& a) {
     // the loss written is the one of the forward + backward the gradients belong to.
     model.forward(in.data(), tgt.data(), B, T, opt, nullptr, logits.data());
     model.zero_grad();
-    double const loss = model.forward_backward(in.data(), tgt.data(), B, T, opt);
-    float loss_f = static_cast<float>(loss);
+    nn::LossResult const res = model.forward_backward(in.data(), tgt.data(), B, T, opt);
+    double const loss = res.loss;
+    // Scalars as f32 [1] tensors, full precision in the metadata.
+    std::vector<std::pair<std::string, double>> scalars{{"loss", loss}};
+    if constexpr (Cfg.is_moe()) scalars.insert(scalars.end(), {{"moe_aux_loss", res.moe_aux}, {"moe_z_loss", res.moe_z}});
+    std::vector<float> scalars_f;
+    for (auto const& s : scalars) scalars_f.push_back(static_cast<float>(s.second));
     std::vector<io::NamedTensor> out;
-    out.push_back({"loss", AnyView{&loss_f, DType::f32, Shape{1}, DeviceKind::cpu}});
+    io::Metadata meta{{"model", name}, {"source", mp.string()}, {"batch", std::to_string(B)}, {"seq", std::to_string(T)},
+                      {"vocab_size", std::to_string(Cfg.vocab_size)}, {"padded_vocab_size", std::to_string(Vp)}};
+    for (std::size_t i = 0; i < scalars.size(); ++i) {
+      out.push_back({scalars[i].first, AnyView{&scalars_f[i], DType::f32, Shape{1}, DeviceKind::cpu}});
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%.17g", scalars[i].second);
+      meta[scalars[i].first] = buf;
+    }
     out.push_back({"logits", AnyView{logits.data(), DType::f32, Shape{B, T, Vp}, DeviceKind::cpu}});
     for (std::size_t i = 0; i < model.grads().layout().size(); ++i)
       out.push_back({"grad." + model.grads().layout()[i].name, model.grads().view(i)});
-    char lbuf[40];
-    std::snprintf(lbuf, sizeof lbuf, "%.17g", loss);
-    io::write_safetensors(a.out, out,
-                          {{"model", name}, {"source", mp.string()}, {"loss", lbuf}, {"batch", std::to_string(B)},
-                           {"seq", std::to_string(T)},
-                           {"vocab_size", std::to_string(Cfg.vocab_size)}, {"padded_vocab_size", std::to_string(Vp)}});
-    std::printf("model %s (%s), tokens [%lld, %lld]: loss %.9g -> %s\n", name.c_str(), is_hf ? "Hugging Face" : "checkpoint",
-                static_cast<long long>(B), static_cast<long long>(T + 1), loss, a.out.c_str());
+    io::write_safetensors(a.out, out, meta);
+    std::printf("model %s (%s), tokens [%lld, %lld]: loss %.9g", name.c_str(), is_hf ? "Hugging Face" : "checkpoint",
+                static_cast<long long>(B), static_cast<long long>(T + 1), loss);
+    if constexpr (Cfg.is_moe()) std::printf(", moe_aux_loss %.9g, moe_z_loss %.9g", res.moe_aux, res.moe_z);
+    std::printf(" -> %s\n", a.out.c_str());
   });
 }
 
 kumiki_cli::Registration reg{62, [](CLI::App& app) {
   auto a = std::make_shared<DumpArgs>();
-  auto* cmd = app.add_subcommand("dump", "One forward + backward on given tokens; write loss, logits and gradients");
+  auto* cmd = app.add_subcommand("dump", "One forward + backward on given tokens; write loss, logits and gradients "
+                                          "(MoE: also moe_aux_loss, moe_z_loss)");
   cmd->add_option("--model", a->model, "Hugging Face directory (config.json) or kumiki checkpoint")->required();
   cmd->add_option("--tokens", a->tokens, "int32 [B, T+1]: .npy, or raw little-endian (then --batch)")
       ->required()
