@@ -71,6 +71,42 @@ std::uint16_t rne_bits(float f) {
 }
 
 /// Every tensor of the checkpoint model file equal byte for byte to the arena.
+/// Checks that every tensor of `params` is stored in the bf16 export `f` as the round-to-nearest-even
+/// of its fp32 value; returns how many values the rounding changed.
+std::size_t require_rne_export(io::SafetensorsFile const& f, Arena<Cpu> const& params) {
+  std::size_t inexact = 0;
+  for (auto const& e : params.layout().entries()) {
+    INFO(e.name);
+    io::SafetensorsEntry const& se = f.entry(e.name);
+    REQUIRE(se.dtype == DType::bf16);
+    REQUIRE(se.shape == e.shape);
+    auto const bytes = f.bytes(se);
+    float const* w = params.get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint16_t got = 0;
+      std::memcpy(&got, bytes.data() + 2 * i, 2);
+      REQUIRE(got == rne_bits(w[i]));
+      REQUIRE(got == bf16(w[i]).bits);
+      inexact += bf16::from_bits(got).to_float() != w[i];
+    }
+  }
+  return inexact;
+}
+
+/// Checks that `imported` holds exactly the bf16-rounded values of `params`, widened to fp32.
+void require_rne_import(Arena<Cpu> const& imported, Arena<Cpu> const& params) {
+  for (auto const& e : params.layout().entries()) {
+    float const* w = params.get<float>(e.name).data();
+    float const* g = imported.get<float>(e.name).data();
+    for (std::size_t i = 0; i < e.numel(); ++i) {
+      std::uint32_t const u = std::uint32_t(rne_bits(w[i])) << 16;
+      float want = 0;
+      std::memcpy(&want, &u, 4);
+      REQUIRE(g[i] == want);
+    }
+  }
+}
+
 void require_bitwise(Arena<Cpu> const& a, Arena<Cpu> const& b) {
   REQUIRE(a.layout() == b.layout());
   for (std::size_t i = 0; i < a.layout().size(); ++i) {
@@ -181,35 +217,9 @@ TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights, and impor
   auto const cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
   CHECK(cfg.at("torch_dtype") == "bfloat16");
   io::SafetensorsFile const f(s.root / "hf" / "model.safetensors");
-  std::size_t inexact = 0;
-  for (auto const& e : m.params().layout().entries()) {
-    INFO(e.name);
-    io::SafetensorsEntry const& se = f.entry(e.name);
-    REQUIRE(se.dtype == DType::bf16);
-    REQUIRE(se.shape == e.shape);
-    auto const bytes = f.bytes(se);
-    float const* w = m.params().get<float>(e.name).data();
-    for (std::size_t i = 0; i < e.numel(); ++i) {
-      std::uint16_t got = 0;
-      std::memcpy(&got, bytes.data() + 2 * i, 2);
-      REQUIRE(got == rne_bits(w[i]));
-      REQUIRE(got == bf16(w[i]).bits);
-      inexact += bf16::from_bits(got).to_float() != w[i];
-    }
-  }
-  CHECK(inexact > 1000);  // random weights: rounding really happened
+  CHECK(require_rne_export(f, m.params()) > 1000);  // random weights: rounding really happened
   fs::path const imported = io::import_hf(s.root / "hf", s.root / "imported");
-  Arena<Cpu> const a = load_ckpt_params(imported);
-  for (auto const& e : m.params().layout().entries()) {
-    float const* w = m.params().get<float>(e.name).data();
-    float const* g = a.get<float>(e.name).data();
-    for (std::size_t i = 0; i < e.numel(); ++i) {
-      std::uint32_t u = std::uint32_t(rne_bits(w[i])) << 16;
-      float want = 0;
-      std::memcpy(&want, &u, 4);
-      REQUIRE(g[i] == want);
-    }
-  }
+  require_rne_import(load_ckpt_params(imported), m.params());
 }
 
 TEST_CASE("hf sharded export: index and shards round trip bitwise", "[hf]") {
@@ -531,32 +541,9 @@ TEST_CASE("hf Mixtral: export f32 -> import is bitwise with Mixtral tensor names
 
   io::export_hf(ck, s.root / "hf16");
   io::SafetensorsFile const f(s.root / "hf16" / "model.safetensors");
-  std::size_t inexact = 0;
-  for (auto const& e : m.params().layout().entries()) {
-    INFO(e.name);
-    io::SafetensorsEntry const& se = f.entry(e.name);
-    REQUIRE(se.dtype == DType::bf16);
-    auto const bytes = f.bytes(se);
-    float const* w = m.params().get<float>(e.name).data();
-    for (std::size_t i = 0; i < e.numel(); ++i) {
-      std::uint16_t got = 0;
-      std::memcpy(&got, bytes.data() + 2 * i, 2);
-      REQUIRE(got == rne_bits(w[i]));
-      inexact += bf16::from_bits(got).to_float() != w[i];
-    }
-  }
-  CHECK(inexact > 1000);
-  Arena<Cpu> const a = load_ckpt_params(io::import_hf(s.root / "hf16", s.root / "imported16"), TinyMoe::param_layout());
-  for (auto const& e : m.params().layout().entries()) {
-    float const* w = m.params().get<float>(e.name).data();
-    float const* g = a.get<float>(e.name).data();
-    for (std::size_t i = 0; i < e.numel(); ++i) {
-      std::uint32_t const u = std::uint32_t(rne_bits(w[i])) << 16;
-      float want = 0;
-      std::memcpy(&want, &u, 4);
-      REQUIRE(g[i] == want);
-    }
-  }
+  CHECK(require_rne_export(f, m.params()) > 1000);
+  require_rne_import(load_ckpt_params(io::import_hf(s.root / "hf16", s.root / "imported16"), TinyMoe::param_layout()),
+                     m.params());
 }
 
 TEST_CASE("hf Mixtral import: a missing expert or an extra tensor names the Mixtral model", "[hf]") {

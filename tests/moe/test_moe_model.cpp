@@ -17,6 +17,7 @@
 #include "moe_test_util.hpp"
 
 using namespace kumiki;
+using kumiki_test::random_tokens;
 
 namespace {
 constexpr models::TransformerConfig grad_cfg{
@@ -31,13 +32,6 @@ constexpr models::TransformerConfig det_cfg{
     .untie_embeddings = true, .z_loss = 1e-4, .init_std = 0.1, .num_experts = 8, .moe_top_k = 2,
     .moe_ffn_hidden = 48, .moe_aux_loss_coeff = 1e-2, .moe_z_loss_coeff = 1e-3};
 
-std::vector<std::int32_t> random_tokens(std::int64_t n, std::int32_t vocab, std::uint64_t seed) {
-  std::mt19937 rng(static_cast<std::uint32_t>(seed));
-  std::uniform_int_distribution<std::int32_t> d(0, vocab - 1);
-  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (auto& x : t) x = d(rng);
-  return t;
-}
 }  // namespace
 
 TEST_CASE("MoE configs: Mixtral names, exact parameter and active-parameter counts", "[moe][models]") {

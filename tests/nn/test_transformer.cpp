@@ -15,6 +15,7 @@
 #include "kumiki/nn/transformer.hpp"
 
 using namespace kumiki;
+using kumiki_test::random_tokens;
 
 namespace {
 // 2 layers, GQA (4 heads over 2 groups), padded vocab, z-loss on: every path of the model.
@@ -29,13 +30,6 @@ constexpr models::TransformerConfig det_cfg{
     .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 128,
     .untie_embeddings = true, .z_loss = 1e-4, .init_std = 0.1};
 
-std::vector<std::int32_t> random_tokens(std::int64_t n, std::int32_t vocab, std::uint64_t seed) {
-  std::mt19937 rng(static_cast<std::uint32_t>(seed));
-  std::uniform_int_distribution<std::int32_t> d(0, vocab - 1);
-  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (auto& x : t) x = d(rng);
-  return t;
-}
 }  // namespace
 
 TEST_CASE("2-layer GQA model gradients match finite differences in double", "[nn][grad]") {

@@ -73,6 +73,15 @@ inline std::vector<double> random_vector(std::int64_t n, std::uint64_t seed, dou
   return v;
 }
 
+/// n token ids uniform in [0, vocab), reproducible from `seed`.
+inline std::vector<std::int32_t> random_tokens(std::int64_t n, std::int32_t vocab, std::uint64_t seed) {
+  std::mt19937 rng(static_cast<std::uint32_t>(seed));
+  std::uniform_int_distribution<std::int32_t> d(0, vocab - 1);
+  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
 inline double dot(std::vector<double> const& a, std::vector<double> const& b) {
   double s = 0.0;
   for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];

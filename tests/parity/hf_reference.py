@@ -39,6 +39,26 @@ ROUTE_GAP = 1e-4  # minimum k-th minus (k+1)-th routing probability for a decisi
 DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "BF16": np.uint16}
 
 
+
+def continue_recipe(model, data_prefix):
+    """A 2-step recipe that continues training `model` from an imported checkpoint."""
+    return f"""model = "{model}"
+seq_len = 16
+global_batch = 2
+micro_batch = 1
+[[stages]]
+name = "continue"
+data = [1.0, "{data_prefix}"]
+steps = 2
+[stages.lr]
+style = "wsd"
+max_lr = 1e-3
+min_lr = 0.0
+warmup = 0
+decay_end = 2
+wsd_decay = 1
+"""
+
 def read_safetensors(path):
     """name -> numpy array (BF16 as float32, widened exactly), and the __metadata__ map."""
     raw = Path(path).read_bytes()
@@ -231,22 +251,7 @@ def llama_case(kumiki, make_ckpt, work):
     print("import-hf -> dump: bitwise equal; bad token and mismatching config rejected")
     # `kumiki train` continues from the imported checkpoint placed as a run's checkpoints/ directory.
     run(make_ckpt, "dataset", work / "ids", 5)
-    (work / "cont.toml").write_text(f"""model = "tiny_test"
-seq_len = 16
-global_batch = 2
-micro_batch = 1
-[[stages]]
-name = "continue"
-data = [1.0, "{work / 'ids'}"]
-steps = 2
-[stages.lr]
-style = "wsd"
-max_lr = 1e-3
-min_lr = 0.0
-warmup = 0
-decay_end = 2
-wsd_decay = 1
-""")
+    (work / "cont.toml").write_text(continue_recipe("tiny_test", work / "ids"))
     shutil.copytree(work / "imported", work / "cont" / "checkpoints")
     out = run(kumiki, "train", "--recipe", work / "cont.toml", "--out", work / "cont", "--allow-recipe-change")
     assert "resuming from" in out and "step 0" in out, out
@@ -384,22 +389,7 @@ def mixtral_case(kumiki, make_ckpt, work):
 
     # `kumiki train` continues from the imported Mixtral; the run exports as a Mixtral again.
     run(make_ckpt, "dataset", work / "ids", 5)
-    (work / "cont.toml").write_text(f"""model = "tiny_moe_test"
-seq_len = 16
-global_batch = 2
-micro_batch = 1
-[[stages]]
-name = "continue"
-data = [1.0, "{work / 'ids'}"]
-steps = 2
-[stages.lr]
-style = "wsd"
-max_lr = 1e-3
-min_lr = 0.0
-warmup = 0
-decay_end = 2
-wsd_decay = 1
-""")
+    (work / "cont.toml").write_text(continue_recipe("tiny_moe_test", work / "ids"))
     shutil.copytree(work / "imported", work / "cont" / "checkpoints")
     out = run(kumiki, "train", "--recipe", work / "cont.toml", "--out", work / "cont", "--allow-recipe-change")
     assert "resuming from" in out and "step 0" in out, out
