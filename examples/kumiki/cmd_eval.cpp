@@ -27,7 +27,7 @@ struct EvalArgs {
 
 void eval(EvalArgs const& a) {
   using namespace kumiki;
-  fs::path const dir = a.checkpoint;
+  fs::path const dir = train::resolve_checkpoint(a.checkpoint);  // a checkpoint or a run directory
   train::verify_checkpoint(dir);
   train::Recipe const recipe = train::parse_recipe(train::detail::read_text(dir / train::ckpt_recipe_file),
                                                    (dir / train::ckpt_recipe_file).string(), dir, false);
@@ -64,7 +64,7 @@ void eval(EvalArgs const& a) {
 kumiki_cli::Registration reg{11, [](CLI::App& app) {
   static EvalArgs a;
   auto* cmd = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on datasets");
-  cmd->add_option("--checkpoint", a.checkpoint, "Checkpoint directory (DIR/checkpoints/step_*)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--checkpoint", a.checkpoint, "Checkpoint (RUN/checkpoints/step_*), or a run directory: its newest valid checkpoint")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--data-path", a.data_path, "Dataset prefixes (optionally Megatron 'w prefix' pairs)")->required();
   cmd->add_option("--seq-len", a.seq_len, "Sequence length (default: the recipe's)");
   cmd->add_option("--samples", a.samples, "Samples per dataset");

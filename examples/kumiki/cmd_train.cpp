@@ -1,11 +1,15 @@
-// `kumiki train --recipe R.toml --out DIR`: runs (or resumes) a multi-stage training recipe.
+// `kumiki train --recipe R.toml --out DIR [--init-from C]`: runs (or resumes) a multi-stage training
+// recipe, from the seeded init or from the weights of a checkpoint or a Hugging Face directory.
 #include <omp.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <string>
 
 #include "command.hpp"
+#include "kumiki/io/hf.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/train/recipe.hpp"
 #include "kumiki/train/trainer.hpp"
@@ -13,7 +17,7 @@
 namespace {
 
 struct TrainArgs {
-  std::string recipe, out;
+  std::string recipe, out, init_from;
   int threads = 0;
   bool allow_recipe_change = false, quiet = false, recompute = false;
   std::int64_t progress_every = 1;
@@ -28,6 +32,24 @@ int train(TrainArgs const& a) {
   opt.progress_every = a.progress_every;
   opt.allow_recipe_change = a.allow_recipe_change;
   opt.step.recompute = a.recompute;
+  // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory.
+  // Read only when the run has no checkpoint of its own yet (a rerun resumes instead).
+  std::optional<Arena<Cpu>> init;
+  if (!a.init_from.empty() && !train::newest_valid_checkpoint(std::filesystem::path(a.out) / "checkpoints")) {
+    bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
+    std::string name;
+    if (hf) {
+      io::HfModel m = io::read_hf_model(a.init_from);
+      name = m.config_name, init.emplace(std::move(m.params));
+    } else {
+      io::CheckpointModel m = io::read_checkpoint_model(a.init_from);
+      name = m.config_name, init.emplace(std::move(m.params));
+    }
+    KUMIKI_CHECK(name == recipe.model, "--init-from '", a.init_from, "' holds a '", name, "' model, but the recipe trains '",
+                 recipe.model, "'");
+    opt.init_params = &*init;
+    opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
+  }
   auto const outcome = models::dispatch_config(recipe.model, [&](auto tag) {
     train::Trainer<decltype(tag)::config> trainer(recipe, a.out, opt);
     return trainer.run();
@@ -45,6 +67,10 @@ kumiki_cli::Registration reg{10, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train (or resume) a multi-stage recipe; rerun the same command to resume");
   cmd->add_option("--recipe", a.recipe, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out", a.out, "Run directory: log.jsonl, checkpoints/, data-cache/")->required();
+  cmd->add_option("--init-from", a.init_from,
+                  "Start from these weights (a checkpoint, a run directory or a Hugging Face Llama / Mixtral directory) "
+                  "instead of the seeded init; fresh optimizer, step 0. Ignored once the run has checkpoints")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
   cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
   cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");

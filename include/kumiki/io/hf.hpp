@@ -377,22 +377,8 @@ inline HfModel read_hf_model(std::filesystem::path const& dir) {
 
 // ---- kumiki checkpoints -----------------------------------------------------------------------
 
-/// A checkpoint directory given either itself (it has a manifest), as a directory holding step_*
-/// checkpoints, or as a `kumiki train` run directory (its checkpoints/): the newest valid one is taken.
-inline std::filesystem::path resolve_checkpoint(std::filesystem::path const& path) {
-  KUMIKI_CHECK(std::filesystem::exists(path), "checkpoint '", path.string(), "' does not exist");
-  if (std::filesystem::exists(path / train::checkpoint_manifest) || train::checkpoint_step(path)) return path;
-  // A training run directory keeps its checkpoints in checkpoints/.
-  std::filesystem::path const root = std::filesystem::is_directory(path / "checkpoints") ? path / "checkpoints" : path;
-  std::vector<std::string> problems;
-  auto const found = train::newest_valid_checkpoint(root, &problems);
-  if (!found) {
-    std::string why;
-    for (auto const& p : problems) why += "\n  " + p;
-    KUMIKI_FAIL("'", path.string(), "' is neither a checkpoint nor a directory holding a valid one", why);
-  }
-  return *found;
-}
+/// A checkpoint given as itself, as a directory of step_* checkpoints or as a run directory.
+using train::resolve_checkpoint;
 
 /// The `model = "..."` of a recipe text: the top-level key (before any [table] header), a basic or
 /// literal string. Configuration names are identifiers, so no escapes need decoding; this keeps the

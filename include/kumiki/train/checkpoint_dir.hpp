@@ -175,6 +175,23 @@ inline std::optional<fs::path> newest_valid_checkpoint(fs::path const& root, std
   return std::nullopt;
 }
 
+/// A checkpoint directory given either itself (it has a manifest), as a directory holding step_*
+/// checkpoints, or as a `kumiki train` run directory (its checkpoints/): the newest valid one is taken.
+inline fs::path resolve_checkpoint(fs::path const& path) {
+  KUMIKI_CHECK(fs::exists(path), "checkpoint '", path.string(), "' does not exist");
+  if (fs::exists(path / checkpoint_manifest) || checkpoint_step(path)) return path;
+  // A training run directory keeps its checkpoints in checkpoints/.
+  fs::path const root = fs::is_directory(path / "checkpoints") ? path / "checkpoints" : path;
+  std::vector<std::string> problems;
+  auto const found = newest_valid_checkpoint(root, &problems);
+  if (!found) {
+    std::string why;
+    for (auto const& p : problems) why += "\n  " + p;
+    KUMIKI_FAIL("'", path.string(), "' is neither a checkpoint nor a directory holding a valid one", why);
+  }
+  return *found;
+}
+
 /// Removes leftovers of interrupted writes (.tmp-*) and all but the newest `keep` checkpoints.
 inline void prune_checkpoints(fs::path const& root, std::size_t keep) {
   if (!fs::is_directory(root)) return;

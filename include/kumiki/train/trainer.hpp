@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -42,6 +43,11 @@ struct TrainerOptions {
   std::int64_t progress_every = 1;    ///< steps between progress lines
   bool allow_recipe_change = false;   ///< resume even when the recipe differs from the checkpoint's
   nn::StepOptions step{};             ///< recompute, loss chunk, reset-attention-mask settings
+  /// Weights to start from instead of the seeded init when the run has no checkpoint yet (fine-tuning,
+  /// continued pretraining of an imported model). Same layout as the model's parameters; the optimizer
+  /// starts fresh at step 0. Ignored when resuming: the run's own checkpoint wins.
+  Arena<Cpu> const* init_params = nullptr;
+  std::string init_source;            ///< where init_params came from, for messages
 };
 
 /// How a run ended.
@@ -283,14 +289,19 @@ class Trainer {
     for (auto const& p : problems) say("kumiki: warning: skipping a damaged checkpoint: ", p);
     if (!found) {
       model_->init(recipe_.seed);
+      if (options_.init_params != nullptr) copy_init_params(*options_.init_params);
       state_ = TrainState{};
       state_.init_seed = recipe_.seed;
       state_.stage = recipe_.stages[0].name;
       if (fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
-      say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from seed ", recipe_.seed, ", ",
-          recipe_.total_steps(), " steps in ", recipe_.stages.size(), " stage(s)");
+      say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from ",
+          options_.init_params ? "the weights of " + options_.init_source : "seed " + std::to_string(recipe_.seed),
+          ", ", recipe_.total_steps(), " steps in ", recipe_.stages.size(), " stage(s)");
       return;
     }
+    if (options_.init_params != nullptr)
+      say("kumiki: the run already has checkpoints; resuming (the initial weights of ", options_.init_source,
+          " are not used)");
     std::string saved_recipe;
     state_ = load_checkpoint(*found, model_->params(), opt_, &saved_recipe);
     if (saved_recipe != recipe_.text && !options_.allow_recipe_change)
@@ -307,6 +318,22 @@ class Trainer {
     }
     detail::truncate_log(out_ / "log.jsonl", state_.step);
     say("kumiki: resuming from ", found->string(), " (step ", state_.step, ", stage '", state_.stage, "')");
+  }
+
+  void copy_init_params(Arena<Cpu> const& src) {
+    ArenaLayout const& want = model_->params().layout();
+    KUMIKI_CHECK(src.layout().size() == want.size(), "initial weights from ", options_.init_source, " have ",
+                 src.layout().size(), " tensors, model '", recipe_.model, "' has ", want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      ArenaEntry const& e = want[i];
+      KUMIKI_CHECK(src.layout().contains(e.name), "initial weights from ", options_.init_source, " have no tensor '",
+                   e.name, "'");
+      ArenaEntry const& g = src.layout().entry(e.name);
+      KUMIKI_CHECK(g.dtype == e.dtype && g.shape == e.shape, "initial weight '", e.name, "' from ", options_.init_source,
+                   " is ", dtype_name(g.dtype), " ", g.shape, ", model '", recipe_.model, "' expects ",
+                   dtype_name(e.dtype), " ", e.shape);
+      std::memcpy(model_->params().view(i).data, src.view(e.name).data, e.bytes);
+    }
   }
 
   void begin_stage(std::size_t si, JsonlLog& log) {
