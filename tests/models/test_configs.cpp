@@ -74,7 +74,7 @@ TEST_CASE("small configurations", "[models]") {
 
 TEST_CASE("runtime names dispatch to compile-time configurations", "[models]") {
   auto const names = models::config_names();
-  REQUIRE(names.size() == 7);
+  REQUIRE(names.size() == 8);
   for (auto name : names) {
     std::int64_t const n = models::dispatch_config(name, [](auto tag) { return decltype(tag)::config.num_params(); });
     CHECK(n > 0);

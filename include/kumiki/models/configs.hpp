@@ -64,6 +64,14 @@ inline constexpr TransformerConfig tiny_moe_test{
     .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02, .num_experts = 4, .moe_top_k = 2,
     .moe_ffn_hidden = 24, .moe_aux_loss_coeff = 1e-2, .moe_z_loss_coeff = 1e-3};
 
+/// The demo model as an MoE: 4 experts, each the size of demo's MLP, top-2, so demo checkpoints can be
+/// upcycled into it. Load-balancing loss 1e-2 and router z-loss 1e-3 (LLM-jp-4 MoE's coefficients).
+inline constexpr TransformerConfig demo_moe{
+    .vocab_size = 258, .make_vocab_divisible_by = 128, .hidden = 256, .ffn_hidden = 688, .num_layers = 4,
+    .num_heads = 8, .num_query_groups = 4, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 256,
+    .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02, .num_experts = 4, .moe_top_k = 2,
+    .moe_ffn_hidden = 0, .moe_aux_loss_coeff = 1e-2, .moe_z_loss_coeff = 1e-3};
+
 namespace detail {
 template <TransformerConfig Cfg>
 struct NamedConfig {
@@ -74,7 +82,7 @@ struct NamedConfig {
 inline constexpr auto config_table = std::make_tuple(
     NamedConfig<llmjp4_1_3b>{"llmjp4_1_3b"}, NamedConfig<llmjp4_8b>{"llmjp4_8b"}, NamedConfig<tiny_test>{"tiny_test"},
     NamedConfig<bench_ref>{"bench_ref"}, NamedConfig<demo>{"demo"}, NamedConfig<llmjp3_8x1_8b>{"llmjp3_8x1_8b"},
-    NamedConfig<tiny_moe_test>{"tiny_moe_test"});
+    NamedConfig<tiny_moe_test>{"tiny_moe_test"}, NamedConfig<demo_moe>{"demo_moe"});
 using ConfigTable = std::remove_cvref_t<decltype(config_table)>;
 inline constexpr std::size_t config_count = std::tuple_size_v<ConfigTable>;
 template <std::size_t I>
