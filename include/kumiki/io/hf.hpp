@@ -525,44 +525,67 @@ inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const&
 
 // ---- import -----------------------------------------------------------------------------------
 
-/// The recipe stored in an imported checkpoint: it names the model (and parses, with a placeholder
-/// stage). To continue pretraining, import into RUN/checkpoints and run `kumiki train --recipe R
-/// --out RUN --allow-recipe-change`: the trainer resumes from step 0 with the imported weights.
-inline std::string imported_recipe_text(std::string const& name, models::TransformerConfig const& c,
-                                        std::filesystem::path const& source) {
-  return "# Imported by `kumiki import-hf` from '" + source.string() +
-         "'.\n# Weights only: optimizer moments are zero and the step is 0. The stage below is a placeholder:\n"
+/// The recipe stored in a weights-only checkpoint: it names the model (and parses, with a placeholder
+/// stage). `origin` is its first comment line (where the weights came from). To continue pretraining,
+/// place the checkpoint under RUN/checkpoints and run `kumiki train --recipe R --out RUN
+/// --allow-recipe-change`, or start a run from it with `kumiki train --init-from`.
+inline std::string weights_only_recipe_text(std::string const& name, models::TransformerConfig const& c,
+                                            std::string const& origin) {
+  return "# " + origin +
+         "\n# Weights only: optimizer moments are zero and the step is 0. The stage below is a placeholder:\n"
          "# replace its data (and steps, lr) with a real blend to continue training from these weights.\n"
          "model = \"" + name + "\"\nseq_len = " + std::to_string(c.max_seq_len) +
          "\nglobal_batch = 1\nmicro_batch = 1\n\n[[stages]]\nname = \"imported\"\ndata = [1.0, \"REPLACE_WITH_DATA_PREFIX\"]\n"
          "steps = 1\n[stages.lr]\nstyle = \"wsd\"\nmax_lr = 1e-4\nmin_lr = 0.0\nwarmup = 0\ndecay_end = 1\nwsd_decay = 1\n";
 }
 
-/// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a kumiki checkpoint under
-/// `out_root` (out_root/step_000000000, through train::CheckpointWriter: manifest with CRC-32C):
-/// model.safetensors (fp32), optimizer.safetensors with zero AdamW moments and step_count 0,
-/// state.json at step 0, recipe.toml naming the matched configuration. Returns the checkpoint path.
-inline std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
-  HfModel const m = read_hf_model(model_dir);
-  models::TransformerConfig const cfg = model_config(m.config_name);
+/// The recipe stored in a checkpoint imported from the Hugging Face directory `source`.
+inline std::string imported_recipe_text(std::string const& name, models::TransformerConfig const& c,
+                                        std::filesystem::path const& source) {
+  return weights_only_recipe_text(name, c, "Imported by `kumiki import-hf` from '" + source.string() + "'.");
+}
+
+/// Writes the fp32 weights `params` of configuration `name` as a weights-only kumiki checkpoint
+/// out_root/step_000000000 (through train::CheckpointWriter: manifest with CRC-32C): model.safetensors
+/// (fp32, `model_metadata` added to its header), optimizer.safetensors with zero AdamW moments and
+/// step_count 0, state.json at step 0, and `recipe_text` (which must name `name`) as recipe.toml.
+/// `params` must have exactly the layout of `name`. Returns the checkpoint path.
+inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
+                                                           Arena<Cpu> const& params, std::string const& recipe_text,
+                                                           Metadata const& model_metadata = {}) {
+  KUMIKI_CHECK(params.layout() == model_param_layout(name), "the weights to write do not have the parameter layout of model '",
+               name, "'");
+  KUMIKI_CHECK(recipe_model_name(recipe_text).value_or("") == name, "the recipe of a '", name,
+               "' checkpoint names model '", recipe_model_name(recipe_text).value_or(""), "'");
   KUMIKI_CHECK(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
                (out_root / train::checkpoint_name(0)).string(), "' already exists");
   train::CheckpointWriter w(out_root, 0);
-  write_safetensors(w.path(train::ckpt_model_file), m.params,
-                    {{"format", "pt"}, {"kumiki", "fp32 master weights"}, {"imported_from", model_dir.string()}});
+  Metadata meta{{"format", "pt"}, {"kumiki", "fp32 master weights"}};
+  for (auto const& [k, v] : model_metadata) meta[k] = v;
+  write_safetensors(w.path(train::ckpt_model_file), params, meta);
   // Zero moments: every tensor points at one zero buffer as large as the largest parameter.
   std::size_t largest = 0;
-  for (ArenaEntry const& e : m.params.layout().entries()) largest = std::max(largest, e.bytes);
+  for (ArenaEntry const& e : params.layout().entries()) largest = std::max(largest, e.bytes);
   std::vector<float> zeros(largest / sizeof(float), 0.0f);
   std::vector<NamedTensor> moments;
   for (char const* prefix : {"exp_avg.", "exp_avg_sq."})
-    for (ArenaEntry const& e : m.params.layout().entries())
+    for (ArenaEntry const& e : params.layout().entries())
       moments.push_back({prefix + e.name, AnyView{zeros.data(), DType::f32, e.shape, DeviceKind::cpu}});
   write_safetensors(w.path(train::ckpt_optimizer_file), moments, {{"optimizer", "adamw"}, {"step_count", "0"}});
   train::TrainState state;
   write_file_atomic(w.path(train::ckpt_state_file), train::to_json(state).dump(2) + "\n");
-  write_file_atomic(w.path(train::ckpt_recipe_file), imported_recipe_text(m.config_name, cfg, model_dir));
+  write_file_atomic(w.path(train::ckpt_recipe_file), recipe_text);
   return w.commit();
+}
+
+/// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a weights-only kumiki
+/// checkpoint under `out_root` (write_weights_only_checkpoint; recipe.toml names the matched
+/// configuration). Returns the checkpoint path.
+inline std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
+  HfModel const m = read_hf_model(model_dir);
+  return write_weights_only_checkpoint(out_root, m.config_name, m.params,
+                                       imported_recipe_text(m.config_name, model_config(m.config_name), model_dir),
+                                       {{"imported_from", model_dir.string()}});
 }
 
 }  // namespace io
