@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`kumiki train` on an MoE model (demo_moe: 4 experts, top-2) over real bytes: the run finishes, every
 step line carries the router losses, the LM loss falls, the load-balancing loss stays near its
-balanced value (the coefficient), and `kumiki eval` reads the MoE checkpoint.
+balanced value (the coefficient), and `kumiki eval` reads the MoE checkpoint. Then Drop-Upcycling: a
+dense demo run upcycled into demo_moe by `kumiki upcycle`; with r = 0 the first step's loss equals the
+dense model's, with r = 0.5 it lies between that and a fresh model's.
 
 usage: moe_train_test.py KUMIKI_BINARY WORK_DIR
 """
@@ -108,6 +110,54 @@ with open(f"{work}/recipe_dense.toml", "w") as f:
 r = train_from(f"{work}/run", "dense", "recipe_dense.toml")
 check(r.returncode != 0 and "holds a 'demo_moe' model, but the recipe trains 'demo'" in r.stderr,
       f"--init-from weights of another model is refused: {r.stderr.strip()[-200:]}")
+
+# Drop-Upcycling: a dense demo model trained on the same text, upcycled into demo_moe by `kumiki upcycle`.
+with open(f"{work}/recipe_dense30.toml", "w") as f:
+    f.write(open(f"{work}/recipe.toml").read().replace('model = "demo_moe"', 'model = "demo"'))
+r = subprocess.run([kumiki, "train", "--recipe", f"{work}/recipe_dense30.toml", "--out", f"{work}/dense_run", "--quiet"],
+                   cwd=work, capture_output=True, text=True)
+check(r.returncode == 0, f"kumiki train on the dense demo model ({r.returncode}: {r.stderr[-300:]})")
+dense_steps = step_losses("dense_run")
+print(f"dense demo: loss {dense_steps[0]:.4f} -> {dense_steps[-1]:.4f} over {len(dense_steps)} steps")
+
+
+def upcycle(out, *extra):
+    return subprocess.run([kumiki, "upcycle", "--checkpoint", f"{work}/dense_run", "--model", "demo_moe", "--out",
+                           f"{work}/{out}", *extra], capture_output=True, text=True)
+
+
+u = upcycle("up0", "--ratio", "0", "--seed", "3")
+check(u.returncode == 0 and "0 of 688" in u.stdout, f"kumiki upcycle --ratio 0 ({u.returncode}: {(u.stdout + u.stderr)[-300:]})")
+ck0 = f"{work}/up0/step_000000000"
+state = json.load(open(f"{ck0}/state.json")) if os.path.isfile(f"{ck0}/state.json") else {}
+check(state.get("step") == 0 and 'model = "demo_moe"' in open(f"{ck0}/recipe.toml").read(),
+      "the upcycled checkpoint is at step 0 and its recipe names demo_moe")
+# With r = 0 every expert is the dense MLP and the renormalized top-2 weights sum to 1: the MoE computes
+# the dense function, so on the same first batch its loss equals the dense model's.
+r = train_from(f"{work}/dense_run", "dense_cont", "recipe_dense.toml")
+check(r.returncode == 0, f"--init-from the dense run ({r.returncode}: {r.stderr[-300:]})")
+r = train_from(ck0, "from_up0")
+check(r.returncode == 0 and "from the weights of checkpoint" in r.stderr + r.stdout,
+      f"kumiki train --init-from the upcycled checkpoint ({r.returncode}: {(r.stderr + r.stdout)[-300:]})")
+dense_cont, up0 = step_losses("dense_cont"), step_losses("from_up0")
+print(f"first-step loss: dense {dense_cont[0]:.6f}, upcycled r=0 {up0[0]:.6f} (|diff| {abs(dense_cont[0] - up0[0]):.2e}); "
+      f"second step: dense {dense_cont[1]:.4f}, MoE {up0[1]:.4f}")
+check(abs(dense_cont[0] - up0[0]) < 1e-4, "r = 0: the upcycled MoE's first-step loss equals the dense model's (1e-4)")
+
+u = upcycle("up5", "--ratio", "0.5", "--seed", "3")
+check(u.returncode == 0 and "344 of 688" in u.stdout, f"kumiki upcycle --ratio 0.5 ({(u.stdout + u.stderr)[-300:]})")
+us = upcycle("up5s", "--ratio", "0.5", "--seed", "3", "--separate-index-sets")
+check(us.returncode == 0 and open(f"{work}/up5/step_000000000/model.safetensors", "rb").read() !=
+      open(f"{work}/up5s/step_000000000/model.safetensors", "rb").read(), "--separate-index-sets gives other experts")
+r = train_from(f"{work}/up5/step_000000000", "from_up5")
+up5 = step_losses("from_up5") if r.returncode == 0 else [float("nan")] * 2
+print(f"r=0.5: first-step loss {up5[0]:.4f}, second {up5[1]:.4f} (fresh demo_moe {steps[0]['loss']:.4f}, r=0 {up0[0]:.4f})")
+check(r.returncode == 0 and up0[0] < up5[0] < steps[0]["loss"],
+      "r = 0.5 starts between plain upcycling and a fresh model (half of each expert redrawn)")
+bad = subprocess.run([kumiki, "upcycle", "--checkpoint", f"{work}/dense_run", "--model", "tiny_moe_test", "--out",
+                      f"{work}/bad"], capture_output=True, text=True)
+check(bad.returncode != 0 and "cannot upcycle 'demo' into 'tiny_moe_test'" in bad.stderr,
+      f"an incompatible MoE configuration is refused: {bad.stderr.strip()[-200:]}")
 
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
