@@ -21,10 +21,14 @@
 #include "kumiki/core/shape.hpp"
 #include "kumiki/core/tensor.hpp"
 
-// models, ops, nn: the dense transformer (CPU specializations)
+// models, ops, nn: the transformer, dense or MoE (CPU specializations)
 #include "kumiki/models/configs.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/nn/transformer.hpp"
+
+// Mixture of experts
+#include "kumiki/moe/moe_layer.hpp"
+#include "kumiki/moe/upcycle.hpp"
 
 // optimizer and learning-rate schedules
 #include "kumiki/optim/adamw.hpp"
@@ -38,8 +42,9 @@
 #include "kumiki/data/sampler.hpp"
 #include "kumiki/data/tokenizer.hpp"
 
-// io: safetensors
+// io: safetensors, Hugging Face Llama / Mixtral
 #include "kumiki/io/convert.hpp"
+#include "kumiki/io/hf.hpp"
 #include "kumiki/io/safetensors.hpp"
 
 // train: logs and checkpoint directories (the trainer itself needs toml++: train/trainer.hpp)
