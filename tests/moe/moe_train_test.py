@@ -10,20 +10,14 @@ usage: moe_train_test.py KUMIKI_BINARY WORK_DIR
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 
-kumiki, work = sys.argv[1], sys.argv[2]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kumiki_check import Checks  # noqa: E402
 
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+_t = Checks()
+kumiki, work, check = _t.kumiki, _t.work, _t.check
 
 
 rng = random.Random(7)
@@ -159,5 +153,4 @@ bad = subprocess.run([kumiki, "upcycle", "--checkpoint", f"{work}/dense_run", "-
 check(bad.returncode != 0 and "cannot upcycle 'demo' into 'tiny_moe_test'" in bad.stderr,
       f"an incompatible MoE configuration is refused: {bad.stderr.strip()[-200:]}")
 
-print(f"{len(failures)} failed")
-sys.exit(1 if failures else 0)
+_t.finish()

@@ -8,22 +8,16 @@ usage: resume_test.py KUMIKI_BINARY WORK_DIR
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-kumiki, work = sys.argv[1], sys.argv[2]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kumiki_check import Checks  # noqa: E402
 
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+_t = Checks()
+kumiki, work, check = _t.kumiki, _t.work, _t.check
 
 
 def corpus(path, seed, words):
@@ -172,5 +166,4 @@ r = subprocess.run([kumiki, "eval", "--checkpoint", f"{work}/A/{final}", "--data
 check(r.returncode == 0 and "perplexity" in r.stdout, "kumiki eval prints loss and perplexity")
 print(r.stdout)
 
-print(f"{len(failures)} failure(s)")
-sys.exit(1 if failures else 0)
+_t.finish()
