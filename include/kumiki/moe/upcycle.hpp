@@ -283,7 +283,10 @@ template <auto Dense, auto Moe>
   requires models::TransformerConfigLike<decltype(Dense)> && models::TransformerConfigLike<decltype(Moe)>
 void drop_upcycle(Arena<Cpu> const& dense, Arena<Cpu>& moe, UpcycleOptions const& opt = {}) {
   static_assert(check_upcycle_pair<Dense, Moe>());
-  detail::drop_upcycle_impl({Dense.num_layers, Dense.hidden, Dense.ffn_hidden, Moe.num_experts}, dense, moe, opt);
+  // A named object, not a braced argument: nvcc's front end misparses `f({Cfg.member, ...})` with
+  // template-parameter objects (the umbrella header reaches .cu files).
+  detail::UpcycleDims const dims{Dense.num_layers, Dense.hidden, Dense.ffn_hidden, Moe.num_experts};
+  detail::drop_upcycle_impl(dims, dense, moe, opt);
 }
 
 /// The same for configurations named at run time (models::dispatch_config's whitelist). Throws a
