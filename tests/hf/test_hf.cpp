@@ -169,6 +169,28 @@ TEST_CASE("hf config.json: LlamaForCausalLM with the padded vocabulary, parsed b
   }
 }
 
+TEST_CASE("hf config.json: newer transformers' rope_parameters are read; scaled RoPE and contradictions refused", "[hf]") {
+  Scratch s("rope");
+  auto j = io::hf_config_json(models::llmjp4_8b);
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  spit(s.root / "config.json", j.dump(2));
+  CHECK(io::read_hf_config(s.root).rope_theta == 500000.0);
+  CHECK(io::match_hf_config(io::read_hf_config(s.root)) == "llmjp4_8b");
+  j["rope_parameters"]["rope_theta"] = 10000.0;  // now it differs from the compiled-in config
+  spit(s.root / "config.json", j.dump(2));
+  CHECK(error_of([&] { io::match_hf_config(io::read_hf_config(s.root)); }).find("rope_theta expected 500000, got 10000") !=
+        std::string::npos);
+  j["rope_theta"] = 500000.0;  // both spellings, disagreeing
+  spit(s.root / "config.json", j.dump(2));
+  CHECK(error_of([&] { io::read_hf_config(s.root); }).find("contradicts rope_parameters.rope_theta") != std::string::npos);
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0}};
+  spit(s.root / "config.json", j.dump(2));
+  CHECK(error_of([&] { io::read_hf_config(s.root); }).find("rope_type 'llama3' is not supported") != std::string::npos);
+}
+
 TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadable checkpoint", "[hf]") {
   Scratch s("f32");
   Tiny m;

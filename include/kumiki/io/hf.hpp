@@ -254,6 +254,19 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
                "': mlp_bias true is not supported (kumiki projections have no biases)");
   if (auto const rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
     KUMIKI_FAIL("config '", src, "': rope_scaling ", rs->dump(), " is not supported (plain RoPE only)");
+  // Newer transformers write RoPE as "rope_parameters": {"rope_type": "default", "rope_theta": ...}.
+  if (auto const rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
+    KUMIKI_CHECK(rp->is_object(), "config '", src, "': rope_parameters ", rp->dump(), " is not an object");
+    std::string const where = src + " (rope_parameters)";
+    std::string const type = detail::hf_field<std::string>(*rp, "rope_type", where, std::string("default"));
+    KUMIKI_CHECK(type == "default", "config '", src, "': rope_parameters rope_type '", type,
+                 "' is not supported (plain RoPE only)");
+    double const theta = detail::hf_field<double>(*rp, "rope_theta", where);
+    KUMIKI_CHECK(j.find("rope_theta") == j.end() || j.at("rope_theta").is_null() || c.rope_theta == theta, "config '",
+                 src, "': rope_theta ", detail::fmt_number(c.rope_theta), " contradicts rope_parameters.rope_theta ",
+                 detail::fmt_number(theta));
+    c.rope_theta = theta;
+  }
   KUMIKI_CHECK(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
                src, "': hidden_size ", c.hidden_size, " is not a positive multiple of num_attention_heads ",
                c.num_attention_heads);
