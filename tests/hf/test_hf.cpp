@@ -169,7 +169,7 @@ TEST_CASE("hf config.json: LlamaForCausalLM with the padded vocabulary, parsed b
   }
 }
 
-TEST_CASE("hf config.json: newer transformers' rope_parameters are read; scaled RoPE and contradictions refused", "[hf]") {
+TEST_CASE("hf config.json: newer transformers' rope_parameters are read, scaled RoPE and contradictions refused", "[hf]") {
   Scratch s("rope");
   auto j = io::hf_config_json(models::llmjp4_8b);
   j.erase("rope_theta");
