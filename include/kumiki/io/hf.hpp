@@ -559,10 +559,9 @@ inline std::string imported_recipe_text(std::string const& name, models::Transfo
 }
 
 /// Writes the fp32 weights `params` of configuration `name` as a weights-only kumiki checkpoint
-/// out_root/step_000000000 (through train::CheckpointWriter: manifest with CRC-32C): model.safetensors
-/// (fp32, `model_metadata` added to its header), optimizer.safetensors with zero AdamW moments and
-/// step_count 0, state.json at step 0, and `recipe_text` (which must name `name`) as recipe.toml.
-/// `params` must have exactly the layout of `name`. Returns the checkpoint path.
+/// out_root/step_000000000 (train::save_weights_checkpoint: zero AdamW moments, step 0, manifest with
+/// CRC-32C), with `model_metadata` added to the weights' header and `recipe_text` (which must name
+/// `name`) as recipe.toml. `params` must have exactly the layout of `name`. Returns the checkpoint path.
 inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
                                                            Arena<Cpu> const& params, std::string const& recipe_text,
                                                            Metadata const& model_metadata = {}) {
@@ -572,23 +571,7 @@ inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path
                "' checkpoint names model '", recipe_model_name(recipe_text).value_or(""), "'");
   KUMIKI_CHECK(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
                (out_root / train::checkpoint_name(0)).string(), "' already exists");
-  train::CheckpointWriter w(out_root, 0);
-  Metadata meta{{"format", "pt"}, {"kumiki", "fp32 master weights"}};
-  for (auto const& [k, v] : model_metadata) meta[k] = v;
-  write_safetensors(w.path(train::ckpt_model_file), params, meta);
-  // Zero moments: every tensor points at one zero buffer as large as the largest parameter.
-  std::size_t largest = 0;
-  for (ArenaEntry const& e : params.layout().entries()) largest = std::max(largest, e.bytes);
-  std::vector<float> zeros(largest / sizeof(float), 0.0f);
-  std::vector<NamedTensor> moments;
-  for (char const* prefix : {"exp_avg.", "exp_avg_sq."})
-    for (ArenaEntry const& e : params.layout().entries())
-      moments.push_back({prefix + e.name, AnyView{zeros.data(), DType::f32, e.shape, DeviceKind::cpu}});
-  write_safetensors(w.path(train::ckpt_optimizer_file), moments, {{"optimizer", "adamw"}, {"step_count", "0"}});
-  train::TrainState state;
-  write_file_atomic(w.path(train::ckpt_state_file), train::to_json(state).dump(2) + "\n");
-  write_file_atomic(w.path(train::ckpt_recipe_file), recipe_text);
-  return w.commit();
+  return train::save_weights_checkpoint(out_root, params, recipe_text, model_metadata);
 }
 
 /// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a weights-only kumiki

@@ -3,6 +3,7 @@
 // position (step, stage, tokens, consumed samples per dataset, seeds) as JSON, and the recipe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -114,22 +115,53 @@ inline std::string read_text(std::filesystem::path const& p) {
 
 }  // namespace detail
 
+namespace detail {
+/// The four files of a checkpoint at state.step under `root` (see CheckpointWriter: it appears
+/// complete or not at all): fp32 weights with `model_metadata` added to their header, the AdamW
+/// moments `moments` (exp_avg.* then exp_avg_sq.*) with `step_count`, state.json and the recipe.
+inline std::filesystem::path write_checkpoint(std::filesystem::path const& root, Arena<Cpu> const& params,
+                                              io::Metadata const& model_metadata,
+                                              std::vector<io::NamedTensor> const& moments, std::int64_t step_count,
+                                              TrainState const& state, std::string const& recipe_text,
+                                              std::function<void()> const& before_commit) {
+  CheckpointWriter w(root, state.step);
+  io::Metadata meta{{"format", "pt"}, {"kumiki", "fp32 master weights"}};
+  for (auto const& [k, v] : model_metadata) meta[k] = v;
+  io::write_safetensors(w.path(ckpt_model_file), params, meta);
+  io::write_safetensors(w.path(ckpt_optimizer_file), moments,
+                        {{"optimizer", "adamw"}, {"step_count", std::to_string(step_count)}});
+  write_file_atomic(w.path(ckpt_state_file), to_json(state).dump(2) + "\n");
+  write_file_atomic(w.path(ckpt_recipe_file), recipe_text);
+  if (before_commit) before_commit();
+  return w.commit();
+}
+}  // namespace detail
+
 /// Writes one checkpoint under `root` (see CheckpointWriter: appears complete or not at all).
 /// `before_commit` runs after the files are written and before the manifest (tests crash there).
 inline std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Cpu> const& params,
                                              optim::AdamW<Cpu> const& opt, TrainState const& state,
                                              std::string const& recipe_text,
                                              std::function<void()> const& before_commit = {}) {
-  CheckpointWriter w(root, state.step);
-  io::write_safetensors(w.path(ckpt_model_file), params, {{"format", "pt"}, {"kumiki", "fp32 master weights"}});
   std::vector<io::NamedTensor> moments = detail::prefixed(opt.exp_avg(), "exp_avg.");
   for (auto& t : detail::prefixed(opt.exp_avg_sq(), "exp_avg_sq.")) moments.push_back(std::move(t));
-  io::write_safetensors(w.path(ckpt_optimizer_file), moments,
-                        {{"optimizer", "adamw"}, {"step_count", std::to_string(opt.step_count())}});
-  write_file_atomic(w.path(ckpt_state_file), to_json(state).dump(2) + "\n");
-  write_file_atomic(w.path(ckpt_recipe_file), recipe_text);
-  if (before_commit) before_commit();
-  return w.commit();
+  return detail::write_checkpoint(root, params, {}, moments, opt.step_count(), state, recipe_text, before_commit);
+}
+
+/// Writes `params` as a weights-only checkpoint at step 0 under `root`: the same files as
+/// save_checkpoint, with zero AdamW moments (every moment tensor views one zero buffer as large as the
+/// largest parameter, so no optimizer state is allocated) and a fresh TrainState.
+inline std::filesystem::path save_weights_checkpoint(std::filesystem::path const& root, Arena<Cpu> const& params,
+                                                     std::string const& recipe_text,
+                                                     io::Metadata const& model_metadata = {}) {
+  std::size_t largest = 0;
+  for (ArenaEntry const& e : params.layout().entries()) largest = std::max(largest, e.bytes);
+  std::vector<float> zeros(largest / sizeof(float), 0.0f);
+  std::vector<io::NamedTensor> moments;
+  for (char const* prefix : {"exp_avg.", "exp_avg_sq."})
+    for (ArenaEntry const& e : params.layout().entries())
+      moments.push_back({prefix + e.name, AnyView{zeros.data(), DType::f32, e.shape, DeviceKind::cpu}});
+  return detail::write_checkpoint(root, params, model_metadata, moments, 0, TrainState{}, recipe_text, {});
 }
 
 /// Loads a verified checkpoint into `params` and `opt`; returns the position and the recipe text.
