@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <string>
 
 #include "command.hpp"
@@ -32,23 +31,24 @@ int train(TrainArgs const& a) {
   opt.progress_every = a.progress_every;
   opt.allow_recipe_change = a.allow_recipe_change;
   opt.step.recompute = a.recompute;
-  // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory.
-  // Read only when the run has no checkpoint of its own yet (a rerun resumes instead).
-  std::optional<Arena<Cpu>> init;
-  if (!a.init_from.empty() && !train::newest_valid_checkpoint(std::filesystem::path(a.out) / "checkpoints")) {
+  // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
+  // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
+  if (!a.init_from.empty()) {
     bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
-    std::string name;
-    if (hf) {
-      io::HfModel m = io::read_hf_model(a.init_from);
-      name = m.config_name, init.emplace(std::move(m.params));
-    } else {
-      io::CheckpointModel m = io::read_checkpoint_model(a.init_from);
-      name = m.config_name, init.emplace(std::move(m.params));
-    }
-    KUMIKI_CHECK(name == recipe.model, "--init-from '", a.init_from, "' holds a '", name, "' model, but the recipe trains '",
-                 recipe.model, "'");
-    opt.init_params = &*init;
     opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
+    opt.init_weights = [from = a.init_from, model = recipe.model, hf]() -> Arena<Cpu> {
+      auto const same_model = [&](std::string const& name) {
+        KUMIKI_CHECK(name == model, "--init-from '", from, "' holds a '", name, "' model, but the recipe trains '", model, "'");
+      };
+      if (hf) {
+        io::HfModel m = io::read_hf_model(from);
+        same_model(m.config_name);
+        return std::move(m.params);
+      }
+      io::CheckpointModel m = io::read_checkpoint_model(from);
+      same_model(m.config_name);
+      return std::move(m.params);
+    };
   }
   auto const outcome = models::dispatch_config(recipe.model, [&](auto tag) {
     train::Trainer<decltype(tag)::config> trainer(recipe, a.out, opt);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,11 +44,11 @@ struct TrainerOptions {
   std::int64_t progress_every = 1;    ///< steps between progress lines
   bool allow_recipe_change = false;   ///< resume even when the recipe differs from the checkpoint's
   nn::StepOptions step{};             ///< recompute, loss chunk, reset-attention-mask settings
-  /// Weights to start from instead of the seeded init when the run has no checkpoint yet (fine-tuning,
-  /// continued pretraining of an imported model). Same layout as the model's parameters; the optimizer
-  /// starts fresh at step 0. Ignored when resuming: the run's own checkpoint wins.
-  Arena<Cpu> const* init_params = nullptr;
-  std::string init_source;            ///< where init_params came from, for messages
+  /// Reads the weights to start from instead of the seeded init (fine-tuning, continued pretraining
+  /// of an imported model); they must have the model's parameter layout, and the optimizer starts fresh
+  /// at step 0. Called only when the run has no valid checkpoint: a resumed run's own checkpoint wins.
+  std::function<Arena<Cpu>()> init_weights;
+  std::string init_source;            ///< where init_weights reads from, for messages
 };
 
 /// How a run ended.
@@ -288,18 +289,20 @@ class Trainer {
     auto const found = newest_valid_checkpoint(ckpt_root, &problems);
     for (auto const& p : problems) say("kumiki: warning: skipping a damaged checkpoint: ", p);
     if (!found) {
-      model_->init(recipe_.seed);
-      if (options_.init_params != nullptr) copy_init_params(*options_.init_params);
+      if (options_.init_weights)
+        copy_init_weights(options_.init_weights());
+      else
+        model_->init(recipe_.seed);
       state_ = TrainState{};
       state_.init_seed = recipe_.seed;
       state_.stage = recipe_.stages[0].name;
       if (fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
       say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from ",
-          options_.init_params ? "the weights of " + options_.init_source : "seed " + std::to_string(recipe_.seed),
+          options_.init_weights ? "the weights of " + options_.init_source : "seed " + std::to_string(recipe_.seed),
           ", ", recipe_.total_steps(), " steps in ", recipe_.stages.size(), " stage(s)");
       return;
     }
-    if (options_.init_params != nullptr)
+    if (options_.init_weights)
       say("kumiki: the run already has checkpoints; resuming (the initial weights of ", options_.init_source,
           " are not used)");
     std::string saved_recipe;
@@ -320,20 +323,10 @@ class Trainer {
     say("kumiki: resuming from ", found->string(), " (step ", state_.step, ", stage '", state_.stage, "')");
   }
 
-  void copy_init_params(Arena<Cpu> const& src) {
-    ArenaLayout const& want = model_->params().layout();
-    KUMIKI_CHECK(src.layout().size() == want.size(), "initial weights from ", options_.init_source, " have ",
-                 src.layout().size(), " tensors, model '", recipe_.model, "' has ", want.size());
-    for (std::size_t i = 0; i < want.size(); ++i) {
-      ArenaEntry const& e = want[i];
-      KUMIKI_CHECK(src.layout().contains(e.name), "initial weights from ", options_.init_source, " have no tensor '",
-                   e.name, "'");
-      ArenaEntry const& g = src.layout().entry(e.name);
-      KUMIKI_CHECK(g.dtype == e.dtype && g.shape == e.shape, "initial weight '", e.name, "' from ", options_.init_source,
-                   " is ", dtype_name(g.dtype), " ", g.shape, ", model '", recipe_.model, "' expects ",
-                   dtype_name(e.dtype), " ", e.shape);
-      std::memcpy(model_->params().view(i).data, src.view(e.name).data, e.bytes);
-    }
+  void copy_init_weights(Arena<Cpu> const& src) {
+    KUMIKI_CHECK(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
+                 " do not have the parameter layout of model '", recipe_.model, "'");
+    std::memcpy(model_->params().data(), src.data(), src.total_bytes());
   }
 
   void begin_stage(std::size_t si, JsonlLog& log) {
