@@ -38,6 +38,7 @@ kumiki_cli::Registration reg{63, [](CLI::App& app) {
   cmd->callback([a] {
     using namespace kumiki;
     io::CheckpointModel const dense = io::read_checkpoint_model(a->checkpoint);
+    models::TransformerConfig const moe_cfg = io::model_config(a->model);
     Arena<Cpu> moe_params(io::model_param_layout(a->model));
     moe::UpcycleOptions opt;
     opt.ratio = a->ratio;
@@ -51,9 +52,9 @@ kumiki_cli::Registration reg{63, [](CLI::App& app) {
     std::string const origin = "Drop-Upcycled by `kumiki upcycle` from the '" + dense.config_name + "' checkpoint '" +
                                a->checkpoint + "' (" + how + ").";
     auto const dir = io::write_weights_only_checkpoint(
-        a->out, a->model, moe_params, io::weights_only_recipe_text(a->model, io::model_config(a->model), origin),
+        a->out, a->model, moe_params, io::weights_only_recipe_text(a->model, moe_cfg, origin),
         {{"upcycled_from", a->checkpoint}, {"upcycle", "drop-upcycling: " + how}});
-    std::int64_t const F = io::model_config(a->model).expert_ffn();
+    std::int64_t const F = moe_cfg.expert_ffn();
     std::printf("upcycled '%s' (%s) into '%s' as %s: %lld of %lld intermediate rows re-initialized per expert (%s)\n"
                 "to train from it: `kumiki train --recipe R.toml --out RUN --init-from %s`\n",
                 dense.config_name.c_str(), a->checkpoint.c_str(), a->model.c_str(), dir.string().c_str(),

@@ -237,10 +237,8 @@ class Transformer {
     ops::Rope<Backend>::tables(act("rope.cos"), act("rope.sin"), Tn, hd, Cfg.rope_base);
   }
 
-  T* act(std::string_view name) const { return acts_.template get<T>(name).data(); }
-
-  template <class U>
-  U* act_as(std::string_view name) const { return acts_.template get<U>(name).data(); }
+  template <class U = T>
+  U* act(std::string_view name) const { return acts_.template get<U>(name).data(); }
 
   BlockActivations<T> block_acts(std::int64_t l) const {
     std::string const p = "block." + std::to_string(recompute_ ? 0 : l) + ".";
@@ -249,9 +247,9 @@ class Transformer {
     if constexpr (Cfg.is_moe()) {
       std::string const m = p + "moe.";
       a.moe = moe::MoeActivations<T>{act(m + "logits"), act(m + "probs"), act(m + "lse"),
-                                     act_as<std::int32_t>(m + "topk_idx"), act(m + "topk_w"),
-                                     act_as<std::int64_t>(m + "counts"), act_as<std::int64_t>(m + "offsets"),
-                                     act_as<std::int32_t>(m + "row_token"), act_as<std::int32_t>(m + "token_row"),
+                                     act<std::int32_t>(m + "topk_idx"), act(m + "topk_w"),
+                                     act<std::int64_t>(m + "counts"), act<std::int64_t>(m + "offsets"),
+                                     act<std::int32_t>(m + "row_token"), act<std::int32_t>(m + "token_row"),
                                      act(m + "xg"), act(m + "gu"), act(m + "h"), act(m + "y")};
     } else {
       a.gu = act(p + "gu");
