@@ -46,6 +46,15 @@ if(KUMIKI_HAS_ZLIB)
   target_link_libraries(kumiki_all_deps INTERFACE ZLIB::ZLIB)
 endif()
 
+# Warnings for kumiki's own programs, tests and benchmarks (C++ only): a clean build prints none, and
+# CI (scripts/test with CI set) turns them into errors. Third-party headers come in as system headers;
+# GCC's false AVX-512 warnings are silenced where Eigen is included (ops/cpu/detail/eigen.hpp).
+option(KUMIKI_WERROR "Treat warnings in kumiki's own programs and tests as errors" OFF)
+target_compile_options(kumiki_all_deps INTERFACE "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra>")
+if(KUMIKI_WERROR)
+  target_compile_options(kumiki_all_deps INTERFACE "$<$<COMPILE_LANGUAGE:CXX>:-Werror>")
+endif()
+
 # kumiki's own programs, tests and benchmarks are tuned for the build machine (AVX-512 / FMA where
 # present). The installed INTERFACE target carries no such flag: users choose their own.
 option(KUMIKI_NATIVE "Compile kumiki's programs, tests and benchmarks with -march=native" ON)

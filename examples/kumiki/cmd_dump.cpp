@@ -28,7 +28,7 @@ struct Tokens {
 
 std::vector<char> read_all(fs::path const& p) {
   std::ifstream in(p, std::ios::binary);
-  KUMIKI_CHECK(in.good(), "cannot read tokens file '", p.string(), "'");
+  KUMIKI_REQUIRE(in.good(), "cannot read tokens file '", p.string(), "'");
   return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -36,44 +36,44 @@ std::vector<char> read_all(fs::path const& p) {
 Tokens read_npy(fs::path const& p) {
   std::vector<char> const b = read_all(p);
   std::string const src = p.string();
-  KUMIKI_CHECK(b.size() >= 10 && std::memcmp(b.data(), "\x93NUMPY", 6) == 0, "'", src, "' is not a .npy file");
+  KUMIKI_REQUIRE(b.size() >= 10 && std::memcmp(b.data(), "\x93NUMPY", 6) == 0, "'", src, "' is not a .npy file");
   std::uint8_t const major = static_cast<std::uint8_t>(b[6]);
   std::size_t hlen = 0, hstart = 0;
   if (major == 1) {
     hlen = static_cast<std::uint8_t>(b[8]) | (static_cast<std::size_t>(static_cast<std::uint8_t>(b[9])) << 8);
     hstart = 10;
   } else {
-    KUMIKI_CHECK(b.size() >= 12 && (major == 2 || major == 3), "'", src, "': unsupported .npy version ", int(major));
+    KUMIKI_REQUIRE(b.size() >= 12 && (major == 2 || major == 3), "'", src, "': unsupported .npy version ", int(major));
     std::uint32_t n = 0;
     std::memcpy(&n, b.data() + 8, 4);
     hlen = n;
     hstart = 12;
   }
-  KUMIKI_CHECK(hstart + hlen <= b.size(), "'", src, "': .npy header runs past the end of the file");
+  KUMIKI_REQUIRE(hstart + hlen <= b.size(), "'", src, "': .npy header runs past the end of the file");
   std::string const h(b.data() + hstart, hlen);
   auto field = [&](std::string const& key) {
     auto const k = h.find("'" + key + "'");
-    KUMIKI_CHECK(k != std::string::npos, "'", src, "': .npy header has no '", key, "'");
+    KUMIKI_REQUIRE(k != std::string::npos, "'", src, "': .npy header has no '", key, "'");
     auto const colon = h.find(':', k);
-    KUMIKI_CHECK(colon != std::string::npos, "'", src, "': malformed .npy header");
+    KUMIKI_REQUIRE(colon != std::string::npos, "'", src, "': malformed .npy header");
     return h.substr(colon + 1);
   };
   std::string const descr = field("descr");
   std::size_t width = 0;
   if (descr.find("'<i4'") != std::string::npos || descr.find("'|i4'") != std::string::npos) width = 4;
   else if (descr.find("'<i8'") != std::string::npos) width = 8;
-  KUMIKI_CHECK(width != 0, "'", src, "': tokens must be little-endian int32 or int64, got ", descr.substr(0, descr.find(',')));
-  KUMIKI_CHECK(field("fortran_order").find("False") < field("fortran_order").find(','), "'", src,
+  KUMIKI_REQUIRE(width != 0, "'", src, "': tokens must be little-endian int32 or int64, got ", descr.substr(0, descr.find(',')));
+  KUMIKI_REQUIRE(field("fortran_order").find("False") < field("fortran_order").find(','), "'", src,
                "': Fortran-order arrays are not supported");
   std::string const shape = field("shape");
   Tokens t;
   long long r = 0, c = 0;
-  KUMIKI_CHECK(std::sscanf(shape.c_str(), " (%lld, %lld)", &r, &c) == 2 && r > 0 && c > 0, "'", src,
+  KUMIKI_REQUIRE(std::sscanf(shape.c_str(), " (%lld, %lld)", &r, &c) == 2 && r > 0 && c > 0, "'", src,
                "': tokens must be a 2-D array [B, T+1], shape is ", shape.substr(0, shape.find(')') + 1));
   t.rows = r, t.cols = c;
   std::size_t const n = static_cast<std::size_t>(r * c);
   std::size_t const data = hstart + hlen;
-  KUMIKI_CHECK(b.size() - data == n * width, "'", src, "': data holds ", b.size() - data, " bytes, shape needs ", n * width);
+  KUMIKI_REQUIRE(b.size() - data == n * width, "'", src, "': data holds ", b.size() - data, " bytes, shape needs ", n * width);
   t.ids.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     std::int64_t v = 0;
@@ -84,18 +84,18 @@ Tokens read_npy(fs::path const& p) {
     } else {
       std::memcpy(&v, b.data() + data + 8 * i, 8);
     }
-    KUMIKI_CHECK(v >= 0 && v <= INT32_MAX, "'", src, "': token ", v, " at index ", i, " is not a valid id");
+    KUMIKI_REQUIRE(v >= 0 && v <= INT32_MAX, "'", src, "': token ", v, " at index ", i, " is not a valid id");
     t.ids[i] = static_cast<std::int32_t>(v);
   }
   return t;
 }
 
 Tokens read_raw(fs::path const& p, std::int64_t batch) {
-  KUMIKI_CHECK(batch > 0, "raw tokens file '", p.string(), "' needs --batch B (rows of [B, T+1] int32)");
+  KUMIKI_REQUIRE(batch > 0, "raw tokens file '", p.string(), "' needs --batch B (rows of [B, T+1] int32)");
   std::vector<char> const b = read_all(p);
-  KUMIKI_CHECK(b.size() % 4 == 0, "raw tokens file '", p.string(), "' is ", b.size(), " bytes, not a multiple of 4 (int32)");
+  KUMIKI_REQUIRE(b.size() % 4 == 0, "raw tokens file '", p.string(), "' is ", b.size(), " bytes, not a multiple of 4 (int32)");
   std::int64_t const n = static_cast<std::int64_t>(b.size() / 4);
-  KUMIKI_CHECK(n > 0 && n % batch == 0, "raw tokens file '", p.string(), "' holds ", n, " int32, not a multiple of --batch ", batch);
+  KUMIKI_REQUIRE(n > 0 && n % batch == 0, "raw tokens file '", p.string(), "' holds ", n, " int32, not a multiple of --batch ", batch);
   Tokens t;
   t.rows = batch, t.cols = n / batch;
   t.ids.resize(static_cast<std::size_t>(n));
@@ -111,8 +111,8 @@ struct DumpArgs {
 void dump(DumpArgs const& a) {
   using namespace kumiki;
   Tokens const tk = fs::path(a.tokens).extension() == ".npy" ? read_npy(a.tokens) : read_raw(a.tokens, a.batch);
-  KUMIKI_CHECK(a.batch <= 0 || a.batch == tk.rows, "--batch ", a.batch, " disagrees with the tokens' ", tk.rows, " rows");
-  KUMIKI_CHECK(tk.cols >= 2, "tokens need at least 2 columns ([B, T+1]), got ", tk.cols);
+  KUMIKI_REQUIRE(a.batch <= 0 || a.batch == tk.rows, "--batch ", a.batch, " disagrees with the tokens' ", tk.rows, " rows");
+  KUMIKI_REQUIRE(tk.cols >= 2, "tokens need at least 2 columns ([B, T+1]), got ", tk.cols);
   std::int64_t const B = tk.rows, T = tk.cols - 1;
   std::vector<std::int32_t> in(static_cast<std::size_t>(B * T)), tgt(static_cast<std::size_t>(B * T));
   for (std::int64_t b = 0; b < B; ++b)
@@ -137,7 +137,7 @@ void dump(DumpArgs const& a) {
   models::dispatch_config(name, [&](auto tag) {
     constexpr auto Cfg = decltype(tag)::config;
     nn::Transformer<Cfg, Cpu, float> model;
-    KUMIKI_CHECK(model.params().layout() == params->layout(), "parameter layout mismatch");
+    KUMIKI_REQUIRE(model.params().layout() == params->layout(), "parameter layout mismatch");
     std::memcpy(model.params().data(), params->data(), params->total_bytes());
     std::int64_t const Vp = Cfg.padded_vocab();
     std::vector<float> logits(static_cast<std::size_t>(B * T * Vp));

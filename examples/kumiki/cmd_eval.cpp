@@ -1,7 +1,10 @@
-// `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a checkpoint per dataset.
+// `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a checkpoint per
+// dataset, over one full pass of each dataset by default.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,55 +24,93 @@ namespace fs = std::filesystem;
 struct EvalArgs {
   std::string checkpoint;
   std::vector<std::string> data_path;
-  std::int64_t seq_len = 0, samples = 64, micro_batch = 4;
+  std::int64_t seq_len = 0, samples = 0, micro_batch = 4;
   std::uint64_t seed = 1234;
 };
 
+/// One dataset to evaluate, opened and sized before any output.
+struct EvalSet {
+  std::string prefix;
+  std::int64_t samples = 0;  // evaluated samples (L + 1 tokens each, consecutive ones overlap by one)
+  std::unique_ptr<kumiki::data::GptDataset> ds;
+};
+
+/// Samples of one pass over a dataset: Megatron's GPT sample count for one epoch, (tokens - 1) / L.
+std::int64_t samples_per_pass(kumiki::data::IndexedDataset const& d, std::int64_t seq_len) {
+  return (d.total_tokens() - 1) / seq_len;
+}
+
 void eval(EvalArgs const& a) {
   using namespace kumiki;
+  // Every input is checked before the first line of output.
+  KUMIKI_REQUIRE(a.micro_batch > 0, "--micro-batch must be positive, got ", a.micro_batch);
+  KUMIKI_REQUIRE(a.samples >= 0, "--samples must be positive (or omitted for a full pass), got ", a.samples);
   fs::path const dir = train::resolve_checkpoint(a.checkpoint);  // a checkpoint or a run directory
   train::verify_checkpoint(dir);
   train::Recipe const recipe = train::parse_recipe(train::detail::read_text(dir / train::ckpt_recipe_file),
                                                    (dir / train::ckpt_recipe_file).string(), dir, false);
+  std::int64_t const max_seq = models::dispatch_config(recipe.model, [](auto tag) { return decltype(tag)::config.max_seq_len; });
   std::int64_t const seq = a.seq_len > 0 ? a.seq_len : recipe.seq_len;
+  KUMIKI_REQUIRE(a.seq_len >= 0, "--seq-len must be positive, got ", a.seq_len);
+  KUMIKI_REQUIRE(seq <= max_seq, "--seq-len ", seq, " exceeds the longest sequence model '", recipe.model, "' supports (",
+                 max_seq, " tokens): give --seq-len ", max_seq, " or less");
   // Weights are optional in --data-path: "w1 p1 w2 p2" or plain prefixes; weights are ignored here.
-  std::vector<std::string> prefixes;
+  std::vector<EvalSet> sets;
   for (auto const& s : a.data_path) {
     char* end = nullptr;
     std::strtod(s.c_str(), &end);
-    if (end == s.c_str() || *end != '\0') prefixes.push_back(s);
+    if (end != s.c_str() && *end == '\0') continue;
+    EvalSet e;
+    e.prefix = s;
+    auto const indexed = std::make_shared<data::IndexedDataset const>(fs::path(s));
+    std::int64_t const pass = samples_per_pass(*indexed, seq);
+    KUMIKI_REQUIRE(pass > 0, "dataset '", s, "' holds ", indexed->total_tokens(), " tokens, too few for one sample of --seq-len ",
+                   seq, " (", seq + 1, " tokens)");
+    KUMIKI_REQUIRE(a.samples <= pass, "--samples ", a.samples, " exceeds one pass over dataset '", s, "' (", pass,
+                   " samples of ", seq, " tokens): omit --samples to evaluate the whole dataset once");
+    e.samples = a.samples > 0 ? a.samples : pass;
+    data::GptDatasetConfig gc;
+    gc.seq_len = seq;
+    gc.num_samples = e.samples;
+    gc.seed = a.seed;
+    e.ds = std::make_unique<data::GptDataset>(indexed, gc);
+    sets.push_back(std::move(e));
   }
-  KUMIKI_CHECK(!prefixes.empty(), "--data-path names no dataset prefix");
+  KUMIKI_REQUIRE(!sets.empty(), "--data-path names no dataset prefix");
+
   models::dispatch_config(recipe.model, [&](auto tag) {
     nn::Transformer<decltype(tag)::config, Cpu, float> model;
     io::SafetensorsFile const weights(dir / train::ckpt_model_file);
     train::detail::load_arena(weights, model.params());
-    std::printf("checkpoint %s (%s, step from %s)\n", dir.string().c_str(), recipe.model.c_str(),
-                dir.filename().string().c_str());
-    std::printf("%-40s %10s %12s %10s\n", "dataset", "loss", "perplexity", "tokens");
-    for (auto const& p : prefixes) {
-      data::GptDatasetConfig gc;
-      gc.seq_len = seq;
-      gc.num_samples = a.samples;
-      gc.seed = a.seed;
-      data::GptDataset const ds(fs::path(p), gc);
-      std::int64_t const n = a.samples / a.micro_batch;
-      KUMIKI_CHECK(n > 0, "--samples must be at least --micro-batch");
-      double const loss = train::mean_loss(model, ds, seq, a.micro_batch, n);
-      std::printf("%-40s %10.4f %12.3f %10lld\n", p.c_str(), loss, std::exp(loss), static_cast<long long>(n * a.micro_batch * seq));
+    std::printf("checkpoint %s (%s, step from %s), --seq-len %lld\n", dir.string().c_str(), recipe.model.c_str(),
+                dir.filename().string().c_str(), static_cast<long long>(seq));
+    std::printf("%-40s %10s %12s %12s %9s\n", "dataset", "loss", "perplexity", "tokens", "samples");
+    std::fflush(stdout);
+    for (auto const& e : sets) {
+      auto last = std::chrono::steady_clock::now();
+      double const loss = train::mean_loss_over(model, *e.ds, seq, a.micro_batch, e.samples, [&](std::int64_t done) {
+        auto const now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::seconds(2) && done < e.samples) return;
+        last = now;
+        std::fprintf(stderr, "[eval] %s: %lld / %lld samples (%.0f%%)\n", e.prefix.c_str(), static_cast<long long>(done),
+                     static_cast<long long>(e.samples), 100.0 * static_cast<double>(done) / static_cast<double>(e.samples));
+      });
+      std::printf("%-40s %10.4f %12.3f %12lld %9lld\n", e.prefix.c_str(), loss, std::exp(loss),
+                  static_cast<long long>(e.samples * seq), static_cast<long long>(e.samples));
+      std::fflush(stdout);
     }
   });
 }
 
 kumiki_cli::Registration reg{11, [](CLI::App& app) {
   static EvalArgs a;
-  auto* cmd = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on datasets");
+  auto* cmd = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on datasets (one full pass each by default)");
   cmd->add_option("--checkpoint", a.checkpoint, "Checkpoint (RUN/checkpoints/step_*), or a run directory: its newest valid checkpoint")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--data-path", a.data_path, "Dataset prefixes (optionally Megatron 'w prefix' pairs)")->required();
   cmd->add_option("--seq-len", a.seq_len, "Sequence length (default: the recipe's)");
-  cmd->add_option("--samples", a.samples, "Samples per dataset");
+  cmd->add_option("--samples", a.samples, "Samples per dataset (default: one full pass, (tokens - 1) / seq-len)");
   cmd->add_option("--micro-batch", a.micro_batch, "Sequences per forward");
-  cmd->add_option("--seed", a.seed, "Sample-order seed");
+  cmd->add_option("--seed", a.seed, "Sample-order seed (only matters with --samples below a full pass)");
   cmd->callback([] { eval(a); });
 }};
 

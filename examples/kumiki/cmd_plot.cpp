@@ -24,12 +24,25 @@ std::string gnuplot_terminal(fs::path const& out) {
   return has_cairo == 0 ? "pngcairo size 1200,800" : "png size 1200,800";
 }
 
+/// Text for a single-quoted gnuplot string (a quote is doubled); `noenhanced` titles keep '_' literal.
+std::string gnuplot_quote(std::string const& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out;
+}
+
 void plot(std::string const& log_path, std::string const& out_path, std::string const& title) {
   auto const lines = kumiki::train::read_jsonl(log_path);
   fs::path const out = fs::absolute(out_path);
   fs::path const work = fs::temp_directory_path() / ("kumiki-plot-" + std::to_string(::getpid()));
   fs::create_directories(work);
-  std::ofstream steps(work / "steps.dat"), evals(work / "evals.dat");
+  std::ofstream steps(work / "steps.dat");
+  // One data file per eval set, in order of first appearance: each gets its own colour and legend entry.
+  std::vector<std::string> eval_sets;
+  std::vector<std::ofstream> evals;
   std::vector<std::pair<double, std::string>> stages;
   std::size_t n_steps = 0, n_evals = 0;
   for (auto const& j : lines) {
@@ -38,21 +51,28 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
       steps << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << ' ' << j["lr"].get<double>() << '\n';
       ++n_steps;
     } else if (type == "eval" && j["loss"].is_number()) {
-      evals << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << " \"" << j.value("dataset", "") << "\"\n";
+      std::string const set = j.value("dataset", "eval");
+      std::size_t k = 0;
+      while (k < eval_sets.size() && eval_sets[k] != set) ++k;
+      if (k == eval_sets.size()) {
+        eval_sets.push_back(set);
+        evals.emplace_back(work / ("eval" + std::to_string(k) + ".dat"));
+      }
+      evals[k] << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << '\n';
       ++n_evals;
     } else if (type == "stage") {
       stages.emplace_back(j["tokens"].get<double>(), j.value("name", ""));
     }
   }
   steps.close();
-  evals.close();
-  KUMIKI_CHECK(n_steps > 0, "log '", log_path, "' holds no training steps to plot");
+  for (auto& e : evals) e.close();
+  KUMIKI_REQUIRE(n_steps > 0, "log '", log_path, "' holds no training steps to plot");
 
   std::ofstream gp(work / "plot.gp");
   gp << "set terminal " << gnuplot_terminal(out) << "\n"
      << "set output '" << out.string() << "'\n"
      << "set multiplot layout 2,1 title '" << title << "'\n"
-     << "set grid\nset lmargin 12\nset key top right\nset xlabel 'tokens'\nset format x '%.1s%c'\n";
+     << "set grid\nset lmargin 12\nset key top right noenhanced\nset xlabel 'tokens'\nset format x '%.1s%c'\n";
   auto mark_stages = [&] {
     int k = 1;
     for (auto const& [tokens, name] : stages) {
@@ -65,7 +85,13 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   mark_stages();
   gp << "set ylabel 'loss'\n"
      << "plot '" << (work / "steps.dat").string() << "' using 1:2 with lines lw 1 lc rgb '#1f77b4' title 'train loss'";
-  if (n_evals) gp << ", '" << (work / "evals.dat").string() << "' using 1:2 with points pt 7 ps 0.8 lc rgb '#d62728' title 'eval loss'";
+  // Colours after the training curve's blue, point types differ too (for grey-scale prints).
+  static constexpr char const* eval_colors[] = {"#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
+  static constexpr int eval_points[] = {7, 5, 9, 11, 13, 15, 4};
+  for (std::size_t k = 0; k < eval_sets.size(); ++k)
+    gp << ", '" << (work / ("eval" + std::to_string(k) + ".dat")).string() << "' using 1:2 with linespoints lw 1 pt "
+       << eval_points[k % 7] << " ps 0.9 lc rgb '" << eval_colors[k % 7] << "' title '" << gnuplot_quote("eval loss: " + eval_sets[k])
+       << "'";
   gp << "\nset ylabel 'learning rate'\nset format y '%.1e'\n"
      << "plot '" << (work / "steps.dat").string() << "' using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'lr'\n"
      << "unset multiplot\n";
@@ -73,8 +99,9 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   std::string const cmd = "gnuplot '" + (work / "plot.gp").string() + "'";
   int const rc = std::system(cmd.c_str());
   fs::remove_all(work);
-  KUMIKI_CHECK(rc == 0, "gnuplot failed (exit ", rc, "); is gnuplot installed?");
-  std::printf("wrote %s (%zu steps, %zu evals, %zu stages)\n", out.string().c_str(), n_steps, n_evals, stages.size());
+  KUMIKI_REQUIRE(rc == 0, "gnuplot failed (exit ", rc, "); is gnuplot installed?");
+  std::printf("wrote %s (%zu steps, %zu evals of %zu eval sets, %zu stages)\n", out.string().c_str(), n_steps, n_evals,
+              eval_sets.size(), stages.size());
 }
 
 kumiki_cli::Registration reg{60, [](CLI::App& app) {

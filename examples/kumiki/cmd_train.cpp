@@ -38,7 +38,7 @@ int train(TrainArgs const& a) {
     opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
     opt.init_weights = [from = a.init_from, model = recipe.model, hf]() -> Arena<Cpu> {
       auto const same_model = [&](std::string const& name) {
-        KUMIKI_CHECK(name == model, "--init-from '", from, "' holds a '", name, "' model, but the recipe trains '", model, "'");
+        KUMIKI_REQUIRE(name == model, "--init-from '", from, "' holds a '", name, "' model, but the recipe trains '", model, "'");
       };
       if (hf) {
         io::HfModel m = io::read_hf_model(from);

@@ -231,6 +231,45 @@ TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadab
   CHECK(io::checkpoint_model_name(imported) == "tiny_test");
 }
 
+TEST_CASE("hf import pads a model with the real (unpadded) vocabulary as Megatron's converter does", "[hf]") {
+  Scratch s("unpadded");
+  Tiny m;
+  make_checkpoint(s.root / "run", m, 11);
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  io::export_hf(s.root / "run", s.root / "hf", opt);
+  // Rewrite the export as a Hugging Face model of the real vocabulary: 50 rows, vocab_size 50.
+  std::int64_t const V = models::tiny_test.vocab_size, Vp = models::tiny_test.padded_vocab(), C = models::tiny_test.hidden;
+  REQUIRE(V < Vp);
+  auto tensors = io::named_tensors(m.params());
+  for (auto& t : tensors)
+    if (t.name == "model.embed_tokens.weight" || t.name == "lm_head.weight") t.view.shape = Shape{V, C};
+  io::write_safetensors(s.root / "hf" / "model.safetensors", tensors);
+  auto cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
+  cfg["vocab_size"] = V;
+  spit(s.root / "hf" / "config.json", cfg.dump(2));
+
+  Arena<Cpu> const got = load_ckpt_params(io::import_hf(s.root / "hf", s.root / "imported"));
+  ArenaLayout const layout = Tiny::param_layout();
+  for (auto const& e : layout.entries()) {
+    INFO(e.name);
+    float const* a = got.get<float>(e.name).data();
+    float const* b = m.params().get<float>(e.name).data();
+    bool const vocab = e.name == "model.embed_tokens.weight" || e.name == "lm_head.weight";
+    std::size_t const same = vocab ? static_cast<std::size_t>(V * C) : e.numel();
+    REQUIRE(std::memcmp(a, b, same * sizeof(float)) == 0);  // the real rows, bitwise
+    if (vocab)
+      for (std::int64_t r = V; r < Vp; ++r) REQUIRE(std::memcmp(a + r * C, b + (V - 1) * C, C * sizeof(float)) == 0);
+  }
+  // Fewer rows than the real vocabulary, or more than the padded one, is a different model.
+  for (std::int64_t bad : {V - 1, Vp + 1}) {
+    cfg["vocab_size"] = bad;
+    spit(s.root / "hf" / "config.json", cfg.dump(2));
+    CHECK_THAT(error_of([&] { io::import_hf(s.root / "hf", s.root / "bad"); }),
+               Catch::Contains("vocab_size expected 50..64, got " + std::to_string(bad)));
+  }
+}
+
 TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights, and import widens them exactly", "[hf]") {
   Scratch s("bf16");
   Tiny m;

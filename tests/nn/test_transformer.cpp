@@ -156,17 +156,17 @@ TEST_CASE("forward returns HF-style logits and rejects bad input", "[nn]") {
   auto tokens = random_tokens(B * T, 50, 7), targets = random_tokens(B * T, 50, 8);
   std::vector<float> logits(B * T * models::tiny_test.padded_vocab());
   auto const r = m.forward(tokens.data(), targets.data(), B, T, {}, nullptr, logits.data());
-  // Loss from the returned logits, softmax over the real vocabulary only.
+  // Loss from the returned logits, softmax over all 64 padded ids (Megatron-LM, Hugging Face).
   double sum = 0.0;
   for (std::int64_t i = 0; i < B * T; ++i) {
     float const* z = logits.data() + i * 64;
     double mx = -1e30, s = 0.0;
-    for (int v = 0; v < 50; ++v) mx = std::max<double>(mx, z[v]);
-    for (int v = 0; v < 50; ++v) s += std::exp(z[v] - mx);
+    for (int v = 0; v < 64; ++v) mx = std::max<double>(mx, z[v]);
+    for (int v = 0; v < 64; ++v) s += std::exp(z[v] - mx);
     sum += mx + std::log(s) - z[targets[i]];
   }
   CHECK(r.loss == Approx(sum / (B * T)).epsilon(1e-5));
-  CHECK(r.loss == Approx(std::log(50.0)).epsilon(0.05));  // init std 0.02: nearly uniform
+  CHECK(r.loss == Approx(std::log(64.0)).epsilon(0.05));  // init std 0.02: nearly uniform over 64 ids
   tokens[3] = 50;  // a padded id is not a token
   CHECK_THROWS_WITH(m.forward(tokens.data(), targets.data(), B, T), Catch::Contains("outside the vocabulary"));
   tokens[3] = 1;

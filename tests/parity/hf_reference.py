@@ -7,7 +7,8 @@ Llama (tiny_test):
    as f32 shards (index file) and as bf16 (one file).
 2. Reads the f32 export (config.json + index + shards) with the parser below, runs the Llama forward
    and backward in torch fp32 (RMSNorm, rotate-half RoPE with rope_theta, GQA, SwiGLU, untied LM head,
-   cross-entropy over the real vocabulary: padded rows take no part in the softmax), and compares
+   cross-entropy over all `vocab_size` rows of config.json, padded ones included, exactly as
+   transformers' LlamaForCausalLM computes it), and compares
    logits, loss and every parameter gradient against `kumiki dump` (relative error <= 1e-4).
 3. Checks that dumping the checkpoint itself (raw tokens) and the export (.npy tokens) agree bitwise,
    and that the bf16 export is the round-to-nearest-even of the f32 weights.
@@ -173,9 +174,9 @@ def model_loss(P, cfg, tokens, targets, real_vocab):
         else:
             x = x + swiglu(h, P[p + "mlp.gate_proj.weight"], P[p + "mlp.up_proj.weight"], P[p + "mlp.down_proj.weight"])
     x = rms_norm(x, P["model.norm.weight"], eps)
-    logits = x @ P["lm_head.weight"].T  # (B, T, V_pad)
-    z = logits[..., :real_vocab].reshape(B * T, real_vocab)  # padded rows are never a prediction
-    loss = torch.nn.functional.cross_entropy(z, targets.reshape(-1))
+    logits = x @ P["lm_head.weight"].T  # (B, T, vocab_size): the padded rows are ordinary ids here
+    assert logits.shape[-1] == cfg["vocab_size"] and int(targets.max()) < real_vocab
+    loss = torch.nn.functional.cross_entropy(logits.reshape(B * T, cfg["vocab_size"]), targets.reshape(-1))
     return loss, logits, stats
 
 
@@ -282,8 +283,8 @@ def llama_case(kumiki, make_ckpt, work):
             worst, worst_name = e, g
     print(f"{len(grads)} gradients: worst rel err {worst:.3e} ({worst_name})")
     ok = ok and worst <= TOL
-    pad_rows = dump["grad.lm_head.weight"][REAL_VOCAB:]
-    assert np.all(pad_rows == 0), "padded LM-head rows got a gradient"
+    # Padded ids are part of the softmax: their LM-head rows are trained down like any wrong id.
+    assert np.abs(dump["grad.lm_head.weight"][REAL_VOCAB:]).max() > 0, "padded LM-head rows got no gradient"
 
     W16 = read_model_dir(work / "hf16")
     for k, v in W.items():
@@ -367,7 +368,7 @@ def mixtral_case(kumiki, make_ckpt, work):
     print(f"{len(grads)} gradients: worst rel err {worst:.3e} ({worst_name}); worst by kind: " +
           ", ".join(f"{k} {v:.2e}" for k, v in sorted(by_kind.items())))
     ok = ok and worst <= TOL
-    assert np.all(dump["grad.lm_head.weight"][REAL_VOCAB:] == 0), "padded LM-head rows got a gradient"
+    assert np.abs(dump["grad.lm_head.weight"][REAL_VOCAB:]).max() > 0, "padded LM-head rows got no gradient"
     # The router losses must matter for the router gradient at this tolerance, else a wrong or
     # missing aux / z gradient would pass unnoticed.
     share = []

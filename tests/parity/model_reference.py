@@ -66,8 +66,8 @@ def model_loss(P, cfg, tokens, targets, doc_ids):
         x = x + (torch.nn.functional.silu(g) * u) @ P[p + "mlp.down_proj.weight"].T
     x = rms_norm(x, P["model.norm.weight"], eps)
     logits = x @ P["lm_head.weight"].T  # (B, T, V_pad)
-    V = cfg["vocab_size"]
-    z = logits[..., :V].reshape(B * T, V)  # padded ids take no part in the softmax
+    V = logits.shape[-1]
+    z = logits.reshape(B * T, V)  # softmax over the padded vocabulary, as Megatron-LM computes it
     t = targets.reshape(-1)
     valid = t != -100
     lse = torch.logsumexp(z, dim=-1)

@@ -52,7 +52,7 @@ class AtomicFile {
   static constexpr std::size_t buffer_bytes = std::size_t{1} << 20;
 
   explicit AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
-    KUMIKI_CHECK(!target_.filename().empty(), "atomic write target '", target_.string(), "' names no file");
+    KUMIKI_REQUIRE(!target_.filename().empty(), "atomic write target '", target_.string(), "' names no file");
     std::filesystem::path dir = target_.parent_path();
     if (dir.empty()) dir = ".";
     static std::atomic<unsigned> counter{0};

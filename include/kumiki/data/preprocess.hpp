@@ -82,7 +82,7 @@ inline std::vector<std::filesystem::path> list_input_files(std::vector<std::file
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else {
-      KUMIKI_CHECK(std::filesystem::is_regular_file(in, ec), "input ", in, " is neither a file nor a directory");
+      KUMIKI_REQUIRE(std::filesystem::is_regular_file(in, ec), "input ", in, " is neither a file nor a directory");
       files.push_back(in);
     }
   }
@@ -106,14 +106,14 @@ class ByteSource {
     if (gz_) {
 #if KUMIKI_HAS_ZLIB_HEADER
       gzf_ = gzopen(path.c_str(), "rb");
-      KUMIKI_CHECK(gzf_ != nullptr, "cannot open ", path, ": ", std::strerror(errno));
+      KUMIKI_REQUIRE(gzf_ != nullptr, "cannot open ", path, ": ", std::strerror(errno));
       gzbuffer(gzf_, 1 << 18);
 #else
       KUMIKI_FAIL("cannot read ", path, ": this build has no zlib");
 #endif
     } else {
       fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      KUMIKI_CHECK(fd_ >= 0, "cannot open ", path, ": ", std::strerror(errno));
+      KUMIKI_REQUIRE(fd_ >= 0, "cannot open ", path, ": ", std::strerror(errno));
     }
   }
   ByteSource(ByteSource const&) = delete;
@@ -141,7 +141,7 @@ class ByteSource {
     while (true) {
       ssize_t const got = ::read(fd_, buf, n);
       if (got < 0 && errno == EINTR) continue;
-      KUMIKI_CHECK(got >= 0, "cannot read ", path_, ": ", std::strerror(errno));
+      KUMIKI_REQUIRE(got >= 0, "cannot read ", path_, ": ", std::strerror(errno));
       return static_cast<std::size_t>(got);
     }
   }
@@ -298,10 +298,10 @@ class DocumentReader {
     } catch (nlohmann::json::exception const& e) {
       KUMIKI_FAIL(file.string(), ":", doc.line, ": invalid JSON: ", e.what());
     }
-    KUMIKI_CHECK(j.is_object() && j.contains(opt_.json_key), file.string(), ":", doc.line, ": no key \"",
+    KUMIKI_REQUIRE(j.is_object() && j.contains(opt_.json_key), file.string(), ":", doc.line, ": no key \"",
                  opt_.json_key, "\" in the JSON object");
     auto& v = j[opt_.json_key];
-    KUMIKI_CHECK(v.is_string(), file.string(), ":", doc.line, ": \"", opt_.json_key, "\" is not a string");
+    KUMIKI_REQUIRE(v.is_string(), file.string(), ":", doc.line, ": \"", opt_.json_key, "\" is not a string");
     doc.text = std::move(v.get_ref<std::string&>());
     doc.json = false;
   }
@@ -336,12 +336,12 @@ class DocumentReader {
 /// Megatron's conventions: one sequence per document, eod appended to non-empty documents only,
 /// an empty document recorded with no sequence.
 inline PreprocessStats preprocess(Tokenizer const& tok, PreprocessOptions const& opt) {
-  KUMIKI_CHECK(!opt.output_prefix.empty(), "preprocess needs an output prefix");
-  KUMIKI_CHECK(opt.workers >= 1, "workers must be >= 1, got ", opt.workers);
+  KUMIKI_REQUIRE(!opt.output_prefix.empty(), "preprocess needs an output prefix");
+  KUMIKI_REQUIRE(opt.workers >= 1, "workers must be >= 1, got ", opt.workers);
   auto const start = std::chrono::steady_clock::now();
   PreprocessStats st;
   auto const files = list_input_files(opt.inputs);
-  KUMIKI_CHECK(!files.empty(), "no input files");
+  KUMIKI_REQUIRE(!files.empty(), "no input files");
   st.files = static_cast<std::int64_t>(files.size());
   st.dtype = token_dtype_for_vocab(tok.vocab_size());
   if (!opt.output_prefix.parent_path().empty()) std::filesystem::create_directories(opt.output_prefix.parent_path());

@@ -30,30 +30,30 @@ namespace data {
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(std::filesystem::path const& model) : path_(model) {
-    KUMIKI_CHECK(std::filesystem::is_regular_file(model), "SentencePiece model ", model, " not found");
+    KUMIKI_REQUIRE(std::filesystem::is_regular_file(model), "SentencePiece model ", model, " not found");
     auto const status = sp_.Load(model.string());
-    KUMIKI_CHECK(status.ok(), "cannot load SentencePiece model ", model, ": ", status.ToString());
+    KUMIKI_REQUIRE(status.ok(), "cannot load SentencePiece model ", model, ": ", status.ToString());
   }
 
   std::vector<std::int32_t> encode(std::string_view text) const override {
     std::vector<int> ids;
     auto const status = sp_.Encode(text, &ids);
-    KUMIKI_CHECK(status.ok(), "SentencePiece encode failed (", path_, "): ", status.ToString());
+    KUMIKI_REQUIRE(status.ok(), "SentencePiece encode failed (", path_, "): ", status.ToString());
     return {ids.begin(), ids.end()};
   }
   std::string decode(std::span<std::int32_t const> ids) const override {
     std::vector<int> v(ids.begin(), ids.end());
     int const n = sp_.GetPieceSize();
-    for (int id : v) KUMIKI_CHECK(id >= 0 && id < n, "SentencePiece: id ", id, " outside [0, ", n, ") of ", path_);
+    for (int id : v) KUMIKI_REQUIRE(id >= 0 && id < n, "SentencePiece: id ", id, " outside [0, ", n, ") of ", path_);
     std::string out;
     auto const status = sp_.Decode(v, &out);
-    KUMIKI_CHECK(status.ok(), "SentencePiece decode failed (", path_, "): ", status.ToString());
+    KUMIKI_REQUIRE(status.ok(), "SentencePiece decode failed (", path_, "): ", status.ToString());
     return out;
   }
   using Tokenizer::decode;
   std::int64_t vocab_size() const override { return sp_.GetPieceSize(); }
   std::int32_t eod_id() const override {
-    KUMIKI_CHECK(sp_.eos_id() >= 0, "SentencePiece model ", path_, " has no eos piece to end documents with");
+    KUMIKI_REQUIRE(sp_.eos_id() >= 0, "SentencePiece model ", path_, " has no eos piece to end documents with");
     return sp_.eos_id();
   }
   std::int32_t bos_id() const override { return sp_.bos_id(); }

@@ -82,7 +82,7 @@ inline char const* hf_torch_dtype(DType t) {
 /// Throws unless configuration `c` can be written as a Hugging Face model: HF Mixtral always
 /// renormalizes the top-k routing weights, so a pre-softmax (unrenormalized) router has no equivalent.
 inline void check_hf_exportable(models::TransformerConfig const& c) {
-  KUMIKI_CHECK(!(c.is_moe() && c.moe_pre_softmax),
+  KUMIKI_REQUIRE(!(c.is_moe() && c.moe_pre_softmax),
                "this MoE configuration routes with moe_pre_softmax (top-k weights not renormalized); Hugging Face "
                "Mixtral always renormalizes the top-k weights, so it cannot be exported as MixtralForCausalLM");
 }
@@ -145,14 +145,14 @@ inline nlohmann::ordered_json hf_generation_config_json(nlohmann::ordered_json c
 namespace detail {
 
 inline nlohmann::json read_json_file(std::filesystem::path const& p, char const* what) {
-  KUMIKI_CHECK(std::filesystem::is_regular_file(p), what, " '", p.string(), "' is missing");
+  KUMIKI_REQUIRE(std::filesystem::is_regular_file(p), what, " '", p.string(), "' is missing");
   std::ifstream in(p, std::ios::binary);
-  KUMIKI_CHECK(in.good(), "cannot read ", what, " '", p.string(), "'");
+  KUMIKI_REQUIRE(in.good(), "cannot read ", what, " '", p.string(), "'");
   std::stringstream ss;
   ss << in.rdbuf();
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  KUMIKI_CHECK(!j.is_discarded(), what, " '", p.string(), "' is not valid JSON");
-  KUMIKI_CHECK(j.is_object(), what, " '", p.string(), "' is not a JSON object");
+  KUMIKI_REQUIRE(!j.is_discarded(), what, " '", p.string(), "' is not valid JSON");
+  KUMIKI_REQUIRE(j.is_object(), what, " '", p.string(), "' is not a JSON object");
   return j;
 }
 
@@ -160,17 +160,17 @@ template <class T>
 T hf_field(nlohmann::json const& j, char const* key, std::string const& src, std::optional<T> fallback = std::nullopt) {
   auto const it = j.find(key);
   if (it == j.end() || it->is_null()) {
-    KUMIKI_CHECK(fallback.has_value(), "config '", src, "' has no '", key, "'");
+    KUMIKI_REQUIRE(fallback.has_value(), "config '", src, "' has no '", key, "'");
     return *fallback;
   }
   if constexpr (std::is_same_v<T, bool>) {
-    KUMIKI_CHECK(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", it->dump(), ")");
   } else if constexpr (std::is_integral_v<T>) {
-    KUMIKI_CHECK(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", it->dump(), ")");
   } else if constexpr (std::is_floating_point_v<T>) {
-    KUMIKI_CHECK(it->is_number(), "config '", src, "': '", key, "' is not a number (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_number(), "config '", src, "': '", key, "' is not a number (", it->dump(), ")");
   } else {
-    KUMIKI_CHECK(it->is_string(), "config '", src, "': '", key, "' is not a string (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_string(), "config '", src, "': '", key, "' is not a string (", it->dump(), ")");
   }
   return it->get<T>();
 }
@@ -206,29 +206,29 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   c.model_type = detail::hf_field<std::string>(j, "model_type", src, std::string());
   bool const llama = c.model_type == "llama" || (c.model_type.empty() && c.architecture == "LlamaForCausalLM");
   bool const mixtral = c.model_type == "mixtral" || (c.model_type.empty() && c.architecture == "MixtralForCausalLM");
-  KUMIKI_CHECK(llama || mixtral, "config '", src, "' is model_type '", c.model_type, "' (", c.architecture,
+  KUMIKI_REQUIRE(llama || mixtral, "config '", src, "' is model_type '", c.model_type, "' (", c.architecture,
                "); only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
-  KUMIKI_CHECK(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src, "': architecture '",
+  KUMIKI_REQUIRE(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src, "': architecture '",
                c.architecture, "' contradicts model_type '", c.model_type, "'");
   if (mixtral) {
     c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src);
     c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src);
-    KUMIKI_CHECK(c.num_local_experts >= 1, "config '", src, "': num_local_experts ", c.num_local_experts,
+    KUMIKI_REQUIRE(c.num_local_experts >= 1, "config '", src, "': num_local_experts ", c.num_local_experts,
                  " must be at least 1 for a Mixtral model");
-    KUMIKI_CHECK(c.num_experts_per_tok >= 1 && c.num_experts_per_tok <= c.num_local_experts, "config '", src,
+    KUMIKI_REQUIRE(c.num_experts_per_tok >= 1 && c.num_experts_per_tok <= c.num_local_experts, "config '", src,
                  "': num_experts_per_tok ", c.num_experts_per_tok, " must be between 1 and num_local_experts ",
                  c.num_local_experts);
     c.router_aux_loss_coef = detail::hf_field<double>(j, "router_aux_loss_coef", src, 0.001);
     if (auto const sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
-      KUMIKI_CHECK(sw->is_number_integer(), "config '", src, "': 'sliding_window' is not an integer (", sw->dump(), ")");
+      KUMIKI_REQUIRE(sw->is_number_integer(), "config '", src, "': 'sliding_window' is not an integer (", sw->dump(), ")");
       std::int64_t const max_pos = detail::hf_field<std::int64_t>(j, "max_position_embeddings", src, 2048);
-      KUMIKI_CHECK(sw->get<std::int64_t>() >= max_pos, "config '", src, "': sliding_window ", sw->get<std::int64_t>(),
+      KUMIKI_REQUIRE(sw->get<std::int64_t>() >= max_pos, "config '", src, "': sliding_window ", sw->get<std::int64_t>(),
                    " is shorter than max_position_embeddings ", max_pos, " (kumiki attention is fully causal)");
     }
   } else {
     for (char const* key : {"num_local_experts", "num_experts_per_tok"}) {
       auto const n = detail::hf_field<std::int64_t>(j, key, src, 0);
-      KUMIKI_CHECK(n == 0, "config '", src, "': a Llama model with ", key, " ", n,
+      KUMIKI_REQUIRE(n == 0, "config '", src, "': a Llama model with ", key, " ", n,
                    "; mixture-of-experts models are model_type 'mixtral' (MixtralForCausalLM)");
     }
   }
@@ -244,34 +244,34 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   c.tie_word_embeddings = detail::hf_field<bool>(j, "tie_word_embeddings", src, false);
   c.bos_token_id = detail::hf_token_id(j, "bos_token_id");
   c.eos_token_id = detail::hf_token_id(j, "eos_token_id");
-  KUMIKI_CHECK(!c.tie_word_embeddings, "config '", src,
+  KUMIKI_REQUIRE(!c.tie_word_embeddings, "config '", src,
                "' ties the LM head to the embedding (tie_word_embeddings: true); kumiki models are untied");
   std::string const act = detail::hf_field<std::string>(j, "hidden_act", src, std::string("silu"));
-  KUMIKI_CHECK(act == "silu", "config '", src, "': hidden_act '", act, "' is not supported (SwiGLU needs 'silu')");
-  KUMIKI_CHECK(!detail::hf_field<bool>(j, "attention_bias", src, false), "config '", src,
+  KUMIKI_REQUIRE(act == "silu", "config '", src, "': hidden_act '", act, "' is not supported (SwiGLU needs 'silu')");
+  KUMIKI_REQUIRE(!detail::hf_field<bool>(j, "attention_bias", src, false), "config '", src,
                "': attention_bias true is not supported (kumiki projections have no biases)");
-  KUMIKI_CHECK(!detail::hf_field<bool>(j, "mlp_bias", src, false), "config '", src,
+  KUMIKI_REQUIRE(!detail::hf_field<bool>(j, "mlp_bias", src, false), "config '", src,
                "': mlp_bias true is not supported (kumiki projections have no biases)");
   if (auto const rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
     KUMIKI_FAIL("config '", src, "': rope_scaling ", rs->dump(), " is not supported (plain RoPE only)");
   // Newer transformers write RoPE as "rope_parameters": {"rope_type": "default", "rope_theta": ...}.
   if (auto const rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
-    KUMIKI_CHECK(rp->is_object(), "config '", src, "': rope_parameters ", rp->dump(), " is not an object");
+    KUMIKI_REQUIRE(rp->is_object(), "config '", src, "': rope_parameters ", rp->dump(), " is not an object");
     std::string const where = src + " (rope_parameters)";
     std::string const type = detail::hf_field<std::string>(*rp, "rope_type", where, std::string("default"));
-    KUMIKI_CHECK(type == "default", "config '", src, "': rope_parameters rope_type '", type,
+    KUMIKI_REQUIRE(type == "default", "config '", src, "': rope_parameters rope_type '", type,
                  "' is not supported (plain RoPE only)");
     double const theta = detail::hf_field<double>(*rp, "rope_theta", where);
-    KUMIKI_CHECK(j.find("rope_theta") == j.end() || j.at("rope_theta").is_null() || c.rope_theta == theta, "config '",
+    KUMIKI_REQUIRE(j.find("rope_theta") == j.end() || j.at("rope_theta").is_null() || c.rope_theta == theta, "config '",
                  src, "': rope_theta ", detail::fmt_number(c.rope_theta), " contradicts rope_parameters.rope_theta ",
                  detail::fmt_number(theta));
     c.rope_theta = theta;
   }
-  KUMIKI_CHECK(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
+  KUMIKI_REQUIRE(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
                src, "': hidden_size ", c.hidden_size, " is not a positive multiple of num_attention_heads ",
                c.num_attention_heads);
   std::int64_t const head_dim = detail::hf_field<std::int64_t>(j, "head_dim", src, c.hidden_size / c.num_attention_heads);
-  KUMIKI_CHECK(head_dim == c.hidden_size / c.num_attention_heads, "config '", src, "': head_dim ", head_dim,
+  KUMIKI_REQUIRE(head_dim == c.hidden_size / c.num_attention_heads, "config '", src, "': head_dim ", head_dim,
                " differs from hidden_size / num_attention_heads = ", c.hidden_size / c.num_attention_heads);
   return c;
 }
@@ -283,8 +283,8 @@ struct ConfigFieldDiff {
   std::string got;       // config.json's value
 };
 
-/// The config.json fields (named as there) that differ from configuration `c`. vocab_size is
-/// compared with c's padded vocabulary; intermediate_size with one expert's width for an MoE
+/// The config.json fields (named as there) that differ from configuration `c`. vocab_size matches
+/// anything from c's real to its padded vocabulary; intermediate_size with one expert's width for an MoE
 /// configuration; num_local_experts / num_experts_per_tok with the expert count and top-k (0 for a
 /// dense configuration and a Llama config.json), so dense and MoE never match each other. Training
 /// settings (init, z-loss, router loss coefficients) are not compared.
@@ -301,7 +301,13 @@ inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig con
   i("num_hidden_layers", c.num_layers, h.num_hidden_layers);
   i("num_attention_heads", c.num_heads, h.num_attention_heads);
   i("num_key_value_heads", c.num_query_groups, h.num_key_value_heads);
-  i("vocab_size", c.padded_vocab(), h.vocab_size);
+  // A Hugging Face model may carry the real (unpadded) vocabulary or any size up to the padded one:
+  // import pads the embedding and LM head (load_hf_weights). Anything else is a different model.
+  if (h.vocab_size < c.vocab_size || h.vocab_size > c.padded_vocab())
+    d.push_back({"vocab_size",
+                 c.vocab_size == c.padded_vocab() ? std::to_string(c.vocab_size)
+                                                  : std::to_string(c.vocab_size) + ".." + std::to_string(c.padded_vocab()),
+                 std::to_string(h.vocab_size)});
   r("rope_theta", c.rope_base, h.rope_theta);
   r("rms_norm_eps", c.rms_eps, h.rms_norm_eps);
   i("max_position_embeddings", c.max_seq_len, h.max_position_embeddings);
@@ -346,26 +352,48 @@ inline models::TransformerConfig model_config(std::string_view name) {
   return models::dispatch_config(name, [](auto tag) { return models::TransformerConfig(decltype(tag)::config); });
 }
 
+/// True for the tensors with one row per vocabulary id (the embedding and the LM head).
+inline bool is_vocab_tensor(std::string_view name) {
+  return name == "model.embed_tokens.weight" || name == "lm_head.weight";
+}
+
 /// Reads the weights of a Hugging Face model directory (one file or sharded; F32, BF16 or F16) into
 /// a new fp32 arena with `layout`, checking every tensor's presence and shape. Rotary inv_freq buffers
 /// some exports carry are skipped; any other tensor the model has no place for is an error.
 /// `model` names the model in that error (e.g. "a Mixtral model of configuration 'tiny_moe_test'").
+/// `vocab_rows` (config.json's vocab_size) may be smaller than the arena's padded vocabulary: the
+/// embedding and LM head rows beyond it are then filled with copies of the last row, as Megatron-LM's
+/// checkpoint converter pads a vocabulary (tools/checkpoint saver, "replicating final entry").
 inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout const& layout,
-                                  std::string_view model = "the model") {
+                                  std::string_view model = "the model", std::int64_t vocab_rows = -1) {
   SafetensorsModel const m(dir);
   Arena<Cpu> arena(layout);
   for (ArenaEntry const& e : layout.entries()) {
-    KUMIKI_CHECK(m.contains(e.name), "model '", dir.string(), "' has no tensor '", e.name, "' (expected ", e.shape, ")");
+    KUMIKI_REQUIRE(m.contains(e.name), "model '", dir.string(), "' has no tensor '", e.name, "' (expected ", e.shape, ")");
     SafetensorsEntry const& se = m.entry(e.name);
-    KUMIKI_CHECK(se.shape == e.shape, "model '", dir.string(), "': tensor '", e.name, "' is ", se.shape, ", expected ", e.shape);
-    KUMIKI_CHECK(se.dtype == DType::f32 || se.dtype == DType::bf16 || se.dtype == DType::f16, "model '", dir.string(),
-                 "': tensor '", e.name, "' is ", dtype_name(se.dtype), " (weights must be F32, BF16 or F16)");
-    m.copy_to(e.name, arena.view(e.name));
+    Shape expected = e.shape;
+    bool const pad = is_vocab_tensor(e.name) && vocab_rows > 0 && vocab_rows < e.shape[0];
+    if (pad) expected = Shape{vocab_rows, e.shape[1]};
+    KUMIKI_REQUIRE(se.shape == expected, "model '", dir.string(), "': tensor '", e.name, "' is ", se.shape, ", expected ",
+                   expected);
+    KUMIKI_REQUIRE(se.dtype == DType::f32 || se.dtype == DType::bf16 || se.dtype == DType::f16, "model '", dir.string(),
+                   "': tensor '", e.name, "' is ", dtype_name(se.dtype), " (weights must be F32, BF16 or F16)");
+    AnyView dst = arena.view(e.name);
+    if (!pad) {
+      m.copy_to(e.name, dst);
+      continue;
+    }
+    dst.shape = expected;  // the first vocab_rows rows
+    m.copy_to(e.name, dst);
+    auto* rows = static_cast<float*>(dst.data);
+    std::int64_t const C = e.shape[1];
+    for (std::int64_t r = vocab_rows; r < e.shape[0]; ++r)
+      std::copy(rows + (vocab_rows - 1) * C, rows + vocab_rows * C, rows + r * C);
   }
   for (std::string const& n : m.names()) {
     if (layout.contains(n)) continue;
     std::string_view const skip = "rotary_emb.inv_freq";
-    KUMIKI_CHECK(n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0, "model '",
+    KUMIKI_REQUIRE(n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0, "model '",
                  dir.string(), "' holds tensor '", n, "' which ", model, " has no place for");
   }
   return arena;
@@ -379,12 +407,12 @@ struct HfModel {
 };
 
 inline HfModel read_hf_model(std::filesystem::path const& dir) {
-  KUMIKI_CHECK(std::filesystem::is_directory(dir), "Hugging Face model directory '", dir.string(), "' does not exist");
+  KUMIKI_REQUIRE(std::filesystem::is_directory(dir), "Hugging Face model directory '", dir.string(), "' does not exist");
   HfConfig cfg = read_hf_config(dir);
   std::string name = match_hf_config(cfg, (dir / "config.json").string());
   std::string const what =
       std::string(cfg.num_local_experts > 0 ? "a Mixtral" : "a Llama") + " model of configuration '" + name + "'";
-  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name), what);
+  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name), what, cfg.vocab_size);
   return {std::move(name), std::move(cfg), std::move(params)};
 }
 
@@ -425,7 +453,7 @@ inline std::optional<std::string> recipe_model_name(std::string_view text) {
 inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
   std::filesystem::path const p = ckpt / train::ckpt_recipe_file;
   auto const m = recipe_model_name(train::detail::read_text(p));
-  KUMIKI_CHECK(m.has_value(), "recipe '", p.string(), "' names no model (model = \"...\")");
+  KUMIKI_REQUIRE(m.has_value(), "recipe '", p.string(), "' names no model (model = \"...\")");
   return *m;
 }
 
@@ -461,14 +489,14 @@ struct TempDir {
 
 inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem::path const& to) {
   std::ifstream in(from, std::ios::binary);
-  KUMIKI_CHECK(in.good(), "cannot read '", from.string(), "'");
+  KUMIKI_REQUIRE(in.good(), "cannot read '", from.string(), "'");
   AtomicFile f(to);
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     if (in.gcount() > 0) f.write(buf.data(), static_cast<std::size_t>(in.gcount()));
   }
-  KUMIKI_CHECK(in.eof(), "error reading '", from.string(), "'");
+  KUMIKI_REQUIRE(in.eof(), "error reading '", from.string(), "'");
   f.commit();
 }
 
@@ -482,11 +510,11 @@ inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem:
 inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
                                                     HfExportOptions const& opt = {}) {
   namespace fs = std::filesystem;
-  KUMIKI_CHECK(opt.dtype == DType::f32 || opt.dtype == DType::bf16 || opt.dtype == DType::f16,
+  KUMIKI_REQUIRE(opt.dtype == DType::f32 || opt.dtype == DType::bf16 || opt.dtype == DType::f16,
                "export dtype must be f32, bf16 or f16, not ", dtype_name(opt.dtype));
-  KUMIKI_CHECK(opt.tokenizer.empty() || fs::is_regular_file(opt.tokenizer), "tokenizer model '", opt.tokenizer.string(),
+  KUMIKI_REQUIRE(opt.tokenizer.empty() || fs::is_regular_file(opt.tokenizer), "tokenizer model '", opt.tokenizer.string(),
                "' does not exist");
-  KUMIKI_CHECK(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)), "output '", out.string(),
+  KUMIKI_REQUIRE(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)), "output '", out.string(),
                "' already exists and is not an empty directory; remove it or choose another");
   fs::path const dir = resolve_checkpoint(ckpt);
   train::verify_checkpoint(dir);
@@ -497,13 +525,13 @@ inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const&
   SafetensorsFile const f(dir / train::ckpt_model_file);
   std::vector<NamedTensor> tensors;
   for (ArenaEntry const& e : layout.entries()) {
-    KUMIKI_CHECK(f.contains(e.name), "checkpoint model '", f.source(), "' has no tensor '", e.name, "'");
+    KUMIKI_REQUIRE(f.contains(e.name), "checkpoint model '", f.source(), "' has no tensor '", e.name, "'");
     SafetensorsEntry const& se = f.entry(e.name);
-    KUMIKI_CHECK(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", e.name, "' is ", dtype_name(se.dtype),
+    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", e.name, "' is ", dtype_name(se.dtype),
                  " ", se.shape, ", model '", name, "' expects ", dtype_name(e.dtype), " ", e.shape);
     tensors.push_back({e.name, f.view(se)});
   }
-  KUMIKI_CHECK(f.size() == layout.size(), "checkpoint model '", f.source(), "' holds ", f.size(), " tensors, model '", name,
+  KUMIKI_REQUIRE(f.size() == layout.size(), "checkpoint model '", f.source(), "' holds ", f.size(), " tensors, model '", name,
                "' has ", layout.size());
 
   fs::path const abs_out = fs::absolute(out).lexically_normal();
@@ -565,11 +593,11 @@ inline std::string imported_recipe_text(std::string const& name, models::Transfo
 inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
                                                            Arena<Cpu> const& params, std::string const& recipe_text,
                                                            Metadata const& model_metadata = {}) {
-  KUMIKI_CHECK(params.layout() == model_param_layout(name), "the weights to write do not have the parameter layout of model '",
+  KUMIKI_REQUIRE(params.layout() == model_param_layout(name), "the weights to write do not have the parameter layout of model '",
                name, "'");
-  KUMIKI_CHECK(recipe_model_name(recipe_text).value_or("") == name, "the recipe of a '", name,
+  KUMIKI_REQUIRE(recipe_model_name(recipe_text).value_or("") == name, "the recipe of a '", name,
                "' checkpoint names model '", recipe_model_name(recipe_text).value_or(""), "'");
-  KUMIKI_CHECK(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
+  KUMIKI_REQUIRE(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
                (out_root / train::checkpoint_name(0)).string(), "' already exists");
   return train::save_weights_checkpoint(out_root, params, recipe_text, model_metadata);
 }

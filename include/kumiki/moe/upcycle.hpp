@@ -68,17 +68,17 @@ inline MatrixStats matrix_stats(float const* p, std::size_t n) {
 }
 
 inline float const* dense_tensor(Arena<Cpu> const& a, std::string const& name, Shape const& shape) {
-  KUMIKI_CHECK(a.layout().contains(name), "the dense model has no tensor '", name, "'");
+  KUMIKI_REQUIRE(a.layout().contains(name), "the dense model has no tensor '", name, "'");
   ArenaEntry const& e = a.layout().entry(name);
-  KUMIKI_CHECK(e.dtype == DType::f32 && e.shape == shape, "dense tensor '", name, "' is ", dtype_name(e.dtype), " ",
+  KUMIKI_REQUIRE(e.dtype == DType::f32 && e.shape == shape, "dense tensor '", name, "' is ", dtype_name(e.dtype), " ",
                e.shape, ", expected f32 ", shape);
   return a.get<float>(name).data();
 }
 
 inline float* moe_tensor(Arena<Cpu>& a, std::string const& name, Shape const& shape) {
-  KUMIKI_CHECK(a.layout().contains(name), "the MoE model has no tensor '", name, "'");
+  KUMIKI_REQUIRE(a.layout().contains(name), "the MoE model has no tensor '", name, "'");
   ArenaEntry const& e = a.layout().entry(name);
-  KUMIKI_CHECK(e.dtype == DType::f32 && e.shape == shape, "MoE tensor '", name, "' is ", dtype_name(e.dtype), " ",
+  KUMIKI_REQUIRE(e.dtype == DType::f32 && e.shape == shape, "MoE tensor '", name, "' is ", dtype_name(e.dtype), " ",
                e.shape, ", expected f32 ", shape);
   return a.get<float>(name).data();
 }
@@ -92,7 +92,7 @@ struct UpcycleDims {
 
 /// The number of re-initialized rows per matrix: round(r * F), halves away from zero.
 inline std::int64_t reinit_count(double ratio, std::int64_t ffn) {
-  KUMIKI_CHECK(std::isfinite(ratio) && ratio >= 0.0 && ratio <= 1.0, "Drop-Upcycling ratio ", ratio,
+  KUMIKI_REQUIRE(std::isfinite(ratio) && ratio >= 0.0 && ratio <= 1.0, "Drop-Upcycling ratio ", ratio,
                " is outside [0, 1] (0: plain upcycling, 1: re-initialize every row)");
   return std::llround(ratio * static_cast<double>(ffn));
 }
@@ -176,7 +176,7 @@ inline void drop_upcycle_impl(UpcycleDims const dims, Arena<Cpu> const& dense, A
                               UpcycleOptions const& opt) {
   auto const [L, C, F, E] = dims;
   std::int64_t const k = reinit_count(opt.ratio, F);
-  KUMIKI_CHECK(std::isfinite(opt.router_std) && opt.router_std >= 0.0, "router std ", opt.router_std,
+  KUMIKI_REQUIRE(std::isfinite(opt.router_std) && opt.router_std >= 0.0, "router std ", opt.router_std,
                " must be a non-negative number");
   // Every dense tensor has a place: the 3 FFN matrices of each layer feed the experts, the rest is copied.
   std::size_t const moe_ffn_tensors = static_cast<std::size_t>(L * (1 + 3 * E));

@@ -281,8 +281,9 @@ class Transformer {
                  "reset_attention_mask needs the end-of-document token id (eod_token)");
     std::int64_t const N = B * Tn;
     for (std::int64_t i = 0; i < N; ++i)
-      KUMIKI_CHECK(tokens[i] >= 0 && tokens[i] < V, "token id ", tokens[i], " at position ", i,
-                   " is outside the vocabulary of ", V);
+      KUMIKI_REQUIRE(tokens[i] >= 0 && tokens[i] < V, "token id ", tokens[i], " at position ", i,
+                     " is outside the vocabulary of the model (", V, " tokens, ids 0..", V - 1,
+                     "): tokenize the input with the model's tokenizer");
     ensure_activations(B, Tn, opt);
 
     moe::RouterLosses router_losses;

@@ -13,8 +13,8 @@ namespace ops {
 struct LmHeadLossArgs {
   std::int64_t tokens = 0;          // N rows of x
   std::int64_t hidden = 0;          // C
-  std::int64_t vocab = 0;           // real vocabulary V: only ids < V get probability
-  std::int64_t padded_vocab = 0;    // rows of W (>= V); logits of ids >= V are masked out of the softmax
+  std::int64_t vocab = 0;           // real vocabulary V: targets must be < V
+  std::int64_t padded_vocab = 0;    // rows of W (>= V): the softmax covers all of them (Megatron-LM)
   std::int64_t chunk = 256;         // tokens per chunk: the scratch holds chunk x padded_vocab logits
   std::int32_t ignore_index = -100; // targets equal to it contribute nothing
   double z_loss = 0.0;              // coefficient of mean(lse^2) added to the loss (PaLM z-loss)
@@ -29,8 +29,14 @@ struct LmHeadLossResult {
   constexpr operator double() const { return loss; }  // NOLINT: `float l = model.forward(...)` reads the loss
 };
 
-/// Fused output layer and loss: logits = x W^T chunk by chunk, softmax over the real vocabulary only
-/// (padded rows never get probability), cross-entropy with ignore index / loss mask, optional z-loss,\n/// and in the same pass the gradients d_x and d_W. A full tokens x vocab tensor is never held.
+/// Fused output layer and loss: logits = x W^T chunk by chunk, softmax over the whole padded
+/// vocabulary, cross-entropy with ignore index / loss mask, optional z-loss, and in the same pass the
+/// gradients d_x and d_W. A full tokens x vocab tensor is never held.
+///
+/// Why the padded ids take part in the softmax: Megatron-LM computes its (vocab-parallel)
+/// cross-entropy over the padded output layer, and Hugging Face's LlamaForCausalLM over all
+/// `vocab_size` rows it is given. Training over the padded vocabulary pushes the padded logits down,
+/// so the model trained here and the model exported to Hugging Face are the same function.
 /// Specializations: ops/cpu/lm_head_loss.hpp (Cpu), ops/cuda/lm_head_loss.cuh (Cuda).
 /// \tparam Backend device tag (`Cpu`, `Cuda`)
 template <class Backend>

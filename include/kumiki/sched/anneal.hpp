@@ -5,6 +5,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/fp.hpp"
 #include "kumiki/sched/common.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -26,14 +27,14 @@ struct Anneal {
     if (n <= start) return from_lr;
     if (n >= start + steps) return to_lr;
     double const q = static_cast<double>(n - start) / static_cast<double>(steps);
-    return to_lr + decay_coeff(shape, q) * (from_lr - to_lr);
+    return to_lr + rounded(decay_coeff(shape, q) * (from_lr - to_lr));  // never fused (core/fp.hpp)
   }
   void validate() const {
-    KUMIKI_CHECK(steps > 0, "lr schedule 'anneal': steps must be positive, got ", steps);
-    KUMIKI_CHECK(start >= 0, "lr schedule 'anneal': start must be >= 0, got ", start);
-    KUMIKI_CHECK(from_lr >= 0.0 && to_lr >= 0.0, "lr schedule 'anneal': learning rates must be >= 0, got from_lr ", from_lr,
+    KUMIKI_REQUIRE(steps > 0, "lr schedule 'anneal': steps must be positive, got ", steps);
+    KUMIKI_REQUIRE(start >= 0, "lr schedule 'anneal': start must be >= 0, got ", start);
+    KUMIKI_REQUIRE(from_lr >= 0.0 && to_lr >= 0.0, "lr schedule 'anneal': learning rates must be >= 0, got from_lr ", from_lr,
                  ", to_lr ", to_lr);
-    KUMIKI_CHECK(clock.global_batch > 0, "lr schedule 'anneal': global_batch must be positive, got ", clock.global_batch);
+    KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'anneal': global_batch must be positive, got ", clock.global_batch);
   }
   friend constexpr bool operator==(Anneal const&, Anneal const&) = default;
 };
@@ -68,11 +69,11 @@ struct DecayBranch {
   }
   void validate() const {
     if constexpr (requires { base.validate(); }) base.validate();
-    KUMIKI_CHECK(steps > 0, "lr schedule 'branch': steps must be positive, got ", steps);
-    KUMIKI_CHECK(start >= 0, "lr schedule 'branch': start must be >= 0, got ", start);
-    KUMIKI_CHECK(to_lr >= 0.0, "lr schedule 'branch': to_lr must be >= 0, got ", to_lr);
-    KUMIKI_CHECK(clock.global_batch > 0, "lr schedule 'branch': global_batch must be positive, got ", clock.global_batch);
-    KUMIKI_CHECK(clock.unit == Unit::iterations || start % clock.global_batch == 0,
+    KUMIKI_REQUIRE(steps > 0, "lr schedule 'branch': steps must be positive, got ", steps);
+    KUMIKI_REQUIRE(start >= 0, "lr schedule 'branch': start must be >= 0, got ", start);
+    KUMIKI_REQUIRE(to_lr >= 0.0, "lr schedule 'branch': to_lr must be >= 0, got ", to_lr);
+    KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'branch': global_batch must be positive, got ", clock.global_batch);
+    KUMIKI_REQUIRE(clock.unit == Unit::iterations || start % clock.global_batch == 0,
                  "lr schedule 'branch': start (", start, " samples) must be a whole number of iterations of ",
                  clock.global_batch, " samples");
   }

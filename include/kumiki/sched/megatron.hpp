@@ -5,6 +5,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/fp.hpp"
 #include "kumiki/sched/common.hpp"
 #include "kumiki/sched/detail/math.hpp"
 
@@ -15,13 +16,16 @@ namespace sched {
 //   W > 0 and n <= W : init_lr + (max_lr - init_lr) * n / W      (warmup is checked first)
 //   constant         : max_lr                                     (min_lr never applies)
 //   n > D            : min_lr
-//   inverse-sqrt     : max(min_lr, max_lr * sqrt(max(W, 1)) / sqrt(max(n, 1)))
+//   inverse-sqrt     : max(min_lr, max_lr * max(W, 1)**0.5 / max(n, 1)**0.5)   (pow, as Python's **)
 //   otherwise        : min_lr + coeff * (max_lr - min_lr), r = (n - W) / (D - W)
 //     linear 1 - r; cosine (1 + cos(pi r)) / 2; WSD: A = D - wsd_decay, coeff = 1 for n <= A,
 //     else decay_coeff(wsd_style, (n - A) / wsd_decay).
 // Flag mapping: max_lr --lr, min_lr --min-lr, init_lr --lr-warmup-init, warmup --lr-warmup-iters
 // (or -samples), decay_end --lr-decay-iters (or -samples; defaults to the run length),
 // wsd_decay --lr-wsd-decay-iters, wsd_style --lr-wsd-decay-style.
+// Bit for bit: the operations, their order and their rounding are Megatron's Python ones (no fused
+// multiply-add whatever the build flags: see kumiki::rounded), so a run resumed on another machine
+// continues with the same learning rates, and `kumiki lr` equals Megatron's values exactly.
 namespace detail {
 
 enum class Style : std::uint8_t { constant, linear, cosine, inverse_sqrt, wsd };
@@ -40,7 +44,7 @@ constexpr double megatron_lr(Style style, MegatronParams const& a, std::int64_t 
   if (style == Style::inverse_sqrt) {
     double const w = static_cast<double>(a.warmup > 1 ? a.warmup : 1);
     double const s = static_cast<double>(n > 1 ? n : 1);
-    double const lr = a.max_lr * sqrt(w) / sqrt(s);
+    double const lr = a.max_lr * pow_half(w) / pow_half(s);
     return lr > a.min_lr ? lr : a.min_lr;
   }
   double const r = static_cast<double>(n - a.warmup) / static_cast<double>(a.decay_end - a.warmup);
@@ -55,20 +59,20 @@ constexpr double megatron_lr(Style style, MegatronParams const& a, std::int64_t 
     if (n > anneal_start)
       coeff = decay_coeff(a.wsd_style, static_cast<double>(n - anneal_start) / static_cast<double>(a.wsd_decay));
   }
-  return a.min_lr + coeff * delta;
+  return a.min_lr + rounded(coeff * delta);
 }
 
 /// Megatron's constructor assertions, as errors naming the schedule and the offending field.
 inline void check_megatron(char const* what, MegatronParams const& a, Clock const& c, bool decays) {
-  KUMIKI_CHECK(c.global_batch > 0, "lr schedule '", what, "': global_batch must be positive, got ", c.global_batch);
-  KUMIKI_CHECK(a.warmup >= 0, "lr schedule '", what, "': warmup must be >= 0, got ", a.warmup);
-  KUMIKI_CHECK(a.init_lr >= 0.0 && a.init_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= init_lr <= max_lr, got init_lr ",
+  KUMIKI_REQUIRE(c.global_batch > 0, "lr schedule '", what, "': global_batch must be positive, got ", c.global_batch);
+  KUMIKI_REQUIRE(a.warmup >= 0, "lr schedule '", what, "': warmup must be >= 0, got ", a.warmup);
+  KUMIKI_REQUIRE(a.init_lr >= 0.0 && a.init_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= init_lr <= max_lr, got init_lr ",
                a.init_lr, ", max_lr ", a.max_lr);
   if (!decays) return;
-  KUMIKI_CHECK(a.min_lr >= 0.0 && a.min_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= min_lr <= max_lr, got min_lr ",
+  KUMIKI_REQUIRE(a.min_lr >= 0.0 && a.min_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= min_lr <= max_lr, got min_lr ",
                a.min_lr, ", max_lr ", a.max_lr);
-  KUMIKI_CHECK(a.decay_end > 0, "lr schedule '", what, "': decay_end must be positive, got ", a.decay_end);
-  KUMIKI_CHECK(a.warmup < a.decay_end, "lr schedule '", what, "': warmup (", a.warmup, ") must be below decay_end (",
+  KUMIKI_REQUIRE(a.decay_end > 0, "lr schedule '", what, "': decay_end must be positive, got ", a.decay_end);
+  KUMIKI_REQUIRE(a.warmup < a.decay_end, "lr schedule '", what, "': warmup (", a.warmup, ") must be below decay_end (",
                a.decay_end, ")");
 }
 
@@ -86,7 +90,7 @@ struct Constant {
                                clock.count(step));
   }
   void validate() const {
-    KUMIKI_CHECK(max_lr >= 0.0, "lr schedule 'constant': max_lr must be >= 0, got ", max_lr);
+    KUMIKI_REQUIRE(max_lr >= 0.0, "lr schedule 'constant': max_lr must be >= 0, got ", max_lr);
     detail::check_megatron("constant", {max_lr, 0.0, init_lr, warmup, 0, 0, DecayShape::linear}, clock, false);
   }
   friend constexpr bool operator==(Constant const&, Constant const&) = default;
@@ -170,7 +174,7 @@ struct Wsd {
   }
   void validate() const {
     detail::check_megatron("wsd", {max_lr, min_lr, init_lr, warmup, decay_end, wsd_decay, wsd_style}, clock, true);
-    KUMIKI_CHECK(wsd_decay > 0, "lr schedule 'wsd': wsd_decay must be positive, got ", wsd_decay);
+    KUMIKI_REQUIRE(wsd_decay > 0, "lr schedule 'wsd': wsd_decay must be positive, got ", wsd_decay);
   }
   friend constexpr bool operator==(Wsd const&, Wsd const&) = default;
 };

@@ -45,14 +45,14 @@ struct MultiStep {
   }
   void validate() const {
     if constexpr (requires { base.validate(); }) base.validate();
-    KUMIKI_CHECK(count <= max_milestones, "lr schedule 'steps': at most ", max_milestones, " milestones, got ", count);
+    KUMIKI_REQUIRE(count <= max_milestones, "lr schedule 'steps': at most ", max_milestones, " milestones, got ", count);
     for (std::size_t i = 0; i < count; ++i) {
-      KUMIKI_CHECK(milestones[i].step >= 0, "lr schedule 'steps': milestone ", i, " step must be >= 0");
-      KUMIKI_CHECK(milestones[i].factor >= 0.0, "lr schedule 'steps': milestone ", i, " factor must be >= 0");
-      KUMIKI_CHECK(i == 0 || milestones[i - 1].step <= milestones[i].step,
+      KUMIKI_REQUIRE(milestones[i].step >= 0, "lr schedule 'steps': milestone ", i, " step must be >= 0");
+      KUMIKI_REQUIRE(milestones[i].factor >= 0.0, "lr schedule 'steps': milestone ", i, " factor must be >= 0");
+      KUMIKI_REQUIRE(i == 0 || milestones[i - 1].step <= milestones[i].step,
                    "lr schedule 'steps': milestones must be in increasing step order");
     }
-    KUMIKI_CHECK(clock.global_batch > 0, "lr schedule 'steps': global_batch must be positive, got ", clock.global_batch);
+    KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'steps': global_batch must be positive, got ", clock.global_batch);
   }
   friend constexpr bool operator==(MultiStep const&, MultiStep const&) = default;
 };

@@ -7,6 +7,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/fp.hpp"
 #include "kumiki/sched/common.hpp"
 #include "kumiki/sched/detail/math.hpp"
 
@@ -43,16 +44,16 @@ struct WeightDecaySchedule {
     if (style == WdIncrement::constant) return end_wd;
     double const r = static_cast<double>(n) / static_cast<double>(incr_steps);
     double const coeff = style == WdIncrement::linear ? r : 0.5 * (detail::cos(detail::pi * (1.0 - r)) + 1.0);
-    return start_wd + coeff * (end_wd - start_wd);
+    return start_wd + rounded(coeff * (end_wd - start_wd));  // never fused (core/fp.hpp)
   }
   void validate() const {
-    KUMIKI_CHECK(start_wd >= 0.0 && end_wd >= start_wd, "weight-decay schedule: need 0 <= start_wd <= end_wd, got ", start_wd,
+    KUMIKI_REQUIRE(start_wd >= 0.0 && end_wd >= start_wd, "weight-decay schedule: need 0 <= start_wd <= end_wd, got ", start_wd,
                  " and ", end_wd);
-    KUMIKI_CHECK(style != WdIncrement::constant || start_wd == end_wd,
+    KUMIKI_REQUIRE(style != WdIncrement::constant || start_wd == end_wd,
                  "weight-decay schedule: style constant needs start_wd == end_wd, got ", start_wd, " and ", end_wd);
-    KUMIKI_CHECK(style == WdIncrement::constant || incr_steps > 0, "weight-decay schedule: incr_steps must be positive, got ",
+    KUMIKI_REQUIRE(style == WdIncrement::constant || incr_steps > 0, "weight-decay schedule: incr_steps must be positive, got ",
                  incr_steps);
-    KUMIKI_CHECK(clock.global_batch > 0, "weight-decay schedule: global_batch must be positive");
+    KUMIKI_REQUIRE(clock.global_batch > 0, "weight-decay schedule: global_batch must be positive");
   }
   friend constexpr bool operator==(WeightDecaySchedule const&, WeightDecaySchedule const&) = default;
 };

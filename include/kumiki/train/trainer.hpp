@@ -5,6 +5,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -118,21 +119,27 @@ inline void truncate_log(fs::path const& path, std::int64_t step) {
   write_file_atomic(path, kept);
 }
 
+/// "sample 12 of dataset 'data/en_text_document'", for errors about a sample's content.
+inline std::string describe_sample(data::GptDataset const& ds, std::int64_t i) {
+  return "sample " + std::to_string(i) + " of dataset '" + ds.indexed_dataset().prefix().string() + "'";
+}
+
 }  // namespace detail
 
 /// Splits `rows` samples of L + 1 tokens (fetched by `get(row, dst)`) into inputs and next-token
-/// targets (rows, L) and checks every id against the model's vocabulary.
-template <class Get>
-void fill_batch(Get&& get, std::int64_t rows, std::int64_t seq_len, std::int64_t vocab, std::vector<std::int32_t>& sample,
-                std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets) {
+/// targets (rows, L) and checks every id against the model's vocabulary; `describe(row)` names the
+/// sample's origin (dataset prefix, sample number) in that error.
+template <class Get, class Describe>
+void fill_batch(Get&& get, Describe&& describe, std::int64_t rows, std::int64_t seq_len, std::int64_t vocab,
+                std::vector<std::int32_t>& sample, std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets) {
   sample.resize(static_cast<std::size_t>(seq_len + 1));
   tokens.resize(static_cast<std::size_t>(rows * seq_len));
   targets.resize(static_cast<std::size_t>(rows * seq_len));
   for (std::int64_t r = 0; r < rows; ++r) {
     get(r, sample.data());
     for (std::int32_t const id : sample)
-      KUMIKI_CHECK(id >= 0 && id < vocab, "token id ", id, " in the data is outside the model's vocabulary of ", vocab,
-                   " tokens: was the data made with another tokenizer?");
+      KUMIKI_REQUIRE(id >= 0 && id < vocab, "token id ", id, " in ", describe(r), " is outside the model's vocabulary of ",
+                     vocab, " tokens: the data was made with another tokenizer (preprocess it with the model's)");
     for (std::int64_t t = 0; t < seq_len; ++t) {
       tokens[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t)];
       targets[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t + 1)];
@@ -144,16 +151,37 @@ void fill_batch(Get&& get, std::int64_t rows, std::int64_t seq_len, std::int64_t
 template <class Model>
 double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len, std::int64_t mb, std::int64_t batches,
                  nn::StepOptions const& opt = {}) {
-  KUMIKI_CHECK(batches > 0 && batches * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", batches,
+  KUMIKI_REQUIRE(batches > 0 && batches * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", batches,
                " x ", mb);
   std::vector<std::int32_t> sample, tokens, targets;
   double sum = 0;
   for (std::int64_t b = 0; b < batches; ++b) {
-    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); }, mb, seq_len,
+    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); },
+               [&](std::int64_t r) { return detail::describe_sample(ds, b * mb + r); }, mb, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
     sum += model.forward(tokens.data(), targets.data(), mb, seq_len, opt);
   }
   return sum / static_cast<double>(batches);
+}
+
+/// Mean loss of `model` over samples [0, samples) of a GPT dataset in micro-batches of at most `mb`
+/// (the last one may be smaller), each sample weighted equally; `progress(done)` is called after each
+/// micro-batch. `kumiki eval`'s full pass.
+template <class Model, class Progress>
+double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq_len, std::int64_t mb, std::int64_t samples,
+                      Progress&& progress, nn::StepOptions const& opt = {}) {
+  KUMIKI_CHECK(samples > 0 && samples <= ds.size() && mb > 0, "evaluating ", samples, " of ", ds.size(), " samples");
+  std::vector<std::int32_t> sample, tokens, targets;
+  double sum = 0;
+  for (std::int64_t b0 = 0; b0 < samples; b0 += mb) {
+    std::int64_t const rows = std::min(mb, samples - b0);
+    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b0 + r, dst); },
+               [&](std::int64_t r) { return detail::describe_sample(ds, b0 + r); }, rows, seq_len,
+               Model::config.vocab_size, sample, tokens, targets);
+    sum += model.forward(tokens.data(), targets.data(), rows, seq_len, opt) * static_cast<double>(rows);
+    progress(b0 + rows);
+  }
+  return sum / static_cast<double>(samples);
 }
 
 /// Trains `nn::Transformer<Cfg, Cpu>` through the stages of a recipe, writing into `out`:
@@ -324,7 +352,7 @@ class Trainer {
   }
 
   void copy_init_weights(Arena<Cpu> const& src) {
-    KUMIKI_CHECK(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
+    KUMIKI_REQUIRE(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
                  " do not have the parameter layout of model '", recipe_.model, "'");
     std::memcpy(model_->params().data(), src.data(), src.total_bytes());
   }
@@ -362,9 +390,9 @@ class Trainer {
     }
   }
 
-  template <class Get>
-  void fill(Get&& get, std::int64_t seq_len) {
-    fill_batch(get, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
+  template <class Get, class Describe>
+  void fill(Get&& get, Describe&& describe, std::int64_t seq_len) {
+    fill_batch(get, describe, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
   }
 
   /// Forward + backward over the global batch's micro-batches; returns the mean losses. Gradients are
@@ -377,7 +405,12 @@ class Trainer {
     opt.grad_scale = 1.0 / static_cast<double>(acc);
     nn::LossResult sum;
     for (std::int64_t a = 0; a < acc; ++a) {
-      fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); }, stage.seq_len);
+      fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); },
+           [&](std::int64_t r) {
+             auto const [d, s] = blend_->source(base + a * mb + r);
+             return detail::describe_sample(blend_->dataset(static_cast<std::size_t>(d)), s);
+           },
+           stage.seq_len);
       nn::LossResult const r = model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
       sum.loss += r.loss, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
     }

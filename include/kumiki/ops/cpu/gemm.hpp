@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/config.hpp"
 

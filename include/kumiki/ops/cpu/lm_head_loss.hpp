@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
@@ -26,9 +26,8 @@ struct LmHeadLoss<Cpu> {
 
   /// x (N, C) final hidden states, w (V_pad, C) LM head, targets (N), loss_mask (N, optional, >= 0).
   /// When d_x is given, writes d_x (N, C) and adds into d_w (V_pad, C) the gradient of
-  /// grad_scale * loss; rows of d_w at padded ids stay untouched (their probability is exactly 0).
-  /// logits (N, V_pad), optional, receives the raw logits (all padded columns included, as Hugging
-  /// Face returns them). scratch: scratch_elems(a) elements.
+  /// grad_scale * loss (padded rows included: they are part of the softmax). logits (N, V_pad),
+  /// optional, receives the raw logits. scratch: scratch_elems(a) elements.
   template <class T>
   static LmHeadLossResult run(LmHeadLossArgs const& a, T const* x, T const* w, std::int32_t const* targets,
                               T const* loss_mask, T* d_x, T* d_w, T* logits, T* scratch) {
@@ -55,18 +54,17 @@ struct LmHeadLoss<Cpu> {
     bool const grad = d_x != nullptr;
     T const zc = static_cast<T>(a.z_loss);
     T const gscale = wsum > 0.0 ? static_cast<T>(a.grad_scale / wsum) : T(0);
-    std::int64_t const cols = logits ? Vp : V;  // the loss needs only the real vocabulary
     for (std::int64_t c0 = 0; c0 < N; c0 += a.chunk) {
       std::int64_t const nc = std::min(a.chunk, N - c0);
       T const* xc = x + c0 * C;
-      cpu::gemm<T>(false, true, nc, cols, C, T(1), xc, C, w, C, T(0), scratch, Vp);  // (nc, cols)
+      cpu::gemm<T>(false, true, nc, Vp, C, T(1), xc, C, w, C, T(0), scratch, Vp);  // (nc, V_pad)
       if (logits) std::memcpy(logits + c0 * Vp, scratch, sizeof(T) * static_cast<std::size_t>(nc * Vp));
 #pragma omp parallel for schedule(static)
       for (std::int64_t r = 0; r < nc; ++r) {
         std::int64_t const i = c0 + r;
         T const wi = weight[i];
         if (wi == T(0) && !grad) continue;
-        Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> z(scratch + r * Vp, V);
+        Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> z(scratch + r * Vp, Vp);
         T const mx = z.maxCoeff();
         T const target_logit = wi != T(0) ? z[targets[i]] : T(0);
         z = (z - mx).exp();  // unnormalized probabilities, in place
@@ -77,15 +75,15 @@ struct LmHeadLoss<Cpu> {
           z_row[i] = static_cast<double>(wi) * static_cast<double>(lse) * static_cast<double>(lse);
         }
         if (grad) {
-          // d logit_j = gscale * w_i * (p_j (1 + 2 zc lse) - [j == target]); ids >= V keep zero.
+          // d logit_j = gscale * w_i * (p_j (1 + 2 zc lse) - [j == target]), over all V_pad ids.
           T const g = gscale * wi;
           z *= g * (T(1) + T(2) * zc * lse) / sum;
           if (wi != T(0)) z[targets[i]] -= g;
         }
       }
       if (grad) {
-        cpu::gemm<T>(false, false, nc, C, V, T(1), scratch, Vp, w, C, T(0), d_x + c0 * C, C);  // d_x = dL W
-        cpu::gemm<T>(true, false, V, C, nc, T(1), scratch, Vp, xc, C, T(1), d_w, C);           // d_W += dL^T x
+        cpu::gemm<T>(false, false, nc, C, Vp, T(1), scratch, Vp, w, C, T(0), d_x + c0 * C, C);  // d_x = dL W
+        cpu::gemm<T>(true, false, Vp, C, nc, T(1), scratch, Vp, xc, C, T(1), d_w, C);           // d_W += dL^T x
       }
     }
     LmHeadLossResult res;

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"

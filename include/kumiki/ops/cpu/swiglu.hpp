@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"

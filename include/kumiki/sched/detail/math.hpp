@@ -66,6 +66,13 @@ constexpr double cos(double x) {
   if (std::is_constant_evaluated()) return cx_cos(x);
   return std::cos(x);
 }
+/// x ** 0.5 as Python computes it (C pow, which may differ from the correctly rounded sqrt in the
+/// last bit): Megatron's inverse-square-root style. GCC turns pow(x, 0.5) into sqrt only under
+/// -funsafe-math-optimizations, which kumiki never uses.
+constexpr double pow_half(double x) {
+  if (std::is_constant_evaluated()) return cx_sqrt(x);
+  return std::pow(x, 0.5);
+}
 /// 0.5^q, as Megatron's math.pow(0.5, q).
 constexpr double half_pow(double q) {
   if (std::is_constant_evaluated()) return cx_exp2(-q);
