@@ -1,15 +1,20 @@
 // `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a checkpoint per
 // dataset, over one full pass of each dataset by default.
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "command.hpp"
+#include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
+#include "kumiki/data/split.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
@@ -26,6 +31,7 @@ struct EvalArgs {
   std::vector<std::string> data_path;
   std::int64_t seq_len = 0, samples = 0, micro_batch = 4;
   std::uint64_t seed = 1234;
+  std::string split;  ///< empty: whole datasets
 };
 
 /// One dataset to evaluate, opened and sized before any output.
@@ -35,9 +41,13 @@ struct EvalSet {
   std::unique_ptr<kumiki::data::GptDataset> ds;
 };
 
-/// Samples of one pass over a dataset: Megatron's GPT sample count for one epoch, (tokens - 1) / L.
-std::int64_t samples_per_pass(kumiki::data::IndexedDataset const& d, std::int64_t seq_len) {
-  return (d.total_tokens() - 1) / seq_len;
+/// Samples of one pass over sequences [begin, end) of a dataset: Megatron's GPT sample count for one
+/// epoch, (tokens - 1) / L.
+std::int64_t samples_per_pass(kumiki::data::IndexedDataset const& d, std::int64_t begin, std::int64_t end,
+                              std::int64_t seq_len) {
+  std::int64_t tokens = 0;
+  for (std::int64_t s = begin; s < end; ++s) tokens += d.sequence_length(s);
+  return (tokens - 1) / seq_len;
 }
 
 void eval(EvalArgs const& a) {
@@ -54,25 +64,30 @@ void eval(EvalArgs const& a) {
   KUMIKI_REQUIRE(a.seq_len >= 0, "--seq-len must be positive, got ", a.seq_len);
   KUMIKI_REQUIRE(seq <= max_seq, "--seq-len ", seq, " exceeds the longest sequence model '", recipe.model, "' supports (",
                  max_seq, " tokens): give --seq-len ", max_seq, " or less");
-  // Weights are optional in --data-path: "w1 p1 w2 p2" or plain prefixes; weights are ignored here.
+  // --data-path as Megatron reads it (weights, when given, are checked and otherwise ignored: every
+  // dataset is evaluated on its own). Held-out files are read whole; with --split, the valid part of
+  // each dataset (what a training run with the same split never sees).
+  auto const entries = data::parse_data_path(a.data_path);
+  std::optional<std::array<double, 3>> const shares =
+      a.split.empty() ? std::nullopt : std::optional(data::parse_split(a.split));
   std::vector<EvalSet> sets;
-  for (auto const& s : a.data_path) {
-    char* end = nullptr;
-    std::strtod(s.c_str(), &end);
-    if (end != s.c_str() && *end == '\0') continue;
+  for (auto const& entry : entries) {
+    std::string const s = entry.prefix.string();
     EvalSet e;
     e.prefix = s;
-    auto const indexed = std::make_shared<data::IndexedDataset const>(fs::path(s));
-    std::int64_t const pass = samples_per_pass(*indexed, seq);
-    KUMIKI_REQUIRE(pass > 0, "dataset '", s, "' holds ", indexed->total_tokens(), " tokens, too few for one sample of --seq-len ",
-                   seq, " (", seq + 1, " tokens)");
-    KUMIKI_REQUIRE(a.samples <= pass, "--samples ", a.samples, " exceeds one pass over dataset '", s, "' (", pass,
-                   " samples of ", seq, " tokens): omit --samples to evaluate the whole dataset once");
-    e.samples = a.samples > 0 ? a.samples : pass;
+    auto const indexed = std::make_shared<data::IndexedDataset const>(entry.prefix);
     data::GptDatasetConfig gc;
     gc.seq_len = seq;
-    gc.num_samples = e.samples;
     gc.seed = a.seed;
+    if (shares) std::tie(gc.split_begin, gc.split_end) = data::require_part(*indexed, *shares, a.split, data::SplitPart::valid);
+    std::int64_t const end = gc.split_end < 0 ? indexed->num_sequences() : gc.split_end;
+    std::int64_t const pass = samples_per_pass(*indexed, gc.split_begin, end, seq);
+    std::string const what = shares ? "the valid part of dataset '" + s + "'" : "dataset '" + s + "'";
+    KUMIKI_REQUIRE(pass > 0, what, " holds too few tokens for one sample of --seq-len ", seq, " (", seq + 1, " tokens)");
+    KUMIKI_REQUIRE(a.samples <= pass, "--samples ", a.samples, " exceeds one pass over ", what, " (", pass,
+                   " samples of ", seq, " tokens): omit --samples to evaluate the whole dataset once");
+    e.samples = a.samples > 0 ? a.samples : pass;
+    gc.num_samples = e.samples;
     e.ds = std::make_unique<data::GptDataset>(indexed, gc);
     sets.push_back(std::move(e));
   }
@@ -106,7 +121,8 @@ kumiki_cli::Registration reg{11, [](CLI::App& app) {
   static EvalArgs a;
   auto* cmd = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on datasets (one full pass each by default)");
   cmd->add_option("--checkpoint", a.checkpoint, "Checkpoint (RUN/checkpoints/step_*), or a run directory: its newest valid checkpoint")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--data-path", a.data_path, "Dataset prefixes (optionally Megatron 'w prefix' pairs)")->required();
+  cmd->add_option("--data-path", a.data_path, "Dataset prefixes (optionally Megatron 'w prefix' pairs), each evaluated on its own")->required();
+  cmd->add_option("--split", a.split, "Megatron train,valid,test shares: evaluate the valid part of each dataset (default: whole files)");
   cmd->add_option("--seq-len", a.seq_len, "Sequence length (default: the recipe's)");
   cmd->add_option("--samples", a.samples, "Samples per dataset (default: one full pass, (tokens - 1) / seq-len)");
   cmd->add_option("--micro-batch", a.micro_batch, "Sequences per forward");

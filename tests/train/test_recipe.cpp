@@ -136,3 +136,27 @@ TEST_CASE("the first stage must start a schedule", "[train][recipe]") {
   std::string text = replace(good, "checkpoint_interval = 25", "checkpoint_interval = 25\nschedule = \"continue\"");
   CHECK_THROWS_WITH(parse(text), Catch::Contains("the first stage has no schedule to continue"));
 }
+
+TEST_CASE("a stage's split and weightless data follow Megatron's --split and --data-path", "[train][recipe]") {
+  Recipe const r = parse(good);
+  CHECK(r.stages[0].split == "969,30,1");  // Megatron's default: stages train on the train part
+  CHECK(r.stages[0].eval[0].split.empty());  // eval sets read whole files unless given a split
+  std::string text = replace(good, "data = [0.7, \"ja\", 0.3, \"en\"]",
+                             "data = [\"ja\", \"en\"]\nsplit = \"98,2\"\neval = [{ name = \"v\", prefix = \"en_val\", split = \"9,1\" }]");
+  Recipe const w = parse(text);
+  REQUIRE(w.stages[1].data.size() == 2);
+  CHECK(!w.stages[1].data[0].weight.has_value());
+  CHECK(w.stages[1].data[1].prefix == data_dir() / "en");
+  CHECK(w.stages[1].split == "98,2");
+  REQUIRE(w.stages[1].eval.size() == 1);
+  CHECK(w.stages[1].eval[0].split == "9,1");
+  CHECK(parse(replace(good, "data = [1, \"hq\"]", "data = [\"hq\"]")).stages[2].data.size() == 1);
+  auto rejects = [](std::string const& t, std::string const& expected) {
+    CHECK_THROWS_WITH(parse(t), Catch::Contains(expected));
+  };
+  rejects(replace(good, "data = [0.7, \"ja\"", "data = [0.0, \"ja\""), "got 0 for dataset 'ja'");
+  rejects(replace(good, "data = [0.7, \"ja\"", "data = [nan, \"ja\""), "got nan for dataset 'ja'");
+  rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"98,x\""), "recipe key 'stages[2].split' (line 37)");
+  rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"0,0,0\""), "stages[2].split");
+  rejects(replace(good, "data = [1, \"hq\"]", "data = [\"hq\", 1]"), "must be a weight (number), got a string");
+}

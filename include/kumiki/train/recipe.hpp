@@ -32,6 +32,7 @@ namespace train {
 struct EvalSet {
   std::string name;
   std::string prefix;
+  std::string split;  ///< empty: the whole file (held-out files); else Megatron --split, its valid part
 };
 
 /// How a stage's learning rate follows the previous stage.
@@ -61,7 +62,8 @@ inline std::string_view schedule_rule_name(ScheduleRule r) {
 
 struct StageRecipe {
   std::string name;
-  std::vector<data::BlendEntry> data;    ///< Megatron --data-path pairs (weight, prefix of .bin/.idx)
+  std::vector<data::BlendEntry> data;    ///< Megatron --data-path: (weight, prefix of .bin/.idx) pairs or prefixes
+  std::string split = data::megatron_default_split;  ///< Megatron --split; the stage trains on the train part
   std::int64_t steps = 0;                 ///< resolved: `steps`, or ceil(tokens / (global_batch x seq_len))
   std::optional<std::int64_t> tokens;     ///< as written, when the stage was given in tokens
   ScheduleRule rule = ScheduleRule::fresh;
@@ -137,35 +139,55 @@ inline std::int64_t positive(TomlReader& r, std::string_view key, std::int64_t v
   return v;
 }
 
-/// `data = [w1, "prefix1", w2, "prefix2", ...]`, Megatron's --data-path order.
+/// `data = [w1, "prefix1", w2, "prefix2", ...]`, Megatron's --data-path order, or `["prefix1", ...]`:
+/// Megatron's weightless form (blended in proportion to size; one prefix is used as is).
 inline std::vector<data::BlendEntry> read_blend(TomlReader& r, std::string_view key, std::filesystem::path const& base,
                                           bool check_files) {
   auto const* arr = r.array(key);
   if (arr == nullptr) r.fail(key, nullptr, "is missing (a list of weight, prefix pairs)");
-  if (arr->empty() || arr->size() % 2 != 0)
-    r.fail(key, arr, "must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...]");
+  bool weightless = !arr->empty();
+  for (auto const& n : *arr) weightless = weightless && n.is_string();
+  if (arr->empty() || (!weightless && arr->size() % 2 != 0))
+    r.fail(key, arr, "must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...], or prefixes alone");
+  std::size_t const stride = weightless ? 1 : 2;
   std::vector<data::BlendEntry> out;
-  for (std::size_t i = 0; i < arr->size(); i += 2) {
-    toml::node const& w = *arr->get(i);
-    toml::node const& p = *arr->get(i + 1);
-    std::string const at = std::string(key) + "[" + std::to_string(i) + "]";
-    double weight = 0;
-    if (auto const* f = w.as_floating_point()) weight = f->get();
-    else if (auto const* n = w.as_integer()) weight = static_cast<double>(n->get());
-    else r.fail(at, &w, std::string("must be a weight (number), got ") + TomlReader::type_name(w));
-    if (!(weight > 0) || !std::isfinite(weight)) r.fail(at, &w, "blend weight must be > 0, got " + std::to_string(weight));
+  for (std::size_t i = 0; i < arr->size(); i += stride) {
+    std::size_t const pi = i + stride - 1;  // the prefix's position
+    toml::node const& p = *arr->get(pi);
+    std::optional<double> weight;
+    if (!weightless) {
+      toml::node const& w = *arr->get(i);
+      std::string const at = std::string(key) + "[" + std::to_string(i) + "]";
+      if (auto const* f = w.as_floating_point()) weight = f->get();
+      else if (auto const* n = w.as_integer()) weight = static_cast<double>(n->get());
+      else r.fail(at, &w, std::string("must be a weight (number), got ") + TomlReader::type_name(w));
+      if (!(*weight > 0) || !std::isfinite(*weight))
+        r.fail(at, &w, "blend weight must be > 0 (Megatron refuses weights <= 0), got " + kumiki::detail::concat(*weight) +
+                           " for dataset " + (p.is_string() ? "'" + p.as_string()->get() + "'" : std::string("?")) +
+                           "; leave the dataset out instead");
+    }
     auto const* s = p.as_string();
-    if (s == nullptr) r.fail(std::string(key) + "[" + std::to_string(i + 1) + "]", &p, "must be a dataset prefix (string)");
+    if (s == nullptr) r.fail(std::string(key) + "[" + std::to_string(pi) + "]", &p, "must be a dataset prefix (string)");
     std::filesystem::path prefix = s->get();
     if (prefix.is_relative()) prefix = base / prefix;
     if (check_files)
       for (char const* ext : {".bin", ".idx"})
         if (!std::filesystem::is_regular_file(prefix.string() + ext))
-          r.fail(std::string(key) + "[" + std::to_string(i + 1) + "]", &p,
+          r.fail(std::string(key) + "[" + std::to_string(pi) + "]", &p,
                  "dataset file '" + prefix.string() + ext + "' does not exist");
     out.push_back({weight, prefix});
   }
   return out;
+}
+
+/// Reads a Megatron --split string at `key` (kept as written) and checks it.
+inline void read_split(TomlReader& r, std::string_view key, std::string& out) {
+  r.read(key, out);
+  try {
+    (void)data::parse_split(out, "split");
+  } catch (InputError const& e) {
+    r.fail(key, r.table().get(key), e.what());
+  }
 }
 
 inline std::vector<LrSegment> resolve_lr(Recipe const& r) {
@@ -270,6 +292,7 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       for (auto const& prev : r.stages)
         if (prev.name == st.name) s.fail("name", t->get("name"), "stage name '" + st.name + "' is used twice");
       st.data = detail::read_blend(s, "data", base_dir, check_files);
+      detail::read_split(s, "split", st.split);
       st.seq_len = r.seq_len;
       s.read("seq_len", st.seq_len);
       detail::positive(s, "seq_len", st.seq_len);
@@ -330,6 +353,7 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
               if (!std::filesystem::is_regular_file(prefix.string() + ext))
                 e.fail("prefix", et->get("prefix"), "dataset file '" + prefix.string() + ext + "' does not exist");
           set.prefix = prefix.string();
+          if (et->contains("split")) detail::read_split(e, "split", set.split);
           e.finish();
           st.eval.push_back(std::move(set));
         }

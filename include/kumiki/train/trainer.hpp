@@ -377,7 +377,11 @@ class Trainer {
     bc.num_samples = stage.steps * recipe_.global_batch;
     bc.seed = stage.seed;
     bc.cache_dir = cache_dir_;
+    bc.split = stage.split;  // the stage trains on the train part of every dataset, as Megatron
     blend_ = std::make_unique<data::BlendedDataset>(stage.data, bc);
+    KUMIKI_REQUIRE(blend_->size() >= bc.num_samples, "stage '", stage.name, "' needs ", bc.num_samples,
+                   " samples but its weightless blend holds ", blend_->size(),
+                   " (one epoch of each dataset's train part); give weights, more data or fewer steps");
     blend_stage_ = si;
     eval_sets_.clear();
     for (auto const& e : stage.eval) {
@@ -386,7 +390,12 @@ class Trainer {
       gc.num_samples = stage.eval_batches * recipe_.micro_batch;
       gc.seed = recipe_.seed;
       gc.cache_dir = cache_dir_;
-      eval_sets_.push_back(std::make_unique<data::GptDataset>(fs::path(e.prefix), gc));
+      auto file = std::make_shared<data::IndexedDataset const>(fs::path(e.prefix));
+      if (!e.split.empty()) {  // held-out files are read whole; with a split, their valid part
+        auto const part = data::require_part(*file, data::parse_split(e.split), e.split, data::SplitPart::valid);
+        gc.split_begin = part.first, gc.split_end = part.second;
+      }
+      eval_sets_.push_back(std::make_unique<data::GptDataset>(std::move(file), gc));
     }
   }
 
