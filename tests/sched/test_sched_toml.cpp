@@ -164,6 +164,12 @@ TEST_CASE("bad schedule tables say which key, where, and what to write", "[sched
        "key 'lr.lr_decay_style' (line 1): value \"inverse_sqrt\" was renamed: use \"inverse-square-root\" (Megatron's --lr-decay-style)"},
       {"lr_decay_style = 'wsd'\nlr = 1.0",
        "key 'lr.lr_decay_style' (line 1): value \"wsd\" was renamed: use \"WSD\" (Megatron's --lr-decay-style)"},
+      {"lr_decay_style = 'branch'\nlr = 1.0",
+       "key 'lr.lr_decay_style' (line 1): value \"branch\" is no longer a style: a decay branch is branch_start_iters and "
+       "branch_decay_iters beside the schedule's keys"},
+      {cosine + "unit = 'samples'",
+       "key 'lr.unit' (line 4): renamed: give every length as KEY_iters or as KEY_samples (Megatron's --lr-decay-iters / "
+       "--lr-decay-samples, ...)"},
       // wrong type
       {"lr_decay_style = 'cosine'\nlr = '1e-3'\nlr_decay_iters = 10", "key 'lr.lr' (line 2): must be a number, got a string"},
       {"lr_decay_style = 'cosine'\nlr = 1e-3\nlr_decay_iters = 10.5", "key 'lr.lr_decay_iters' (line 3): must be an integer, got a float"},

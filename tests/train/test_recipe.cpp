@@ -205,6 +205,9 @@ TEST_CASE("wrong recipes are rejected naming the key and the line", "[train][rec
        "recipe 'r.toml': key 'global_batch' (line 5): is 99999999, above kumiki's limit 16777216"},
       {replace(good, "steps = 100", "steps = 100000000000"),
        "recipe 'r.toml': key 'stages[0].steps' (line 15): the recipe's stages add up to more than kumiki's limit of 68719476736 steps"},
+      {replace(good, "lr_wsd_decay_iters = 1\n", "lr_wsd_decay_iters = 1\nglobal_batch = 8\n"),
+       "recipe 'r.toml': key 'stages[0].lr.global_batch' (line 26): not in an lr table: lengths in samples count the "
+       "recipe's global_batch"},
       // syntax errors come from the TOML reader, with line and column
       {"model = \"tiny_test\"\nseq_len = [", "recipe 'r.toml' line 2, column 11: the array is not closed ']'"},
   };

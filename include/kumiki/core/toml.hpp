@@ -66,10 +66,11 @@ class Table {
   bool contains(std::string_view key) const { return index_.find(key) != index_.end(); }
   /// Sets `key` (kept at its place when it exists, appended otherwise) and returns the stored value.
   Value& insert_or_assign(std::string key, Value v);
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  const_iterator begin() const { return entries_.begin(); }
-  const_iterator end() const { return entries_.end(); }
+  // Defined after Value (complete there): every compiler may then instantiate what they need.
+  std::size_t size() const;
+  bool empty() const;
+  const_iterator begin() const;
+  const_iterator end() const;
 
  private:
   friend class detail::Parser;
@@ -122,6 +123,10 @@ class Value {
   bool table_array_ = false;  ///< an array made by [[header]]s (only those take more [[header]]s)
 };
 
+inline std::size_t Table::size() const { return entries_.size(); }
+inline bool Table::empty() const { return entries_.empty(); }
+inline Table::const_iterator Table::begin() const { return entries_.begin(); }
+inline Table::const_iterator Table::end() const { return entries_.end(); }
 inline Value const* Table::get(std::string_view key) const {
   auto const it = index_.find(key);
   return it == index_.end() ? nullptr : &entries_[it->second].second;

@@ -23,15 +23,16 @@
 KUMIKI_NAMESPACE_BEGIN
 
 /// A key (or value) that an earlier kumiki read under another name: `new_key` is what to write
-/// instead (empty when there is no one replacement), `note` says more ("Megatron's --lr-decay-iters").
+/// instead, `note` says more ("Megatron's --lr-decay-iters"). With no one replacement `new_key` is
+/// empty and `note` is the whole message.
 struct RenamedKey {
   std::string_view old_key;
   std::string_view new_key;
   std::string_view note = {};
 
-  /// "renamed: use 'NEW' (NOTE)", with `quote` around the new name.
+  /// "renamed: use 'NEW' (NOTE)", with `quote` around the new name; or NOTE.
   std::string message(char quote = '\'') const {
-    if (new_key.empty()) return "renamed: " + std::string(note);
+    if (new_key.empty()) return std::string(note);
     std::string m = "renamed: use " + std::string(1, quote) + std::string(new_key) + std::string(1, quote);
     return note.empty() ? m : m + " (" + std::string(note) + ")";
   }
@@ -201,7 +202,7 @@ class TomlReader {
     auto const v = parse(s);
     if (!v.has_value()) {
       for (auto const& r : renamed)
-        if (r.old_key == s) fail(key, "value \"" + s + "\" was " + r.message('"'));
+        if (r.old_key == s) fail(key, "value \"" + s + "\" " + (r.new_key.empty() ? "" : "was ") + r.message('"'));
       fail(key, "unknown value \"" + s + "\" (expected " + allowed + ")");
     }
     out = *v;

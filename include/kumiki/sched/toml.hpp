@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <set>
@@ -96,14 +97,14 @@ inline constexpr RenamedKey schedule_renamed[] = {
     {"decay_end", "lr_decay_iters", "Megatron's --lr-decay-iters; lr_decay_samples in samples"},
     {"wsd_decay", "lr_wsd_decay_iters", "Megatron's --lr-wsd-decay-iters; lr_wsd_decay_samples in samples"},
     {"wsd_style", "lr_wsd_decay_style", "Megatron's --lr-wsd-decay-style"},
-    {"unit", "", "give every length as KEY_iters or as KEY_samples (Megatron's --lr-decay-iters / --lr-decay-samples, ...)"},
+    {"unit", "", "renamed: give every length as KEY_iters or as KEY_samples (Megatron's --lr-decay-iters / --lr-decay-samples, ...)"},
     {"from_lr", "lr", "the lr an anneal starts from"},
     {"to_lr", "min_lr", "the lr an anneal ends at; a branch's is branch_min_lr"},
-    {"start", "", "an anneal ends at lr_decay_iters, a branch starts at branch_start_iters"},
-    {"steps", "", "an anneal cools down over lr_wsd_decay_iters, a branch over branch_decay_iters"},
-    {"shape", "", "an anneal's shape is lr_wsd_decay_style, a branch's branch_decay_style"},
-    {"base", "", "write the base schedule's keys in this table, beside branch_* or milestone_* keys"},
-    {"milestones", "", "use milestone_iters = [steps...] and milestone_factors = [factors...]"},
+    {"start", "", "renamed: an anneal ends at lr_decay_iters, a branch starts at branch_start_iters"},
+    {"steps", "", "renamed: an anneal cools down over lr_wsd_decay_iters, a branch over branch_decay_iters"},
+    {"shape", "", "renamed: an anneal's shape is lr_wsd_decay_style, a branch's branch_decay_style"},
+    {"base", "", "renamed: write the base schedule's keys in this table, beside branch_* or milestone_* keys"},
+    {"milestones", "", "renamed: use milestone_iters = [steps...] and milestone_factors = [factors...]"},
     {"lr_warmup_fraction", "", "not supported: give lr_warmup_iters (Megatron's --lr-warmup-iters)"},
 };
 
@@ -111,8 +112,8 @@ inline constexpr RenamedKey lr_style_renamed[] = {
     {"inverse_sqrt", "inverse-square-root", "Megatron's --lr-decay-style"},
     {"inverse-sqrt", "inverse-square-root", "Megatron's --lr-decay-style"},
     {"wsd", "WSD", "Megatron's --lr-decay-style"},
-    {"branch", "", "a decay branch is branch_start_iters and branch_decay_iters beside the schedule's keys"},
-    {"steps", "", "a step schedule is milestone_iters and milestone_factors beside the schedule's keys"},
+    {"branch", "", "is no longer a style: a decay branch is branch_start_iters and branch_decay_iters beside the schedule's keys"},
+    {"steps", "", "is no longer a style: a step schedule is milestone_iters and milestone_factors beside the schedule's keys"},
 };
 inline constexpr RenamedKey shape_renamed[] = {{"1-sqrt", "minus_sqrt", "Megatron's --lr-wsd-decay-style"}};
 
@@ -219,7 +220,10 @@ inline BaseSchedule read_base(TomlReader& r, Lengths const& len, Clock const& cl
 
 inline Schedule read_schedule(TomlReader& r, TableContext const& ctx) {
   if (ctx.flags) r.name_keys_as_flags();
-  r.allow(schedule_keys(!ctx.global_batch.has_value()), schedule_renamed);
+  std::vector<RenamedKey> renamed(std::begin(schedule_renamed), std::end(schedule_renamed));
+  if (ctx.global_batch)
+    renamed.push_back({"global_batch", "", "not in an lr table: lengths in samples count the recipe's global_batch"});
+  r.allow(schedule_keys(!ctx.global_batch.has_value()), renamed);
   Lengths const len(r);
   Clock clock{len.unit(), 1};
   if (ctx.global_batch) {
@@ -392,7 +396,7 @@ inline WeightDecaySchedule wd_schedule_from_toml(toml::Table const& t, std::stri
       {"start_wd", "start_weight_decay", "Megatron's --start-weight-decay"},
       {"end_wd", "end_weight_decay", "Megatron's --end-weight-decay"},
       {"incr_steps", "weight_decay_incr_iters", "weight_decay_incr_samples in samples"},
-      {"unit", "", "give the length as weight_decay_incr_iters or weight_decay_incr_samples"},
+      {"unit", "", "renamed: give the length as weight_decay_incr_iters or weight_decay_incr_samples"},
   };
   TomlReader r(t, path, line);
   if (ctx.flags) r.name_keys_as_flags();
