@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/models/configs.hpp"
 #include "kumiki/moe/moe_layer.hpp"

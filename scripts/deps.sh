@@ -2,7 +2,7 @@
 # any is missing (apt-get, as root or through sudo). Idempotent: does nothing when all are present.
 kumiki_packages=(
   cmake g++ make ninja-build pkg-config
-  libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libopenmpi-dev openmpi-bin libsentencepiece-dev sentencepiece zlib1g-dev
   python3 python3-numpy python3-torch libopenblas0-pthread gnuplot-nox
 )

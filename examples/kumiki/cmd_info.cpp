@@ -3,7 +3,7 @@
 #include <string>
 #include <thread>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "command.hpp"
 #include "kumiki/kumiki.hpp"

@@ -1,8 +1,7 @@
 // kumiki/kumiki.hpp: umbrella header for everything that builds with a plain C++ compiler and the
 // dependencies of kumiki::kumiki (Eigen, OpenMP, Threads, nlohmann-json). Headers that need more are
-// included on their own: train/recipe.hpp, train/trainer.hpp, sched/toml.hpp, core/toml_reader.hpp
-// (toml++), data/sentencepiece.hpp (libsentencepiece), dist/mpi.hpp (MPI); data/preprocess.hpp reads
-// .gz input when zlib is present.
+// included on their own: data/sentencepiece.hpp (libsentencepiece), dist/mpi.hpp (MPI);
+// data/preprocess.hpp reads .gz input when zlib is present.
 #pragma once
 
 #include "kumiki/config.hpp"
@@ -20,6 +19,8 @@
 #include "kumiki/core/philox.hpp"
 #include "kumiki/core/shape.hpp"
 #include "kumiki/core/tensor.hpp"
+#include "kumiki/core/toml.hpp"
+#include "kumiki/core/toml_reader.hpp"
 
 // models, ops, nn: the transformer, dense or MoE (CPU specializations)
 #include "kumiki/models/configs.hpp"
@@ -34,6 +35,7 @@
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
 #include "kumiki/sched/schedule.hpp"
+#include "kumiki/sched/toml.hpp"
 
 // data: Megatron indexed datasets, GPT samples, blending, byte-level tokenizer
 #include "kumiki/data/blended_dataset.hpp"
@@ -47,6 +49,8 @@
 #include "kumiki/io/hf.hpp"
 #include "kumiki/io/safetensors.hpp"
 
-// train: logs and checkpoint directories (the trainer itself needs toml++: train/trainer.hpp)
+// train: recipes, the trainer, logs and checkpoint directories
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/log.hpp"
+#include "kumiki/train/recipe.hpp"
+#include "kumiki/train/trainer.hpp"

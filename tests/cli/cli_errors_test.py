@@ -84,8 +84,8 @@ data = [1.0, "{work}/text"]
 steps = 2
 checkpoint_interval = 2
 [stages.lr]
-style = "constant"
-max_lr = 1e-3
+lr_decay_style = "constant"
+lr = 1e-3
 """)
 r = subprocess.run([kumiki, "train", "--recipe", recipe, "--out", f"{work}/run"], capture_output=True, text=True)
 if not check(r.returncode == 0, f"a 2-step demo run trains ({r.stderr.strip()[-300:]})"):

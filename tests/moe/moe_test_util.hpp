@@ -7,7 +7,7 @@
 #include <numeric>
 #include <vector>
 
-#include <Eigen/Core>
+#include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/moe/moe_layer.hpp"
 

@@ -42,12 +42,12 @@ data = [1.0, "text"]
 steps = 30
 checkpoint_interval = 30
 [stages.lr]
-style = "wsd"
-max_lr = 3e-3
+lr_decay_style = "WSD"
+lr = 3e-3
 min_lr = 0.0
-warmup = 5
-decay_end = 30
-wsd_decay = 10
+lr_warmup_iters = 5
+lr_decay_iters = 30
+lr_wsd_decay_iters = 10
 """)
 run = subprocess.run([kumiki, "train", "--recipe", f"{work}/recipe.toml", "--out", f"{work}/run", "--quiet"],
                      cwd=work, capture_output=True, text=True)
@@ -71,8 +71,8 @@ check(ev.returncode == 0 and "perplexity" in ev.stdout + ev.stderr, f"kumiki eva
 
 # --init-from: a new run starts from the trained weights (fresh optimizer, step 0).
 with open(f"{work}/recipe2.toml", "w") as f:
-    f.write(open(f"{work}/recipe.toml").read().replace("steps = 30", "steps = 2").replace("decay_end = 30", "decay_end = 2")
-            .replace("wsd_decay = 10", "wsd_decay = 1").replace("warmup = 5", "warmup = 0"))
+    f.write(open(f"{work}/recipe.toml").read().replace("steps = 30", "steps = 2").replace("lr_decay_iters = 30", "lr_decay_iters = 2")
+            .replace("lr_wsd_decay_iters = 10", "lr_wsd_decay_iters = 1").replace("lr_warmup_iters = 5", "lr_warmup_iters = 0"))
 
 
 def train_from(init, out, recipe="recipe2.toml"):

@@ -52,12 +52,12 @@ name = "continue"
 data = [1.0, "{data_prefix}"]
 steps = 2
 [stages.lr]
-style = "wsd"
-max_lr = 1e-3
+lr_decay_style = "WSD"
+lr = 1e-3
 min_lr = 0.0
-warmup = 0
-decay_end = 2
-wsd_decay = 1
+lr_warmup_iters = 0
+lr_decay_iters = 2
+lr_wsd_decay_iters = 1
 """
 
 def read_safetensors(path):

@@ -56,9 +56,9 @@ data = [1.0, "{work / 'train'}"]
 steps = 40
 checkpoint_interval = 40
 [stages.lr]
-style = "constant"
-max_lr = 3e-3
-warmup = 5
+lr_decay_style = "constant"
+lr = 3e-3
+lr_warmup_iters = 5
 """)
 run(kumiki, "train", "--recipe", work / "recipe.toml", "--out", work / "run")
 run(kumiki, "export-hf", "--checkpoint", work / "run", "--out", work / "hf", "--dtype", "f32")

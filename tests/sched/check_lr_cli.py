@@ -83,43 +83,52 @@ def check(name, kumiki, args, expected, columns=1, steps=None):
 def main():
     kumiki = sys.argv[1]
     common = dict(max_lr=1e-3, min_lr=1e-4, init_lr=1e-5, warmup=10, decay=100)
-    opts = ["--max-lr", 1e-3, "--min-lr", 1e-4, "--init-lr", 1e-5, "--warmup", 10, "--decay-steps", 100, "--steps", 110]
+    # kumiki lr's flags are Megatron's, with Megatron's values.
+    opts = ["--lr", 1e-3, "--min-lr", 1e-4, "--lr-warmup-init", 1e-5, "--lr-warmup-iters", 10, "--lr-decay-iters", 100,
+            "--steps", 110]
     every = list(range(0, 111))
-    for style, megatron_style in [("linear", "linear"), ("cosine", "cosine"), ("constant", "constant"),
-                                  ("inverse-sqrt", "inverse-square-root")]:
-        check(style, kumiki, ["--schedule", style, *opts],
-              lambda s, ms=megatron_style: megatron_lr(s, style=ms, **common), steps=every)
+    for style in ["linear", "cosine", "inverse-square-root"]:
+        check(style, kumiki, ["--lr-decay-style", style, *opts],
+              lambda s, ms=style: megatron_lr(s, style=ms, **common), steps=every)
+    constant_opts = ["--lr", 1e-3, "--lr-warmup-init", 1e-5, "--lr-warmup-iters", 10, "--steps", 110]  # no decay keys
+    check("constant", kumiki, ["--lr-decay-style", "constant", *constant_opts],
+          lambda s: megatron_lr(s, style="constant", **common), steps=every)
     for wsd_style in ["linear", "cosine", "exponential", "minus_sqrt"]:
-        check(f"wsd {wsd_style}", kumiki, ["--schedule", "wsd", *opts, "--wsd-decay-steps", 30, "--decay-style", wsd_style],
+        check(f"wsd {wsd_style}", kumiki,
+              ["--lr-decay-style", "WSD", *opts, "--lr-wsd-decay-iters", 30, "--lr-wsd-decay-style", wsd_style],
               lambda s, w=wsd_style: megatron_lr(s, style="WSD", wsd_decay=30, wsd_style=w, **common), steps=every)
+    # The decay ends with the run (--steps) unless --lr-decay-iters says otherwise, as in Megatron.
+    check("cosine to --steps", kumiki, ["--lr-decay-style", "cosine", "--lr", 1e-3, "--lr-warmup-iters", 10, "--steps", 100],
+          lambda s: megatron_lr(s, style="cosine", max_lr=1e-3, min_lr=0.0, init_lr=0.0, warmup=10, decay=100))
 
     # Samples: Megatron's counter is iterations x global batch; W, D, cooldown given in samples
     # (a warmup of 42 samples ends inside iteration 11 at global batch 4).
     check("wsd in samples", kumiki,
-          ["--schedule", "wsd", "--max-lr", 1e-3, "--min-lr", 0, "--warmup", 42, "--decay-steps", 400,
-           "--wsd-decay-steps", 90, "--decay-style", "cosine", "--unit", "samples", "--global-batch", 4, "--steps", 110],
+          ["--lr-decay-style", "WSD", "--lr", 1e-3, "--min-lr", 0, "--lr-warmup-samples", 42, "--lr-decay-samples", 400,
+           "--lr-wsd-decay-samples", 90, "--lr-wsd-decay-style", "cosine", "--global-batch", 4, "--steps", 110],
           lambda s: megatron_lr(4 * s, style="WSD", max_lr=1e-3, min_lr=0.0, init_lr=0.0, warmup=42, decay=400,
                                 wsd_decay=90, wsd_style="cosine"))
 
     # LLM-jp-4 decay branch from a 'stable only' WSD run == Megatron WSD relaunched with D = S + N.
     check("decay branch", kumiki,
-          ["--schedule", "wsd", "--max-lr", 3e-4, "--min-lr", 3e-5, "--warmup", 20, "--decay-steps", 10**7,
-           "--wsd-decay-steps", 1, "--branch-start", 60, "--branch-steps", 30, "--branch-to", 0, "--branch-style", "minus_sqrt",
-           "--steps", 100],
+          ["--lr-decay-style", "WSD", "--lr", 3e-4, "--min-lr", 3e-5, "--lr-warmup-iters", 20, "--lr-decay-iters", 10**7,
+           "--lr-wsd-decay-iters", 1, "--branch-start-iters", 60, "--branch-decay-iters", 30, "--branch-min-lr", 0,
+           "--branch-decay-style", "minus_sqrt", "--steps", 100],
           lambda s: megatron_lr(s, style="WSD", max_lr=3e-4, min_lr=0.0, init_lr=0.0, warmup=20, decay=90, wsd_decay=30,
                                 wsd_style="minus_sqrt"))
 
     # DeepSeek steps: constant after warmup, x0.316 from 80% and again from 90% of --steps.
-    check("steps", kumiki, ["--schedule", "steps", "--max-lr", 1e-3, "--warmup", 10, "--steps", 100],
+    check("steps", kumiki, ["--lr-decay-style", "constant", "--lr", 1e-3, "--lr-warmup-iters", 10, "--steps", 100,
+                            "--milestone-iters", "80,90", "--milestone-factors", 0.316],
           lambda s: (1e-3 * s / 10 if s <= 10 else 1e-3) * (0.316 if s >= 80 else 1.0) * (0.316 if s >= 90 else 1.0))
 
     # OLMo 2 stage 2: from the current lr linearly to 0 over D, no warmup.
-    check("anneal", kumiki, ["--schedule", "anneal", "--max-lr", 6e-5, "--min-lr", 0, "--decay-steps", 100,
-                             "--decay-style", "linear", "--steps", 110],
+    check("anneal", kumiki, ["--lr-decay-style", "anneal", "--lr", 6e-5, "--min-lr", 0, "--lr-decay-iters", 100,
+                             "--lr-wsd-decay-style", "linear", "--steps", 110],
           lambda s: 6e-5 * max(0.0, 1.0 - s / 100.0))
 
     # --compare: the talk's three curves.
-    check("compare", kumiki, ["--compare", "--max-lr", 3e-4, "--warmup", 200, "--steps", 10000, "--every", 50],
+    check("compare", kumiki, ["--compare", "--lr", 3e-4, "--lr-warmup-iters", 200, "--steps", 10000, "--every", 50],
           lambda s: (megatron_lr(s, style="cosine", max_lr=3e-4, min_lr=3e-4 / 10, init_lr=0.0, warmup=200, decay=10000),
                      megatron_lr(s, style="WSD", max_lr=3e-4, min_lr=0.0, init_lr=0.0, warmup=200, decay=10000,
                                  wsd_decay=1000, wsd_style="minus_sqrt"),
@@ -129,34 +138,52 @@ def main():
 
     with tempfile.TemporaryDirectory() as d:
         # The TOML the command prints reads back (--recipe) to the same curve.
-        args = ["--schedule", "wsd", *opts, "--wsd-decay-steps", 30, "--decay-style", "exponential"]
+        args = ["--lr-decay-style", "WSD", *opts, "--lr-wsd-decay-iters", 30, "--lr-wsd-decay-style", "exponential"]
         toml_text = run(kumiki, *args, "--print-toml").stdout
         recipe = os.path.join(d, "recipe.toml")
         with open(recipe, "w") as f:
             f.write("[train.lr]\n" + toml_text)
         direct = run(kumiki, *args).stdout
         via = run(kumiki, "--recipe", recipe, "--table", "train.lr", "--steps", 110).stdout
-        if direct != via or "style = 'wsd'" not in toml_text:
+        if direct != via or 'lr_decay_style = "WSD"' not in toml_text or "lr_decay_iters = 100" not in toml_text:
             failures.append("--print-toml / --recipe round trip changed the curve")
         else:
             print("ok   --print-toml -> --recipe round trip")
         # A plot when gnuplot is present.
         if shutil.which("gnuplot"):
             png = os.path.join(d, "lr.png")
-            run(kumiki, "--schedule", "cosine", *opts, "--plot", png)
+            run(kumiki, "--lr-decay-style", "cosine", *opts, "--plot", png)
             with open(png, "rb") as f:
                 if f.read(8) != b"\x89PNG\r\n\x1a\n":
                     failures.append("--plot did not write a PNG")
                 else:
                     print("ok   --plot wrote a PNG")
 
-    # Bad input: a clear error, exit 1.
-    p = run(kumiki, "--schedule", "triangle", expect_rc=1)
-    if "--schedule" not in p.stderr:
-        failures.append(f"bad --schedule error does not name the option: {p.stderr!r}")
-    p = run(kumiki, "--schedule", "cosine", "--warmup", 100, "--decay-steps", 50, expect_rc=1)
-    if "decay_end" not in p.stderr:
-        failures.append(f"warmup beyond decay end not reported: {p.stderr!r}")
+    # Bad input: the whole message, exit 1, no library source path.
+    def expect_error(args, message):
+        p = run(kumiki, *args, expect_rc=1)
+        want = f"kumiki: error: {message}\n"
+        if p.stderr != want:
+            failures.append(f"kumiki lr {' '.join(map(str, args))}: stderr {p.stderr!r}, expected {want!r}")
+        else:
+            print(f"ok   error: {message}")
+    expect_error(["--lr-decay-style", "triangle", "--lr", 1],
+                 '--lr-decay-style: unknown value "triangle" (expected "constant", "linear", "cosine", "inverse-square-root", '
+                 '"WSD" or "anneal")')
+    expect_error(["--lr-decay-style", "inverse-sqrt", "--lr", 1],
+                 '--lr-decay-style: value "inverse-sqrt" was renamed: use "inverse-square-root" (Megatron\'s --lr-decay-style)')
+    expect_error(["--lr-decay-style", "cosine", "--lr", 1e-3, "--lr-warmup-iters", 100, "--lr-decay-iters", 50],
+                 "lr schedule 'cosine': lr_warmup_iters (100) must be below lr_decay_iters (50)")
+    expect_error(["--lr-decay-style", "WSD", "--lr", 1e-3],
+                 "--lr-wsd-decay-iters is missing: the length of WSD's cooldown (Megatron's --lr-wsd-decay-iters)")
+    expect_error(["--lr-decay-style", "cosine"], "--lr is missing: the peak learning rate (Megatron's --lr)")
+    expect_error(["--schedule", "cosine"],
+                 "--schedule was renamed: use --lr-decay-style (Megatron's; constant, linear, cosine, inverse-square-root, WSD or "
+                 "anneal; a decay branch and milestones are the --branch-* and --milestone-* options)")
+    expect_error(["--lr-decay-style", "cosine", "--lr", 1e-3, "--decay-steps", 50],
+                 "--decay-steps was renamed: use --lr-decay-iters (Megatron's)")
+    expect_error(["--lr-decay-style", "cosine", "--lr", 1e-3, "--lr-warmup-samples", 5],
+                 "--global-batch is missing: lengths in samples need the samples per iteration")
 
     for f in failures:
         print("FAIL", f)

@@ -53,12 +53,12 @@ eval = [ { name = "val", prefix = "val" } ]
 eval_interval = 3
 eval_batches = 1
 [stages.lr]
-style = "wsd"
-max_lr = 2e-3
+lr_decay_style = "WSD"
+lr = 2e-3
 min_lr = 0.0
-warmup = 2
-decay_end = 1000
-wsd_decay = 1
+lr_warmup_iters = 2
+lr_decay_iters = 1000
+lr_wsd_decay_iters = 1
 
 [[stages]]
 name = "japanese"

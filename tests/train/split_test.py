@@ -51,11 +51,11 @@ steps = STEPS
 eval = [ { name = "held", prefix = "valid_last" EVALSPLIT} ]
 eval_batches = 8
 [stages.lr]
-style = "wsd"
-max_lr = 1e-3
-warmup = 1
-decay_end = 100
-wsd_decay = 1
+lr_decay_style = "WSD"
+lr = 1e-3
+lr_warmup_iters = 1
+lr_decay_iters = 100
+lr_wsd_decay_iters = 1
 """
 
 

@@ -577,7 +577,8 @@ inline std::string weights_only_recipe_text(std::string const& name, models::Tra
          "# replace its data (and steps, lr) with a real blend to continue training from these weights.\n"
          "model = \"" + name + "\"\nseq_len = " + std::to_string(c.max_seq_len) +
          "\nglobal_batch = 1\nmicro_batch = 1\n\n[[stages]]\nname = \"imported\"\ndata = [1.0, \"REPLACE_WITH_DATA_PREFIX\"]\n"
-         "steps = 1\n[stages.lr]\nstyle = \"wsd\"\nmax_lr = 1e-4\nmin_lr = 0.0\nwarmup = 0\ndecay_end = 1\nwsd_decay = 1\n";
+         "steps = 1\n[stages.lr]\nlr_decay_style = \"WSD\"\nlr = 1e-4\nmin_lr = 0.0\nlr_warmup_iters = 0\nlr_decay_iters = 1\n"
+         "lr_wsd_decay_iters = 1\n";
 }
 
 /// The recipe stored in a checkpoint imported from the Hugging Face directory `source`.

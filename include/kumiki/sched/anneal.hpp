@@ -1,7 +1,9 @@
 // kumiki/sched/anneal.hpp: cooldowns from a given lr to a target (OLMo 2 mid-training) and decay branches off any schedule.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
@@ -29,11 +31,17 @@ struct Anneal {
     double const q = static_cast<double>(n - start) / static_cast<double>(steps);
     return to_lr + rounded(decay_coeff(shape, q) * (from_lr - to_lr));  // never fused (core/fp.hpp)
   }
+  // In a recipe an anneal is lr (from_lr), min_lr (to_lr), lr_decay_iters (start + steps: where it
+  // ends) and lr_wsd_decay_iters (steps: the cooldown over the end of it), as for WSD.
   void validate() const {
-    KUMIKI_REQUIRE(steps > 0, "lr schedule 'anneal': steps must be positive, got ", steps);
-    KUMIKI_REQUIRE(start >= 0, "lr schedule 'anneal': start must be >= 0, got ", start);
-    KUMIKI_REQUIRE(from_lr >= 0.0 && to_lr >= 0.0, "lr schedule 'anneal': learning rates must be >= 0, got from_lr ", from_lr,
-                 ", to_lr ", to_lr);
+    KUMIKI_REQUIRE(steps > 0, "lr schedule 'anneal': ", length_key("lr_wsd_decay", clock), " (the cooldown length) must be positive, got ",
+                   steps);
+    KUMIKI_REQUIRE(start >= 0, "lr schedule 'anneal': the cooldown cannot start before 0: ", length_key("lr_wsd_decay", clock), " (",
+                   steps, ") must not exceed ", length_key("lr_decay", clock), " (", start + steps, ")");
+    KUMIKI_REQUIRE(steps <= std::numeric_limits<std::int64_t>::max() - start, "lr schedule 'anneal': ",
+                   length_key("lr_decay", clock), " is beyond the 64-bit range");
+    KUMIKI_REQUIRE(from_lr >= 0.0 && to_lr >= 0.0 && std::isfinite(from_lr) && std::isfinite(to_lr),
+                   "lr schedule 'anneal': lr and min_lr must be finite and >= 0, got lr ", from_lr, ", min_lr ", to_lr);
     KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'anneal': global_batch must be positive, got ", clock.global_batch);
   }
   friend constexpr bool operator==(Anneal const&, Anneal const&) = default;
@@ -67,15 +75,19 @@ struct DecayBranch {
     if (clock.count(step) <= start) return base.lr(step);
     return anneal().lr(step);
   }
+  // In a recipe: branch_start_iters (start), branch_decay_iters (steps), branch_min_lr (to_lr),
+  // branch_decay_style (shape) beside the base schedule's keys.
   void validate() const {
     if constexpr (requires { base.validate(); }) base.validate();
-    KUMIKI_REQUIRE(steps > 0, "lr schedule 'branch': steps must be positive, got ", steps);
-    KUMIKI_REQUIRE(start >= 0, "lr schedule 'branch': start must be >= 0, got ", start);
-    KUMIKI_REQUIRE(to_lr >= 0.0, "lr schedule 'branch': to_lr must be >= 0, got ", to_lr);
+    KUMIKI_REQUIRE(steps > 0, "lr schedule 'branch': ", length_key("branch_decay", clock), " must be positive, got ", steps);
+    KUMIKI_REQUIRE(start >= 0, "lr schedule 'branch': ", length_key("branch_start", clock), " must be >= 0, got ", start);
+    KUMIKI_REQUIRE(steps <= std::numeric_limits<std::int64_t>::max() - start, "lr schedule 'branch': ",
+                   length_key("branch_start", clock), " + ", length_key("branch_decay", clock), " is beyond the 64-bit range");
+    KUMIKI_REQUIRE(to_lr >= 0.0 && std::isfinite(to_lr), "lr schedule 'branch': branch_min_lr must be finite and >= 0, got ", to_lr);
     KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'branch': global_batch must be positive, got ", clock.global_batch);
-    KUMIKI_REQUIRE(clock.unit == Unit::iterations || start % clock.global_batch == 0,
-                 "lr schedule 'branch': start (", start, " samples) must be a whole number of iterations of ",
-                 clock.global_batch, " samples");
+    KUMIKI_REQUIRE(clock.unit == Unit::iterations || start % clock.global_batch == 0, "lr schedule 'branch': ",
+                   length_key("branch_start", clock), " (", start, ") must be a whole number of iterations of ",
+                   clock.global_batch, " samples");
   }
   friend constexpr bool operator==(DecayBranch const&, DecayBranch const&) = default;
 };

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "kumiki/config.hpp"
@@ -26,6 +27,12 @@ struct Clock {
   constexpr std::int64_t count(std::int64_t step) const { return unit == Unit::samples ? step * global_batch : step; }
   friend constexpr bool operator==(Clock const&, Clock const&) = default;
 };
+
+/// The recipe key of a length counted by `c` (Megatron's flag names in snake_case; `kumiki lr` takes
+/// them in kebab case): length_key("lr_decay", c) is "lr_decay_iters", or "lr_decay_samples".
+inline std::string length_key(std::string_view base, Clock const& c) {
+  return std::string(base) + (c.unit == Unit::samples ? "_samples" : "_iters");
+}
 
 /// Shape of a cooldown from a start value to a target over a fraction q in [0, 1] of its length
 /// (Megatron-LM `--lr-wsd-decay-style`; coeff(0) = 1, coeff(1) = 0 for every style).
@@ -63,7 +70,7 @@ constexpr std::optional<DecayShape> parse_decay_shape(std::string_view s) {
   if (s == "linear") return DecayShape::linear;
   if (s == "cosine") return DecayShape::cosine;
   if (s == "exponential") return DecayShape::exponential;
-  if (s == "minus_sqrt" || s == "1-sqrt") return DecayShape::minus_sqrt;
+  if (s == "minus_sqrt") return DecayShape::minus_sqrt;
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 // kumiki/sched/megatron.hpp: Megatron-LM's learning-rate styles (constant, linear, cosine, inverse-sqrt, WSD).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kumiki/config.hpp"
@@ -62,18 +63,21 @@ constexpr double megatron_lr(Style style, MegatronParams const& a, std::int64_t 
   return a.min_lr + rounded(coeff * delta);
 }
 
-/// Megatron's constructor assertions, as errors naming the schedule and the offending field.
+/// Megatron's constructor assertions, as input errors naming the schedule and the recipe keys (the
+/// `kumiki lr` flags are the same names in kebab case: lr_decay_iters is --lr-decay-iters).
 inline void check_megatron(char const* what, MegatronParams const& a, Clock const& c, bool decays) {
   KUMIKI_REQUIRE(c.global_batch > 0, "lr schedule '", what, "': global_batch must be positive, got ", c.global_batch);
-  KUMIKI_REQUIRE(a.warmup >= 0, "lr schedule '", what, "': warmup must be >= 0, got ", a.warmup);
-  KUMIKI_REQUIRE(a.init_lr >= 0.0 && a.init_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= init_lr <= max_lr, got init_lr ",
-               a.init_lr, ", max_lr ", a.max_lr);
+  KUMIKI_REQUIRE(std::isfinite(a.max_lr) && std::isfinite(a.min_lr) && std::isfinite(a.init_lr), "lr schedule '", what,
+                 "': lr, min_lr and lr_warmup_init must be finite, got ", a.max_lr, ", ", a.min_lr, ", ", a.init_lr);
+  KUMIKI_REQUIRE(a.warmup >= 0, "lr schedule '", what, "': ", length_key("lr_warmup", c), " must be >= 0, got ", a.warmup);
+  KUMIKI_REQUIRE(a.init_lr >= 0.0 && a.init_lr <= a.max_lr, "lr schedule '", what,
+                 "': need 0 <= lr_warmup_init <= lr, got lr_warmup_init ", a.init_lr, ", lr ", a.max_lr);
   if (!decays) return;
-  KUMIKI_REQUIRE(a.min_lr >= 0.0 && a.min_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= min_lr <= max_lr, got min_lr ",
-               a.min_lr, ", max_lr ", a.max_lr);
-  KUMIKI_REQUIRE(a.decay_end > 0, "lr schedule '", what, "': decay_end must be positive, got ", a.decay_end);
-  KUMIKI_REQUIRE(a.warmup < a.decay_end, "lr schedule '", what, "': warmup (", a.warmup, ") must be below decay_end (",
-               a.decay_end, ")");
+  KUMIKI_REQUIRE(a.min_lr >= 0.0 && a.min_lr <= a.max_lr, "lr schedule '", what, "': need 0 <= min_lr <= lr, got min_lr ",
+                 a.min_lr, ", lr ", a.max_lr);
+  KUMIKI_REQUIRE(a.decay_end > 0, "lr schedule '", what, "': ", length_key("lr_decay", c), " must be positive, got ", a.decay_end);
+  KUMIKI_REQUIRE(a.warmup < a.decay_end, "lr schedule '", what, "': ", length_key("lr_warmup", c), " (", a.warmup,
+                 ") must be below ", length_key("lr_decay", c), " (", a.decay_end, ")");
 }
 
 }  // namespace detail
@@ -90,7 +94,7 @@ struct Constant {
                                clock.count(step));
   }
   void validate() const {
-    KUMIKI_REQUIRE(max_lr >= 0.0, "lr schedule 'constant': max_lr must be >= 0, got ", max_lr);
+    KUMIKI_REQUIRE(max_lr >= 0.0, "lr schedule 'constant': lr must be >= 0, got ", max_lr);
     detail::check_megatron("constant", {max_lr, 0.0, init_lr, warmup, 0, 0, DecayShape::linear}, clock, false);
   }
   friend constexpr bool operator==(Constant const&, Constant const&) = default;
@@ -149,7 +153,7 @@ struct InverseSqrt {
                                {max_lr, min_lr, init_lr, warmup, decay_end, 0, DecayShape::linear}, clock.count(step));
   }
   void validate() const {
-    detail::check_megatron("inverse_sqrt", {max_lr, min_lr, init_lr, warmup, decay_end, 0, DecayShape::linear}, clock, true);
+    detail::check_megatron("inverse-square-root", {max_lr, min_lr, init_lr, warmup, decay_end, 0, DecayShape::linear}, clock, true);
   }
   friend constexpr bool operator==(InverseSqrt const&, InverseSqrt const&) = default;
 };
@@ -173,8 +177,8 @@ struct Wsd {
                                clock.count(step));
   }
   void validate() const {
-    detail::check_megatron("wsd", {max_lr, min_lr, init_lr, warmup, decay_end, wsd_decay, wsd_style}, clock, true);
-    KUMIKI_REQUIRE(wsd_decay > 0, "lr schedule 'wsd': wsd_decay must be positive, got ", wsd_decay);
+    detail::check_megatron("WSD", {max_lr, min_lr, init_lr, warmup, decay_end, wsd_decay, wsd_style}, clock, true);
+    KUMIKI_REQUIRE(wsd_decay > 0, "lr schedule 'WSD': ", length_key("lr_wsd_decay", clock), " must be positive, got ", wsd_decay);
   }
   friend constexpr bool operator==(Wsd const&, Wsd const&) = default;
 };

@@ -3,7 +3,9 @@
 
 #include <array>
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
@@ -43,14 +45,18 @@ struct MultiStep {
     ++count;  // validate() reports an overflow
     return *this;
   }
+  // In a recipe: milestone_iters = [steps...] and milestone_factors = [factors...] beside the base
+  // schedule's keys.
   void validate() const {
     if constexpr (requires { base.validate(); }) base.validate();
-    KUMIKI_REQUIRE(count <= max_milestones, "lr schedule 'steps': at most ", max_milestones, " milestones, got ", count);
+    std::string const key = length_key("milestone", clock);
+    KUMIKI_REQUIRE(count <= max_milestones, "lr schedule 'steps': at most ", max_milestones, " milestones (", key, "), got ", count);
     for (std::size_t i = 0; i < count; ++i) {
-      KUMIKI_REQUIRE(milestones[i].step >= 0, "lr schedule 'steps': milestone ", i, " step must be >= 0");
-      KUMIKI_REQUIRE(milestones[i].factor >= 0.0, "lr schedule 'steps': milestone ", i, " factor must be >= 0");
-      KUMIKI_REQUIRE(i == 0 || milestones[i - 1].step <= milestones[i].step,
-                   "lr schedule 'steps': milestones must be in increasing step order");
+      KUMIKI_REQUIRE(milestones[i].step >= 0, "lr schedule 'steps': ", key, "[", i, "] must be >= 0, got ", milestones[i].step);
+      KUMIKI_REQUIRE(milestones[i].factor >= 0.0 && std::isfinite(milestones[i].factor), "lr schedule 'steps': milestone_factors[", i,
+                     "] must be finite and >= 0, got ", milestones[i].factor);
+      KUMIKI_REQUIRE(i == 0 || milestones[i - 1].step <= milestones[i].step, "lr schedule 'steps': ", key,
+                     " must be in increasing order, got ", milestones[i - 1].step, " before ", milestones[i].step);
     }
     KUMIKI_REQUIRE(clock.global_batch > 0, "lr schedule 'steps': global_batch must be positive, got ", clock.global_batch);
   }

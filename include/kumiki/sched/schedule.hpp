@@ -23,13 +23,14 @@ concept LrSchedule = requires(S const& s, std::int64_t step) {
   { s.lr(step) } -> std::same_as<double>;
 };
 
-/// The recipe name of each schedule type (the `style` key in TOML, `--schedule` on the command line).
+/// The name of each schedule type: for the Megatron styles their `lr_decay_style` value (Megatron's
+/// --lr-decay-style), for the composed ones what `kumiki lr` labels them with.
 template <class S> inline constexpr std::string_view style_name = "?";
 template <> inline constexpr std::string_view style_name<Constant> = "constant";
 template <> inline constexpr std::string_view style_name<Linear> = "linear";
 template <> inline constexpr std::string_view style_name<Cosine> = "cosine";
-template <> inline constexpr std::string_view style_name<InverseSqrt> = "inverse_sqrt";
-template <> inline constexpr std::string_view style_name<Wsd> = "wsd";
+template <> inline constexpr std::string_view style_name<InverseSqrt> = "inverse-square-root";
+template <> inline constexpr std::string_view style_name<Wsd> = "WSD";
 template <> inline constexpr std::string_view style_name<Anneal> = "anneal";
 
 /// A schedule that is not composed of others: what a branch or a step schedule is built on.
@@ -77,8 +78,8 @@ struct Schedule {
   constexpr double lr(std::int64_t step) const {
     return std::visit([step](auto const& s) { return s.lr(step); }, v);
   }
-  /// Throws kumiki::Error naming the schedule and the field when the parameters are inconsistent
-  /// (Megatron's constructor assertions, plus branch / milestone checks).
+  /// Throws kumiki::InputError naming the schedule and the recipe key when the parameters are
+  /// inconsistent (Megatron's constructor assertions, plus branch / milestone checks).
   void validate() const {
     std::visit([](auto const& s) { s.validate(); }, v);
   }

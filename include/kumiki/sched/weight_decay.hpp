@@ -1,6 +1,7 @@
 // kumiki/sched/weight_decay.hpp: Megatron's weight-decay increment schedule (start_wd -> end_wd).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -46,14 +47,17 @@ struct WeightDecaySchedule {
     double const coeff = style == WdIncrement::linear ? r : 0.5 * (detail::cos(detail::pi * (1.0 - r)) + 1.0);
     return start_wd + rounded(coeff * (end_wd - start_wd));  // never fused (core/fp.hpp)
   }
+  // In a recipe: start_weight_decay, end_weight_decay, weight_decay_incr_style (Megatron's flags) and
+  // weight_decay_incr_iters (incr_steps; Megatron uses the run length).
   void validate() const {
-    KUMIKI_REQUIRE(start_wd >= 0.0 && end_wd >= start_wd, "weight-decay schedule: need 0 <= start_wd <= end_wd, got ", start_wd,
-                 " and ", end_wd);
+    KUMIKI_REQUIRE(start_wd >= 0.0 && end_wd >= start_wd && std::isfinite(end_wd),
+                   "weight-decay schedule: need 0 <= start_weight_decay <= end_weight_decay, got ", start_wd, " and ", end_wd);
     KUMIKI_REQUIRE(style != WdIncrement::constant || start_wd == end_wd,
-                 "weight-decay schedule: style constant needs start_wd == end_wd, got ", start_wd, " and ", end_wd);
-    KUMIKI_REQUIRE(style == WdIncrement::constant || incr_steps > 0, "weight-decay schedule: incr_steps must be positive, got ",
-                 incr_steps);
-    KUMIKI_REQUIRE(clock.global_batch > 0, "weight-decay schedule: global_batch must be positive");
+                   "weight-decay schedule: weight_decay_incr_style constant needs start_weight_decay == end_weight_decay, got ",
+                   start_wd, " and ", end_wd);
+    KUMIKI_REQUIRE(style == WdIncrement::constant || incr_steps > 0, "weight-decay schedule: ",
+                   length_key("weight_decay_incr", clock), " must be positive, got ", incr_steps);
+    KUMIKI_REQUIRE(clock.global_batch > 0, "weight-decay schedule: global_batch must be positive, got ", clock.global_batch);
   }
   friend constexpr bool operator==(WeightDecaySchedule const&, WeightDecaySchedule const&) = default;
 };

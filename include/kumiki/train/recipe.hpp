@@ -13,10 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include <toml++/toml.h>
-
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/toml.hpp"
 #include "kumiki/core/toml_reader.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/models/configs.hpp"
@@ -68,9 +67,9 @@ struct StageRecipe {
   std::optional<std::int64_t> tokens;     ///< as written, when the stage was given in tokens
   ScheduleRule rule = ScheduleRule::fresh;
   sched::Schedule lr{};                   ///< for rule fresh
-  double decay_to = 0.0;                  ///< for branch / anneal
-  std::int64_t decay_steps = 0;           ///< for branch / anneal; 0 means the stage length
-  sched::DecayShape decay_shape = sched::DecayShape::minus_sqrt;
+  double decay_to = 0.0;                  ///< for branch / anneal: the recipe's min_lr
+  std::int64_t decay_steps = 0;           ///< for branch / anneal: lr_decay_iters; 0 means the stage length
+  sched::DecayShape decay_shape = sched::DecayShape::minus_sqrt;  ///< for branch / anneal: lr_wsd_decay_style
   std::int64_t seq_len = 0;               ///< resolved: the stage's or the recipe's
   bool reset_optimizer = false;           ///< zero AdamW's moments and step count at the stage start
   std::uint64_t seed = 0;                 ///< resolved data-order seed: the stage's or the recipe's
@@ -134,8 +133,13 @@ struct Recipe {
 
 namespace detail {
 
+// Bounds that keep every count of the recipe (steps x global batch x sequence length, a schedule's
+// samples) inside 64 bits: far beyond any real run (LLM-jp-4: 2.9M steps of 1024 sequences).
+inline constexpr std::int64_t max_global_batch = std::int64_t{1} << 24;
+inline constexpr std::int64_t max_total_steps = std::int64_t{1} << 36;
+
 inline std::int64_t positive(TomlReader& r, std::string_view key, std::int64_t v) {
-  if (v <= 0) r.fail(key, r.table().get(key), "must be positive, got " + std::to_string(v));
+  if (v <= 0) r.fail(key, "must be positive, got " + std::to_string(v));
   return v;
 }
 
@@ -144,31 +148,30 @@ inline std::int64_t positive(TomlReader& r, std::string_view key, std::int64_t v
 inline std::vector<data::BlendEntry> read_blend(TomlReader& r, std::string_view key, std::filesystem::path const& base,
                                           bool check_files) {
   auto const* arr = r.array(key);
-  if (arr == nullptr) r.fail(key, nullptr, "is missing (a list of weight, prefix pairs)");
+  if (arr == nullptr) r.missing(key, "a list of weight, prefix pairs, or prefixes alone");
   bool weightless = !arr->empty();
-  for (auto const& n : *arr) weightless = weightless && n.is_string();
+  for (std::size_t i = 0; i < arr->size(); ++i) weightless = weightless && (*arr)[i].as_string() != nullptr;
   if (arr->empty() || (!weightless && arr->size() % 2 != 0))
-    r.fail(key, arr, "must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...], or prefixes alone");
+    r.fail(key, "must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...], or prefixes alone");
   std::size_t const stride = weightless ? 1 : 2;
   std::vector<data::BlendEntry> out;
   for (std::size_t i = 0; i < arr->size(); i += stride) {
     std::size_t const pi = i + stride - 1;  // the prefix's position
-    toml::node const& p = *arr->get(pi);
+    toml::Value const& p = (*arr)[pi];
     std::optional<double> weight;
     if (!weightless) {
-      toml::node const& w = *arr->get(i);
+      toml::Value const& w = (*arr)[i];
       std::string const at = std::string(key) + "[" + std::to_string(i) + "]";
-      if (auto const* f = w.as_floating_point()) weight = f->get();
-      else if (auto const* n = w.as_integer()) weight = static_cast<double>(n->get());
+      if (auto const* f = w.as_float()) weight = *f;
+      else if (auto const* n = w.as_integer()) weight = static_cast<double>(*n);
       else r.fail(at, &w, std::string("must be a weight (number), got ") + TomlReader::type_name(w));
       if (!(*weight > 0) || !std::isfinite(*weight))
-        r.fail(at, &w, "blend weight must be > 0 (Megatron refuses weights <= 0), got " + kumiki::detail::concat(*weight) +
-                           " for dataset " + (p.is_string() ? "'" + p.as_string()->get() + "'" : std::string("?")) +
-                           "; leave the dataset out instead");
+        r.fail(at, &w, "blend weight must be > 0 (Megatron refuses weights <= 0), got " + toml::write(w) + " for dataset " +
+                           (p.as_string() ? "'" + *p.as_string() + "'" : std::string("?")) + "; leave the dataset out instead");
     }
     auto const* s = p.as_string();
     if (s == nullptr) r.fail(std::string(key) + "[" + std::to_string(pi) + "]", &p, "must be a dataset prefix (string)");
-    std::filesystem::path prefix = s->get();
+    std::filesystem::path prefix = *s;
     if (prefix.is_relative()) prefix = base / prefix;
     if (check_files)
       for (char const* ext : {".bin", ".idx"})
@@ -211,23 +214,35 @@ inline std::vector<LrSegment> resolve_lr(Recipe const& r) {
   return seg;
 }
 
+/// The keys of each table of a recipe, and the names earlier kumiki versions read.
+inline std::vector<std::string_view> const recipe_keys{"model", "seed", "seq_len", "global_batch", "micro_batch",
+                                                       "peak_flops", "data_cache", "optimizer", "stages"};
+inline std::vector<std::string_view> const optimizer_keys{"beta1", "beta2", "eps", "weight_decay", "clip_grad", "max_nonfinite"};
+inline std::vector<std::string_view> const stage_keys{
+    "name", "data", "steps", "tokens", "seq_len", "schedule", "lr", "min_lr", "lr_decay_iters", "lr_wsd_decay_style",
+    "reset_optimizer", "seed", "eval", "eval_interval", "eval_batches", "checkpoint_interval", "keep_checkpoints", "split"};
+inline std::vector<std::string_view> const eval_keys{"name", "prefix", "split"};
+inline constexpr RenamedKey stage_renamed[] = {
+    {"decay_to", "min_lr", "the lr a branch or anneal ends at, as Megatron's --min-lr"},
+    {"decay_steps", "lr_decay_iters", "the length of a branch or anneal, as Megatron's --lr-decay-iters"},
+    {"decay_shape", "lr_wsd_decay_style", "the shape of a branch or anneal, as Megatron's --lr-wsd-decay-style"},
+};
+
 }  // namespace detail
 
 /// Parses and validates a recipe. Relative dataset prefixes resolve against `base_dir` (the recipe's
-/// directory); with `check_files` every prefix.bin / prefix.idx must exist.
+/// directory); with `check_files` every prefix.bin / prefix.idx must exist. Every error is a
+/// kumiki::InputError naming the file, the key and its line: "recipe 'r.toml': key 'seq_len' (line 4):
+/// must be an integer, got a string".
 inline Recipe parse_recipe(std::string_view text, std::string const& source, std::filesystem::path const& base_dir,
                            bool check_files = true) {
-  toml::table doc;
-  try {
-    doc = toml::parse(text, source);
-  } catch (toml::parse_error const& e) {
-    KUMIKI_FAIL("recipe '", source, "' line ", e.source().begin.line, ": TOML syntax error: ", e.description());
-  }
+  toml::Table const doc = toml::parse(text, source);  // syntax errors: "recipe 'F' line N, column C: ..."
   Recipe r;
   r.source = source;
   r.text = std::string(text);
   try {
     TomlReader top(doc, "");
+    top.allow(detail::recipe_keys);
     r.model = top.read_string("model", true);
     {
       bool known = false;
@@ -236,32 +251,33 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
         known = known || n == r.model;
         names += (names.empty() ? "" : ", ") + std::string(n);
       }
-      if (!known) top.fail("model", doc.get("model"), "unknown model configuration '" + r.model + "' (known: " + names + ")");
+      if (!known) top.fail("model", "unknown model configuration '" + r.model + "' (known: " + names + ")");
     }
     std::int64_t const max_seq = models::dispatch_config(r.model, [](auto tag) { return decltype(tag)::config.max_seq_len; });
     std::int64_t seed = 1234;
     top.read("seed", seed);
-    if (seed < 0) top.fail("seed", doc.get("seed"), "must be >= 0");
+    if (seed < 0) top.fail("seed", "must be >= 0");
     r.seed = static_cast<std::uint64_t>(seed);
-    top.read("seq_len", r.seq_len);
-    top.read("global_batch", r.global_batch);
-    top.read("micro_batch", r.micro_batch);
-    if (!doc.contains("seq_len")) top.fail("seq_len", nullptr, "is missing");
-    if (!doc.contains("global_batch")) top.fail("global_batch", nullptr, "is missing");
-    if (!doc.contains("micro_batch")) top.fail("micro_batch", nullptr, "is missing");
+    r.seq_len = top.require<std::int64_t>("seq_len");
+    r.global_batch = top.require<std::int64_t>("global_batch");
+    r.micro_batch = top.require<std::int64_t>("micro_batch");
     detail::positive(top, "seq_len", r.seq_len);
     detail::positive(top, "global_batch", r.global_batch);
     detail::positive(top, "micro_batch", r.micro_batch);
     if (r.seq_len > max_seq)
-      top.fail("seq_len", doc.get("seq_len"), "is " + std::to_string(r.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
+      top.fail("seq_len", "is " + std::to_string(r.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
+    if (r.global_batch > detail::max_global_batch)
+      top.fail("global_batch", "is " + std::to_string(r.global_batch) + ", above kumiki's limit " + std::to_string(detail::max_global_batch));
     if (r.global_batch % r.micro_batch != 0)
-      top.fail("micro_batch", doc.get("micro_batch"),
+      top.fail("micro_batch",
                "global_batch " + std::to_string(r.global_batch) + " is not a multiple of micro_batch " + std::to_string(r.micro_batch));
     top.read("peak_flops", r.peak_flops);
+    if (!(r.peak_flops >= 0) || !std::isfinite(r.peak_flops)) top.fail("peak_flops", "must be a finite number >= 0");
     top.read("data_cache", r.data_cache);
 
-    if (doc.contains("optimizer")) {
-      TomlReader o(top.sub_table("optimizer"), "optimizer");
+    if (toml::Value const* ov = top.table_value("optimizer")) {
+      TomlReader o(*ov, "optimizer");
+      o.allow(detail::optimizer_keys);
       auto& opt = r.optimizer;
       o.read("beta1", opt.beta1);
       o.read("beta2", opt.beta2);
@@ -269,37 +285,39 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       o.read("weight_decay", opt.weight_decay);
       o.read("clip_grad", opt.clip_grad);
       o.read("max_nonfinite", opt.max_nonfinite);
-      if (!(opt.beta1 >= 0 && opt.beta1 < 1)) o.fail("beta1", o.table().get("beta1"), "must be in [0, 1)");
-      if (!(opt.beta2 >= 0 && opt.beta2 < 1)) o.fail("beta2", o.table().get("beta2"), "must be in [0, 1)");
-      if (!(opt.eps > 0)) o.fail("eps", o.table().get("eps"), "must be > 0");
-      if (!(opt.weight_decay >= 0)) o.fail("weight_decay", o.table().get("weight_decay"), "must be >= 0");
-      if (!(opt.clip_grad >= 0)) o.fail("clip_grad", o.table().get("clip_grad"), "must be >= 0");
+      if (!(opt.beta1 >= 0 && opt.beta1 < 1)) o.fail("beta1", "must be in [0, 1)");
+      if (!(opt.beta2 >= 0 && opt.beta2 < 1)) o.fail("beta2", "must be in [0, 1)");
+      if (!(opt.eps > 0) || !std::isfinite(opt.eps)) o.fail("eps", "must be a finite number > 0");
+      if (!(opt.weight_decay >= 0) || !std::isfinite(opt.weight_decay)) o.fail("weight_decay", "must be a finite number >= 0");
+      if (!(opt.clip_grad >= 0) || !std::isfinite(opt.clip_grad)) o.fail("clip_grad", "must be a finite number >= 0 (0: no clipping)");
       detail::positive(o, "max_nonfinite", opt.max_nonfinite);
-      o.finish();
-    } else {
-      top.find("optimizer");
     }
 
     auto const* stages = top.array("stages");
-    if (stages == nullptr || stages->empty()) top.fail("stages", stages, "needs at least one [[stages]] table");
+    if (stages == nullptr || stages->empty()) top.fail("stages", "needs at least one [[stages]] table");
     for (std::size_t i = 0; i < stages->size(); ++i) {
       std::string const path = "stages[" + std::to_string(i) + "]";
-      auto const* t = stages->get(i)->as_table();
-      if (t == nullptr) top.fail(path, stages->get(i), "must be a table ([[stages]])");
-      TomlReader s(*t, path);
+      toml::Value const& tv = (*stages)[i];
+      if (!tv.is_table()) top.fail(path, &tv, "must be a table ([[stages]])");
+      toml::Table const& t = *tv.as_table();
+      TomlReader s(tv, path);
+      s.allow(detail::stage_keys, detail::stage_renamed);
       StageRecipe st;
       st.name = s.read_string("name", true);
       for (auto const& prev : r.stages)
-        if (prev.name == st.name) s.fail("name", t->get("name"), "stage name '" + st.name + "' is used twice");
+        if (prev.name == st.name) s.fail("name", "stage name '" + st.name + "' is used twice");
       st.data = detail::read_blend(s, "data", base_dir, check_files);
       detail::read_split(s, "split", st.split);
       st.seq_len = r.seq_len;
       s.read("seq_len", st.seq_len);
       detail::positive(s, "seq_len", st.seq_len);
       if (st.seq_len > max_seq)
-        s.fail("seq_len", t->get("seq_len"), "is " + std::to_string(st.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
-      bool const has_steps = t->contains("steps"), has_tokens = t->contains("tokens");
-      if (has_steps == has_tokens) s.fail("steps", t, "give exactly one of 'steps' or 'tokens'");
+        s.fail("seq_len", "is " + std::to_string(st.seq_len) + ", above the model's max_seq_len " + std::to_string(max_seq));
+      bool const has_steps = t.contains("steps"), has_tokens = t.contains("tokens");
+      if (!has_steps && !has_tokens) s.missing("steps", "give the stage's length as 'steps' or as 'tokens'");
+      if (has_steps && has_tokens)
+        s.fail("tokens", "give the stage's length as 'steps' or as 'tokens', not both ('steps' is at line " +
+                             std::to_string(t.get("steps")->line()) + ")");
       if (has_steps) {
         s.read("steps", st.steps);
         detail::positive(s, "steps", st.steps);
@@ -309,41 +327,52 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
         detail::positive(s, "tokens", tokens);
         st.tokens = tokens;
         std::int64_t const per_step = r.global_batch * st.seq_len;
-        st.steps = (tokens + per_step - 1) / per_step;
+        st.steps = tokens / per_step + (tokens % per_step != 0 ? 1 : 0);
       }
+      if (st.steps > detail::max_total_steps - r.total_steps())
+        s.fail(has_steps ? "steps" : "tokens", "the recipe's stages add up to more than kumiki's limit of " +
+                                                   std::to_string(detail::max_total_steps) + " steps");
       std::string rule = "new";
       s.read("schedule", rule);
       auto const parsed = parse_schedule_rule(rule);
-      if (!parsed) s.fail("schedule", t->get("schedule"), "unknown value \"" + rule + "\" (expected \"new\", \"continue\", \"branch\" or \"anneal\")");
+      if (!parsed) s.fail("schedule", "unknown value \"" + rule + "\" (expected \"new\", \"continue\", \"branch\" or \"anneal\")");
       st.rule = *parsed;
       if (i == 0 && st.rule != ScheduleRule::fresh)
-        s.fail("schedule", t->get("schedule"), "the first stage has no schedule to " + rule + "; use \"new\"");
+        s.fail("schedule", "the first stage has no schedule to " + rule + "; use \"new\"");
       if (st.rule == ScheduleRule::fresh) {
-        if (!t->contains("lr")) s.fail("lr", t, "is missing (the stage's schedule table, required with schedule = \"new\")");
-        st.lr = sched::schedule_from_toml(s.sub_table("lr"), path + ".lr");
-      } else if (t->contains("lr")) {
-        s.fail("lr", t->get("lr"), "only a stage with schedule = \"new\" takes an lr table");
+        toml::Value const* lr = s.table_value("lr");
+        if (lr == nullptr) s.missing("lr", "the stage's schedule table [stages.lr], required with schedule = \"new\"");
+        sched::TableContext ctx;
+        ctx.global_batch = r.global_batch;  // lengths in samples count this recipe's sequences
+        ctx.train_iters = st.steps;         // lr_decay_iters defaults to the stage's length
+        st.lr = sched::schedule_from_toml(*lr->as_table(), path + ".lr", ctx, lr->line());
+      } else if (t.contains("lr")) {
+        s.fail("lr", "only a stage with schedule = \"new\" takes an lr table");
       }
       if (st.rule == ScheduleRule::branch || st.rule == ScheduleRule::anneal) {
         st.decay_shape = st.rule == ScheduleRule::anneal ? sched::DecayShape::linear : sched::DecayShape::minus_sqrt;
-        s.read("decay_to", st.decay_to);
-        s.read("decay_steps", st.decay_steps);
-        s.read_enum("decay_shape", st.decay_shape, sched::parse_decay_shape,
-                    "\"linear\", \"cosine\", \"exponential\" or \"minus_sqrt\"");
-        if (!(st.decay_to >= 0)) s.fail("decay_to", t->get("decay_to"), "must be >= 0");
-        if (st.decay_steps < 0) s.fail("decay_steps", t->get("decay_steps"), "must be >= 0 (0: the stage length)");
+        s.read("min_lr", st.decay_to);
+        s.read("lr_decay_iters", st.decay_steps);
+        s.read_enum("lr_wsd_decay_style", st.decay_shape, sched::parse_decay_shape,
+                    "\"exponential\", \"linear\", \"cosine\" or \"minus_sqrt\"", sched::detail::shape_renamed);
+        if (!(st.decay_to >= 0) || !std::isfinite(st.decay_to)) s.fail("min_lr", "must be a finite number >= 0");
+        if (st.decay_steps < 0) s.fail("lr_decay_iters", "must be >= 0 (0: the stage length)");
+      } else {
+        s.refuse({"min_lr", "lr_decay_iters", "lr_wsd_decay_style"},
+                 "applies to a stage with schedule = \"branch\" or \"anneal\" (a new schedule takes it in its lr table)");
       }
       s.read("reset_optimizer", st.reset_optimizer);
       std::int64_t stage_seed = static_cast<std::int64_t>(r.seed);
       s.read("seed", stage_seed);
-      if (stage_seed < 0) s.fail("seed", t->get("seed"), "must be >= 0");
+      if (stage_seed < 0) s.fail("seed", "must be >= 0");
       st.seed = static_cast<std::uint64_t>(stage_seed);
       if (auto const* ev = s.array("eval")) {
         for (std::size_t k = 0; k < ev->size(); ++k) {
           std::string const epath = path + ".eval[" + std::to_string(k) + "]";
-          auto const* et = ev->get(k)->as_table();
-          if (et == nullptr) s.fail("eval[" + std::to_string(k) + "]", ev->get(k), "must be a table { name, prefix }");
-          TomlReader e(*et, epath);
+          toml::Value const& etv = (*ev)[k];
+          if (!etv.is_table()) s.fail("eval[" + std::to_string(k) + "]", &etv, "must be a table { name, prefix }");
+          TomlReader e(etv, epath);
+          e.allow(detail::eval_keys);
           EvalSet set;
           set.name = e.read_string("name", true);
           std::filesystem::path prefix = e.read_string("prefix", true);
@@ -351,10 +380,9 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
           if (check_files)
             for (char const* ext : {".bin", ".idx"})
               if (!std::filesystem::is_regular_file(prefix.string() + ext))
-                e.fail("prefix", et->get("prefix"), "dataset file '" + prefix.string() + ext + "' does not exist");
+                e.fail("prefix", "dataset file '" + prefix.string() + ext + "' does not exist");
           set.prefix = prefix.string();
-          if (et->contains("split")) detail::read_split(e, "split", set.split);
-          e.finish();
+          if (e.table().contains("split")) detail::read_split(e, "split", set.split);
           st.eval.push_back(std::move(set));
         }
       }
@@ -362,25 +390,23 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       s.read("eval_batches", st.eval_batches);
       s.read("checkpoint_interval", st.checkpoint_interval);
       s.read("keep_checkpoints", st.keep_checkpoints);
-      if (st.eval_interval < 0) s.fail("eval_interval", t->get("eval_interval"), "must be >= 0");
+      if (st.eval_interval < 0) s.fail("eval_interval", "must be >= 0");
       detail::positive(s, "eval_batches", st.eval_batches);
-      if (st.checkpoint_interval < 0) s.fail("checkpoint_interval", t->get("checkpoint_interval"), "must be >= 0");
-      if (st.keep_checkpoints < 0) s.fail("keep_checkpoints", t->get("keep_checkpoints"), "must be >= 0");
-      s.finish();
+      if (st.checkpoint_interval < 0) s.fail("checkpoint_interval", "must be >= 0");
+      if (st.keep_checkpoints < 0) s.fail("keep_checkpoints", "must be >= 0");
       r.stages.push_back(std::move(st));
     }
-    top.finish();
-  } catch (Error const& e) {
-    throw Error("recipe '" + source + "': " + e.what());
+    r.lr_segments = detail::resolve_lr(r);
+  } catch (InputError const& e) {
+    throw InputError("recipe '" + source + "': " + e.what(), e.where());
   }
-  r.lr_segments = detail::resolve_lr(r);
   return r;
 }
 
 /// Reads and parses a recipe file.
 inline Recipe load_recipe(std::filesystem::path const& path, bool check_files = true) {
   std::ifstream in(path);
-  KUMIKI_CHECK(in.good(), "cannot open recipe '", path.string(), "'");
+  KUMIKI_REQUIRE(in.good(), "cannot open recipe '", path.string(), "'");
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_recipe(ss.str(), path.string(), path.parent_path(), check_files);
