@@ -181,12 +181,12 @@ TEST_CASE("wrong recipes are rejected naming the key and the line", "[train][rec
       {replace(good, "micro_batch = 2", "micro_batch = 3"),
        "recipe 'r.toml': key 'micro_batch' (line 6): global_batch 8 is not a multiple of micro_batch 3"},
       {replace(good, "data = [0.7, \"ja\"", "data = [0.0, \"ja\""),
-       "recipe 'r.toml': key 'stages[1].data[0]' (line 30): blend weight must be > 0, got 0.0"},
-      {replace(good, "data = [0.7, \"ja\"", "data = [-1, \"ja\""), "recipe 'r.toml': key 'stages[1].data[0]' (line 30): blend weight must be > 0, got -1"},
+       "recipe 'r.toml': key 'stages[1].data[0]' (line 30): blend weight must be > 0 (Megatron refuses weights <= 0), got 0.0 for dataset 'ja'; leave the dataset out instead"},
+      {replace(good, "data = [0.7, \"ja\"", "data = [-1, \"ja\""), "recipe 'r.toml': key 'stages[1].data[0]' (line 30): blend weight must be > 0 (Megatron refuses weights <= 0), got -1 for dataset 'ja'; leave the dataset out instead"},
       {replace(good, "data = [1, \"hq\"]", "data = [1, \"missing\"]"),
        "recipe 'r.toml': key 'stages[2].data[1]' (line 36): dataset file '" + dir + "/missing.bin' does not exist"},
       {replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\", 2]"),
-       "recipe 'r.toml': key 'stages[2].data' (line 36): must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...]"},
+       "recipe 'r.toml': key 'stages[2].data' (line 36): must hold weight, prefix pairs: [w1, \"prefix1\", w2, \"prefix2\", ...], or prefixes alone"},
       {replace(good, "seq_len = 32", "seq_len = 100000"),
        "recipe 'r.toml': key 'seq_len' (line 4): is 100000, above the model's max_seq_len " +
            std::to_string(kumiki::models::dispatch_config("tiny_test", [](auto tag) { return decltype(tag)::config.max_seq_len; }))},
@@ -264,9 +264,9 @@ TEST_CASE("a stage's split and weightless data follow Megatron's --split and --d
   auto rejects = [](std::string const& t, std::string const& expected) {
     CHECK_THROWS_WITH(parse(t), Catch::Contains(expected));
   };
-  rejects(replace(good, "data = [0.7, \"ja\"", "data = [0.0, \"ja\""), "got 0 for dataset 'ja'");
+  rejects(replace(good, "data = [0.7, \"ja\"", "data = [0.0, \"ja\""), "got 0.0 for dataset 'ja'");
   rejects(replace(good, "data = [0.7, \"ja\"", "data = [nan, \"ja\""), "got nan for dataset 'ja'");
-  rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"98,x\""), "recipe key 'stages[2].split' (line 37)");
+  rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"98,x\""), "key 'stages[2].split' (line 37)");
   rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"0,0,0\""), "stages[2].split");
   rejects(replace(good, "data = [1, \"hq\"]", "data = [\"hq\", 1]"), "must be a weight (number), got a string");
 }
