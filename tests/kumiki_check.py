@@ -5,9 +5,11 @@ print `ok` / `FAIL` lines and set the exit status at the end.
     t = Checks()                        # argv: KUMIKI_BINARY WORK_DIR; WORK_DIR is emptied
     t.check(cond, "what was expected")
     t.finish()                          # prints the count, exits 1 if any check failed
+    write_indexed(prefix, docs)         # a small Megatron .bin/.idx dataset (uint16 tokens)
 """
 import os
 import shutil
+import struct
 import sys
 
 
@@ -30,3 +32,17 @@ class Checks:
     def finish(self):
         print(f"{len(self.failures)} failure(s)")
         sys.exit(1 if self.failures else 0)
+
+
+def write_indexed(prefix, docs):
+    """A Megatron .bin/.idx pair (uint16 tokens, one sequence per document), written from the layout."""
+    with open(prefix + ".bin", "wb") as f:
+        for d in docs:
+            f.write(struct.pack("<%dH" % len(d), *d))
+    lengths = [len(d) for d in docs]
+    pointers = [2 * sum(lengths[:i]) for i in range(len(docs))]
+    with open(prefix + ".idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
+        f.write(struct.pack("<%di" % len(docs), *lengths))
+        f.write(struct.pack("<%dq" % len(docs), *pointers))
+        f.write(struct.pack("<%dq" % (len(docs) + 1), *range(len(docs) + 1)))

@@ -7,29 +7,15 @@ documents of one part hold ids outside the tiny_test model's vocabulary (50), wh
 usage: split_test.py KUMIKI_BINARY WORK_DIR
 """
 import os
-import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from kumiki_check import Checks  # noqa: E402
+from kumiki_check import Checks, write_indexed  # noqa: E402
 
 _t = Checks()
 kumiki, work, check = _t.kumiki, _t.work, _t.check
 
-
-def write_indexed(prefix, docs):
-    """Megatron .bin/.idx (uint16), one sequence per document, written from the layout."""
-    with open(prefix + ".bin", "wb") as f:
-        for d in docs:
-            f.write(struct.pack("<%dH" % len(d), *d))
-    lengths = [len(d) for d in docs]
-    pointers = [2 * sum(lengths[:i]) for i in range(len(docs))]
-    with open(prefix + ".idx", "wb") as f:
-        f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
-        f.write(struct.pack("<%di" % len(docs), *lengths))
-        f.write(struct.pack("<%dq" % len(docs), *pointers))
-        f.write(struct.pack("<%dq" % (len(docs) + 1), *range(len(docs) + 1)))
 
 
 good = [[(7 * d + k) % 50 for k in range(40)] for d in range(10)]

@@ -18,6 +18,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/fp.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/data/normalize.hpp"
 #include "kumiki/data/split.hpp"
@@ -102,25 +103,6 @@ inline std::int64_t blend_request(std::int64_t target, double normalized_weight)
       std::ceil(std::ceil(static_cast<double>(target) * normalized_weight) * (1.0 + blend_surplus)));
 }
 
-namespace detail {
-
-/// x * y rounded to double, never fused with a following add (FMA contraction under -march=native
-/// would otherwise change ties against the reference implementation).
-inline double mul_rounded(double x, double y) {
-  double p = x * y;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  asm("" : "+x"(p));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  asm("" : "+w"(p));
-#else
-  volatile double v = p;
-  p = v;
-#endif
-  return p;
-}
-
-}  // namespace detail
-
 /// Megatron's blending index (helpers.cpp build_blending_indices): for t = 0, 1, ...: choose
 /// i = argmax_i (w_i * max(t, 1) - count_i), the first index winning ties; dataset_index[t] = i,
 /// dataset_sample_index[t] = count_i, count_i += 1. `weights` must be normalized.
@@ -131,9 +113,9 @@ inline void build_blending_indices(std::vector<double> const& weights, std::int6
   for (std::int64_t t = 0; t < size; ++t) {
     double const td = std::max(static_cast<double>(t), 1.0);
     std::size_t best = 0;
-    double best_err = detail::mul_rounded(weights[0], td) - static_cast<double>(count[0]);
+    double best_err = rounded(weights[0] * td) - static_cast<double>(count[0]);
     for (std::size_t i = 1; i < weights.size(); ++i) {
-      double const err = detail::mul_rounded(weights[i], td) - static_cast<double>(count[i]);
+      double const err = rounded(weights[i] * td) - static_cast<double>(count[i]);
       if (err > best_err) {
         best_err = err;
         best = i;
