@@ -105,13 +105,13 @@ class JsonlLog {
 /// Reads every JSON line of a log; a malformed line is an error naming its line number.
 inline std::vector<nlohmann::json> read_jsonl(std::string const& path) {
   std::ifstream in(path);
-  KUMIKI_CHECK(in.good(), "cannot open log file '", path, "'");
+  KUMIKI_REQUIRE(in.good(), "cannot open log file '", path, "'");
   std::vector<nlohmann::json> lines;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    KUMIKI_CHECK(!j.is_discarded() && j.is_object(), "log file '", path, "' line ", n, " is not a JSON object");
+    KUMIKI_REQUIRE(!j.is_discarded() && j.is_object(), "log file '", path, "' line ", n, " is not a JSON object");
     lines.push_back(std::move(j));
   }
   return lines;
