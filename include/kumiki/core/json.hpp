@@ -47,7 +47,8 @@ inline std::string json_describe(nlohmann::json const& v) {
 /// A name taken from a file (a tensor, a file name), quoted and escaped for an error message: control
 /// characters or a terminal escape in a hostile file are shown, not sent to the terminal.
 inline std::string json_quote(std::string_view s) {
-  std::string out = nlohmann::json(std::string(s)).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+  std::string out = nlohmann::json(std::string(s))
+                        .dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
   if (out.size() > 80) out = out.substr(0, 76) + "...\"";
   return out;
 }

@@ -184,7 +184,8 @@ class IndexedDataset {
       } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<T>) {
         // T's range as doubles: lo = min (0 or -2^k) and hi = max + 1 (2^k), both exact.
         constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
-        constexpr double hi = std::is_signed_v<T> ? -lo : 2.0 * static_cast<double>(std::numeric_limits<T>::max() / 2 + 1);
+        constexpr double hi =
+            std::is_signed_v<T> ? -lo : 2.0 * static_cast<double>(std::numeric_limits<T>::max() / 2 + 1);
         for (std::size_t k = 0; k < n; ++k) {
           double const x = std::trunc(static_cast<double>(detail::load_unaligned<S>(b.data() + k * sizeof(S))));
           if (!(x >= lo && x < hi))  // NaN fails too

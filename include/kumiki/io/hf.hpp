@@ -169,8 +169,8 @@ T hf_field(nlohmann::json const& j, char const* key, std::string const& src, std
     KUMIKI_REQUIRE(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", found, ")");
   } else if constexpr (std::is_integral_v<T>) {
     KUMIKI_REQUIRE(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", found, ")");
-    KUMIKI_REQUIRE(!it->is_number_unsigned() || it->template get<std::uint64_t>() <= std::uint64_t{INT64_MAX}, "config '",
-                   src, "': '", key, "' is too large (", found, ")");
+    KUMIKI_REQUIRE(!it->is_number_unsigned() || it->template get<std::uint64_t>() <= std::uint64_t{INT64_MAX},
+                   "config '", src, "': '", key, "' is too large (", found, ")");
   } else if constexpr (std::is_floating_point_v<T>) {
     KUMIKI_REQUIRE(it->is_number(), "config '", src, "': '", key, "' is not a number (", found, ")");
   } else {
@@ -212,8 +212,8 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   bool const mixtral = c.model_type == "mixtral" || (c.model_type.empty() && c.architecture == "MixtralForCausalLM");
   KUMIKI_REQUIRE(llama || mixtral, "config '", src, "' is model_type '", c.model_type, "' (", c.architecture,
                  "); only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
-  KUMIKI_REQUIRE(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src, "': architecture '",
-                 c.architecture, "' contradicts model_type '", c.model_type, "'");
+  KUMIKI_REQUIRE(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src,
+                 "': architecture '", c.architecture, "' contradicts model_type '", c.model_type, "'");
   if (mixtral) {
     c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src);
     c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src);
@@ -273,9 +273,9 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
                    detail::fmt_number(theta));
     c.rope_theta = theta;
   }
-  KUMIKI_REQUIRE(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
-                 src, "': hidden_size ", c.hidden_size, " is not a positive multiple of num_attention_heads ",
-                 c.num_attention_heads);
+  KUMIKI_REQUIRE(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
+                 "config '", src, "': hidden_size ", c.hidden_size,
+                 " is not a positive multiple of num_attention_heads ", c.num_attention_heads);
   std::int64_t const head_dim = detail::hf_field<std::int64_t>(j, "head_dim", src, c.hidden_size / c.num_attention_heads);
   KUMIKI_REQUIRE(head_dim == c.hidden_size / c.num_attention_heads, "config '", src, "': head_dim ", head_dim,
                  " differs from hidden_size / num_attention_heads = ", c.hidden_size / c.num_attention_heads);

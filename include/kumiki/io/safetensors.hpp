@@ -202,7 +202,8 @@ inline ParsedHeader parse_header(std::span<std::byte const> file, std::string co
       std::uint64_t const d = st_uint((*sh)[i], source, "shape[" + std::to_string(i) + "] of tensor '" + name + "'");
       dims[i] = static_cast<std::int64_t>(d);
       has_zero = has_zero || d == 0;
-      if (d != 0) overflow = overflow || __builtin_mul_overflow(nonzero, d, &nonzero) || nonzero > std::uint64_t{INT64_MAX};
+      if (d != 0)
+        overflow = overflow || __builtin_mul_overflow(nonzero, d, &nonzero) || nonzero > std::uint64_t{INT64_MAX};
     }
     std::uint64_t nbytes = 0;
     overflow = overflow || __builtin_mul_overflow(has_zero ? 0 : nonzero, dtype_size(e.dtype), &nbytes);

@@ -80,7 +80,8 @@ class StateReader {
     for (std::size_t begin = 0; begin <= path.size();) {
       std::size_t const dot = std::min(path.find('.', begin), path.size());
       std::string const parent = path.substr(0, begin == 0 ? 0 : begin - 1);
-      KUMIKI_REQUIRE(v->is_object(), where(parent), " is ", ::kumiki::detail::json_describe(*v), ", expected an object");
+      KUMIKI_REQUIRE(v->is_object(), where(parent), " is ", ::kumiki::detail::json_describe(*v),
+                     ", expected an object");
       auto const it = v->find(path.substr(begin, dot - begin));
       KUMIKI_REQUIRE(it != v->end(), "checkpoint state '", src_, "' has no \"", path.substr(0, dot), "\"");
       v = &*it;
@@ -181,8 +182,9 @@ inline void load_arena(io::SafetensorsView const& file, Arena<Cpu>& arena, std::
     std::string const name = prefix + e.name;
     KUMIKI_REQUIRE(file.contains(name), "checkpoint file '", file.source(), "' has no tensor '", name, "'");
     io::SafetensorsEntry const& se = file.entry(name);
-    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", name, "' in '", file.source(), "' is ",
-                   dtype_name(se.dtype), " ", se.shape, ", the model expects ", dtype_name(e.dtype), " ", e.shape);
+    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", name, "' in '", file.source(),
+                   "' is ", dtype_name(se.dtype), " ", se.shape, ", the model expects ", dtype_name(e.dtype), " ",
+                   e.shape);
     auto const bytes = file.bytes(se);
     std::memcpy(arena.view(i).data, bytes.data(), bytes.size());
   }
@@ -283,8 +285,9 @@ inline TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Cpu>& 
         std::string const name = prefix + e.name;
         KUMIKI_REQUIRE(o.contains(name), "optimizer file '", o.source(), "' has no tensor '", name, "'");
         io::SafetensorsEntry const& se = o.entry(name);
-        KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "optimizer tensor '", name, "' in '", o.source(), "' is ",
-                       dtype_name(se.dtype), " ", se.shape, ", the optimizer expects ", dtype_name(e.dtype), " ", e.shape);
+        KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "optimizer tensor '", name, "' in '", o.source(),
+                       "' is ", dtype_name(se.dtype), " ", se.shape, ", the optimizer expects ", dtype_name(e.dtype),
+                       " ", e.shape);
         auto const bytes = o.bytes(se);
         std::memcpy(arena->view(i).data, bytes.data(), bytes.size());
       }

@@ -70,8 +70,8 @@ struct CheckpointManifest {
 
   bool contains(std::string const& name) const { return files.contains(name); }
   void require(std::string const& name) const {
-    KUMIKI_REQUIRE(contains(name), "checkpoint '", dir.string(), "': its ", checkpoint_manifest, " does not list '", name,
-                   "', so that file is unverified; the checkpoint is incomplete or was edited by hand");
+    KUMIKI_REQUIRE(contains(name), "checkpoint '", dir.string(), "': its ", checkpoint_manifest, " does not list '",
+                   name, "', so that file is unverified; the checkpoint is incomplete or was edited by hand");
   }
 };
 
@@ -85,7 +85,8 @@ using ::kumiki::detail::parse_json_strict;
 /// those): a path separator, "." or ".." or a NUL would let a manifest point kumiki at a file
 /// elsewhere, so none is accepted.
 inline bool is_plain_file_name(std::string_view name) {
-  return !name.empty() && name != "." && name != ".." && name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
+  return !name.empty() && name != "." && name != ".." &&
+         name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
 }
 
 /// Reads and type-checks manifest.json (no file is touched but the manifest itself).
@@ -133,7 +134,8 @@ inline CheckpointManifest read_manifest(fs::path const& dir) {
                    ", expected a non-negative integer");
     auto const crc = info.find("crc32c");
     KUMIKI_REQUIRE(crc != info.end(), entry, " has no \"crc32c\"");
-    KUMIKI_REQUIRE(crc->is_string(), entry, ": \"crc32c\" is ", json_describe(*crc), ", expected a string of 8 hex digits");
+    KUMIKI_REQUIRE(crc->is_string(), entry, ": \"crc32c\" is ", json_describe(*crc),
+                   ", expected a string of 8 hex digits");
     out.files.emplace(name, ManifestEntry{bytes->get<std::uint64_t>(), crc->get<std::string>()});
   }
   return out;
