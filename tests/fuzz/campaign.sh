@@ -20,5 +20,7 @@ work=${KUMIKI_FUZZ_WORK:-build/fuzz-campaign}/$name
 mkdir -p "$work/corpus"
 seeds=()
 [[ -d tests/fuzz/corpus/$name ]] && seeds=("tests/fuzz/corpus/$name")
-exec nice -n 19 "$bin" -dict="$dict" -artifact_prefix="$work/" -timeout=10 -rss_limit_mb=2048 \
+# -timeout=60: every input runs in milliseconds, but a nice-19 process on a busy machine can be kept off
+# the CPU for seconds, which libFuzzer would report as a hang; a real endless loop is still caught.
+exec nice -n 19 "$bin" -dict="$dict" -artifact_prefix="$work/" -timeout=60 -rss_limit_mb=2048 \
   -print_final_stats=1 "$@" "$work/corpus" "${seeds[@]}"
