@@ -5,6 +5,7 @@ kumiki_packages=(
   libeigen3-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libopenmpi-dev openmpi-bin libsentencepiece-dev sentencepiece zlib1g-dev
   python3 python3-numpy python3-torch libopenblas0-pthread gnuplot-nox
+  clang-14 libclang-rt-14-dev libomp-14-dev
 )
 
 kumiki_install_deps() {

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -309,4 +310,34 @@ TEST_CASE("indexed dataset: an unfinished writer leaves nothing under the final 
     REQUIRE(files == 2);
     REQUIRE(kd::IndexedDataset(prefix).document(0) == std::vector<std::int32_t>{1, 2, 3});
   }
+}
+
+TEST_CASE("indexed dataset: float values read as integer tokens must fit the integer type", "[data][indexed]") {
+  // Converting NaN, an infinity or an out-of-range float to an integer is undefined behaviour: a
+  // float .bin read as token ids (what the GPT dataset does) is checked value by value instead.
+  TempDir dir("floattokens");
+  auto const prefix = dir.path / "f";
+  {
+    kd::IndexedDatasetWriter w(prefix, kd::IndexDType::float64);
+    w.add_document(std::vector<double>{1.0, 2.75, -3.5});
+    w.add_document(std::vector<double>{1e300});
+    w.add_document(std::vector<double>{std::nan("")});
+    w.add_document(std::vector<double>{2147483647.5, -2147483648.75, 2147483648.0});
+    w.finalize();
+  }
+  kd::IndexedDataset const ds(prefix);
+  CHECK(ds.sequence<std::int32_t>(0) == std::vector<std::int32_t>{1, 2, -3});  // truncated toward zero
+  CHECK(ds.sequence<double>(1) == std::vector<double>{1e300});
+  REQUIRE_THROWS_AS(ds.sequence<std::int32_t>(1), kumiki::InputError);
+  CHECK_THROWS_WITH(ds.sequence<std::int32_t>(1), Contains("f.bin") &&
+                                                      Contains("sequence 1 holds the float64 value 1e+300 at token 0") &&
+                                                      Contains("not a valid 32-bit integer token id"));
+  CHECK_THROWS_WITH(ds.sequence<std::int64_t>(2), Contains("value nan"));
+  CHECK_THROWS_WITH(ds.document<std::uint16_t>(0), Contains("value -3 at token 2"));
+  // int32's edges: 2147483647.5 and -2147483648.75 truncate into range, 2147483648 does not.
+  CHECK_THROWS_WITH(ds.sequence<std::int32_t>(3), Contains("value 2.14748e+09 at token 2"));
+  std::int32_t two[2];
+  ds.read(3, 0, 2, two);
+  CHECK(two[0] == 2147483647);
+  CHECK(two[1] == -2147483647 - 1);
 }

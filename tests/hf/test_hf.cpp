@@ -545,6 +545,51 @@ TEST_CASE("hf export: a pre-softmax (unrenormalized) router has no Mixtral equiv
   CHECK_NOTHROW(io::hf_config_json(dense));
 }
 
+TEST_CASE("hf config.json: hostile values are input errors naming the key and the value", "[hf]") {
+  Scratch s("hostilecfg");
+  auto const good = io::hf_config_json(models::tiny_test);
+  auto error_with = [&](auto&& change) -> std::string {
+    auto c = good;
+    change(c);
+    spit(s.root / "config.json", c.dump());
+    try {
+      io::read_hf_config(s.root);
+    } catch (kumiki::InputError const& e) {
+      return e.what();
+    }
+    return "<no InputError>";
+  };
+  auto has = [](std::string const& e, std::string const& what) {
+    INFO(e);
+    CHECK(e.find(what) != std::string::npos);
+  };
+  has(error_with([](auto& c) { c["hidden_size"] = "64"; }), "'hidden_size' is not an integer (the string \"64\")");
+  has(error_with([](auto& c) { c["vocab_size"] = 18446744073709551615ull; }),
+      "'vocab_size' is too large (the number 18446744073709551615)");
+  has(error_with([](auto& c) { c["tie_word_embeddings"] = 0; }), "'tie_word_embeddings' is not a boolean (the number 0)");
+  has(error_with([](auto& c) { c["rms_norm_eps"] = {1}; }), "'rms_norm_eps' is not a number (an array)");
+  has(error_with([](auto& c) { c["rope_scaling"] = {{"type", std::string(500, 'z')}}; }),
+      "rope_scaling is an object (not null)");
+  has(error_with([](auto& c) { c["rope_parameters"] = "default"; }), "rope_parameters is the string \"default\", not an object");
+  has(error_with([](auto& c) { c["num_attention_heads"] = 0; }), "is not a positive multiple of num_attention_heads 0");
+  has(error_with([](auto& c) {
+        c["model_type"] = "mixtral";
+        c["architectures"] = {"MixtralForCausalLM"};
+        c["num_local_experts"] = 2;
+        c["num_experts_per_tok"] = 1;
+        c["sliding_window"] = "none";
+      }),
+      "'sliding_window' is not an integer (the string \"none\")");
+  // Files no parser should accept differently: nested beyond reason, or a key given twice.
+  spit(s.root / "config.json", "{\"model_type\": \"llama\", \"x\": " + std::string(80, '[') + std::string(80, ']') + "}");
+  CHECK_THROWS_WITH(io::read_hf_config(s.root), Catch::Contains("nests deeper than 64 levels"));
+  spit(s.root / "config.json", R"({"hidden_size": 64, "hidden_size": 128})");
+  CHECK_THROWS_AS(io::read_hf_config(s.root), kumiki::InputError);
+  CHECK_THROWS_WITH(io::read_hf_config(s.root), Catch::Contains("repeats the key \"hidden_size\""));
+  spit(s.root / "config.json", "[1]");
+  CHECK_THROWS_WITH(io::read_hf_config(s.root), Catch::Contains("is an array, not a JSON object"));
+}
+
 TEST_CASE("hf import: malformed Mixtral configs give their specific errors", "[hf]") {
   Scratch s("mixbad");
   auto const good = io::hf_config_json(models::tiny_moe_test);

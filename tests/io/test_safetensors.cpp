@@ -307,7 +307,12 @@ TEST_CASE("sharded safetensors: inconsistent indexes are rejected", "[io][safete
   write_index(R"([1, 2])");
   CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("has no weight_map object"));
   write_file_atomic(dir / "model.safetensors.index.json", "{\"weight_map\": ");
-  CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("malformed JSON"));
+  CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("is not valid JSON"));
+  // A tensor mapped twice is ambiguous (JSON parsers keep different copies of a repeated key).
+  write_file_atomic(dir / "model.safetensors.index.json",
+                    R"({"weight_map": {"a": "s1.safetensors", "a": "s2.safetensors", "b": "s2.safetensors"}})");
+  CHECK_THROWS_AS(io::SafetensorsModel(dir.path()), kumiki::InputError);
+  CHECK_THROWS_WITH(io::SafetensorsModel(dir.path()), Catch::Contains("repeats the key \"a\""));
 
   ScratchDir empty("emptymodel");
   CHECK_THROWS_WITH(io::SafetensorsModel(empty.path()), Catch::Contains("holds neither model.safetensors nor model.safetensors.index.json"));

@@ -107,8 +107,13 @@ TEST_CASE("safetensors corrupt files: each problem has its specific error", "[io
   CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[4294967296,4294967296]", "[0,8]") + "}", 8), Contains("overflows 64-bit byte counts"));
   CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[18446744073709551615]", "[0,8]") + "}", 8), Contains("is too large"));
   CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[1e3]", "[0,8]") + "}", 8), Contains("not an integer"));
-  // A zero extent makes an empty tensor even when the other extents would overflow together.
-  REQUIRE_NOTHROW(parse_header("{" + entry("w", "F32", "[4294967296,4294967296,0]", "[0,0]") + "}", 0));
+  // A zero extent makes an empty tensor, but its other extents must still multiply to a count int64
+  // holds: Shape::numel() multiplies them all (fuzz finding: signed overflow, undefined behaviour).
+  REQUIRE_NOTHROW(parse_header("{" + entry("w", "F32", "[4294967296,0,2]", "[0,0]") + "}", 0));
+  CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[4294967296,4294967296,0]", "[0,0]") + "}", 0),
+                    Contains("shape of tensor 'w' overflows 64-bit byte counts"));
+  CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[0,4294967296,4294967296]", "[0,0]") + "}", 0),
+                    Contains("overflows"));
 
   // Offsets.
   CHECK_THROWS_WITH(parse_header("{" + entry("w", "F32", "[2]", "[8,0]") + "}", 8), Contains("data_offsets [8, 0] of tensor 'w' end before they begin"));

@@ -232,6 +232,13 @@ TEST_CASE("AdamW: state saves and loads, and resuming continues bit for bit", "[
   CHECK_THROWS_WITH(c.from_bytes(bytes), Contains("shape mismatch"));
   CHECK_THROWS_WITH(b.from_bytes(bytes.substr(0, bytes.size() - 5)), Contains("truncated"));
   CHECK_THROWS_WITH(b.from_bytes("not a state"), Contains("magic"));
+  // A saved state is a user file: its problems are input errors, a negative step count among them.
+  CHECK_THROWS_AS(b.from_bytes("not a state"), kumiki::InputError);
+  CHECK_THROWS_AS(c.from_bytes(bytes), kumiki::InputError);
+  std::string negative = bytes;
+  std::int64_t const minus_one = -1;
+  std::memcpy(negative.data() + 12, &minus_one, 8);  // magic (8), version (4), then the step count
+  CHECK_THROWS_WITH(b.from_bytes(negative), Contains("negative step count -1"));
 }
 
 TEST_CASE("AdamW: bad inputs are errors", "[optim]") {

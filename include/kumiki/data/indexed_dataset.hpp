@@ -170,7 +170,9 @@ class IndexedDataset {
     return {bin_.data() + start, static_cast<std::size_t>(count) * itemsize_};
   }
 
-  /// Copies `count` tokens of sequence i from token `offset` into out, converting to T.
+  /// Copies `count` tokens of sequence i from token `offset` into out, converting to T. A float32 /
+  /// float64 file read as integers must hold values an integer T can represent (converting NaN, an
+  /// infinity or an out-of-range value is undefined behaviour in C++): any other is an error.
   template <class T>
   void read(std::int64_t i, std::int64_t offset, std::int64_t count, T* out) const {
     std::span<std::byte const> const b = sequence_bytes(i, offset, count);
@@ -179,6 +181,19 @@ class IndexedDataset {
       auto const n = b.size() / sizeof(S);
       if constexpr (std::is_same_v<S, T>) {
         if (n) std::memcpy(out, b.data(), b.size());
+      } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<T>) {
+        // T's range as doubles: lo = min (0 or -2^k) and hi = max + 1 (2^k), both exact.
+        constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+        constexpr double hi =
+            std::is_signed_v<T> ? -lo : 2.0 * static_cast<double>(std::numeric_limits<T>::max() / 2 + 1);
+        for (std::size_t k = 0; k < n; ++k) {
+          double const x = std::trunc(static_cast<double>(detail::load_unaligned<S>(b.data() + k * sizeof(S))));
+          if (!(x >= lo && x < hi))  // NaN fails too
+            KUMIKI_FAIL("indexed dataset ", bin_.path(), ": sequence ", i, " holds the ", index_dtype_name(dtype_),
+                        " value ", x, " at token ", offset + static_cast<std::int64_t>(k), ", which is not a valid ",
+                        sizeof(T) * 8, "-bit integer token id");
+          out[k] = static_cast<T>(x);
+        }
       } else {
         for (std::size_t k = 0; k < n; ++k) out[k] = static_cast<T>(detail::load_unaligned<S>(b.data() + k * sizeof(S)));
       }

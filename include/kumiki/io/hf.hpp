@@ -22,6 +22,7 @@
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/atomic_file.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/json.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
@@ -150,9 +151,9 @@ inline nlohmann::json read_json_file(std::filesystem::path const& p, char const*
   KUMIKI_REQUIRE(in.good(), "cannot read ", what, " '", p.string(), "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  KUMIKI_REQUIRE(!j.is_discarded(), what, " '", p.string(), "' is not valid JSON");
-  KUMIKI_REQUIRE(j.is_object(), what, " '", p.string(), "' is not a JSON object");
+  nlohmann::json j = ::kumiki::detail::parse_json_strict(ss.str(), std::string(what) + " '" + p.string() + "'");
+  KUMIKI_REQUIRE(j.is_object(), what, " '", p.string(), "' is ", ::kumiki::detail::json_describe(j),
+                 ", not a JSON object");
   return j;
 }
 
@@ -163,16 +164,19 @@ T hf_field(nlohmann::json const& j, char const* key, std::string const& src, std
     KUMIKI_REQUIRE(fallback.has_value(), "config '", src, "' has no '", key, "'");
     return *fallback;
   }
+  std::string const found = ::kumiki::detail::json_describe(*it);
   if constexpr (std::is_same_v<T, bool>) {
-    KUMIKI_REQUIRE(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_boolean(), "config '", src, "': '", key, "' is not a boolean (", found, ")");
   } else if constexpr (std::is_integral_v<T>) {
-    KUMIKI_REQUIRE(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_number_integer(), "config '", src, "': '", key, "' is not an integer (", found, ")");
+    KUMIKI_REQUIRE(!it->is_number_unsigned() || it->template get<std::uint64_t>() <= std::uint64_t{INT64_MAX},
+                   "config '", src, "': '", key, "' is too large (", found, ")");
   } else if constexpr (std::is_floating_point_v<T>) {
-    KUMIKI_REQUIRE(it->is_number(), "config '", src, "': '", key, "' is not a number (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_number(), "config '", src, "': '", key, "' is not a number (", found, ")");
   } else {
-    KUMIKI_REQUIRE(it->is_string(), "config '", src, "': '", key, "' is not a string (", it->dump(), ")");
+    KUMIKI_REQUIRE(it->is_string(), "config '", src, "': '", key, "' is not a string (", found, ")");
   }
-  return it->get<T>();
+  return it->template get<T>();
 }
 
 inline std::optional<std::int64_t> hf_token_id(nlohmann::json const& j, char const* key) {
@@ -207,29 +211,29 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   bool const llama = c.model_type == "llama" || (c.model_type.empty() && c.architecture == "LlamaForCausalLM");
   bool const mixtral = c.model_type == "mixtral" || (c.model_type.empty() && c.architecture == "MixtralForCausalLM");
   KUMIKI_REQUIRE(llama || mixtral, "config '", src, "' is model_type '", c.model_type, "' (", c.architecture,
-               "); only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
-  KUMIKI_REQUIRE(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src, "': architecture '",
-               c.architecture, "' contradicts model_type '", c.model_type, "'");
+                 "); only Llama (LlamaForCausalLM) and Mixtral (MixtralForCausalLM) are supported");
+  KUMIKI_REQUIRE(c.architecture != (llama ? "MixtralForCausalLM" : "LlamaForCausalLM"), "config '", src,
+                 "': architecture '", c.architecture, "' contradicts model_type '", c.model_type, "'");
   if (mixtral) {
     c.num_local_experts = detail::hf_field<std::int64_t>(j, "num_local_experts", src);
     c.num_experts_per_tok = detail::hf_field<std::int64_t>(j, "num_experts_per_tok", src);
     KUMIKI_REQUIRE(c.num_local_experts >= 1, "config '", src, "': num_local_experts ", c.num_local_experts,
-                 " must be at least 1 for a Mixtral model");
+                   " must be at least 1 for a Mixtral model");
     KUMIKI_REQUIRE(c.num_experts_per_tok >= 1 && c.num_experts_per_tok <= c.num_local_experts, "config '", src,
-                 "': num_experts_per_tok ", c.num_experts_per_tok, " must be between 1 and num_local_experts ",
-                 c.num_local_experts);
+                   "': num_experts_per_tok ", c.num_experts_per_tok, " must be between 1 and num_local_experts ",
+                   c.num_local_experts);
     c.router_aux_loss_coef = detail::hf_field<double>(j, "router_aux_loss_coef", src, 0.001);
     if (auto const sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
-      KUMIKI_REQUIRE(sw->is_number_integer(), "config '", src, "': 'sliding_window' is not an integer (", sw->dump(), ")");
+      std::int64_t const window = detail::hf_field<std::int64_t>(j, "sliding_window", src);
       std::int64_t const max_pos = detail::hf_field<std::int64_t>(j, "max_position_embeddings", src, 2048);
-      KUMIKI_REQUIRE(sw->get<std::int64_t>() >= max_pos, "config '", src, "': sliding_window ", sw->get<std::int64_t>(),
-                   " is shorter than max_position_embeddings ", max_pos, " (kumiki attention is fully causal)");
+      KUMIKI_REQUIRE(window >= max_pos, "config '", src, "': sliding_window ", window,
+                     " is shorter than max_position_embeddings ", max_pos, " (kumiki attention is fully causal)");
     }
   } else {
     for (char const* key : {"num_local_experts", "num_experts_per_tok"}) {
       auto const n = detail::hf_field<std::int64_t>(j, key, src, 0);
       KUMIKI_REQUIRE(n == 0, "config '", src, "': a Llama model with ", key, " ", n,
-                   "; mixture-of-experts models are model_type 'mixtral' (MixtralForCausalLM)");
+                     "; mixture-of-experts models are model_type 'mixtral' (MixtralForCausalLM)");
     }
   }
   c.hidden_size = detail::hf_field<std::int64_t>(j, "hidden_size", src);
@@ -245,34 +249,36 @@ inline HfConfig read_hf_config(std::filesystem::path const& path) {
   c.bos_token_id = detail::hf_token_id(j, "bos_token_id");
   c.eos_token_id = detail::hf_token_id(j, "eos_token_id");
   KUMIKI_REQUIRE(!c.tie_word_embeddings, "config '", src,
-               "' ties the LM head to the embedding (tie_word_embeddings: true); kumiki models are untied");
+                 "' ties the LM head to the embedding (tie_word_embeddings: true); kumiki models are untied");
   std::string const act = detail::hf_field<std::string>(j, "hidden_act", src, std::string("silu"));
   KUMIKI_REQUIRE(act == "silu", "config '", src, "': hidden_act '", act, "' is not supported (SwiGLU needs 'silu')");
   KUMIKI_REQUIRE(!detail::hf_field<bool>(j, "attention_bias", src, false), "config '", src,
-               "': attention_bias true is not supported (kumiki projections have no biases)");
+                 "': attention_bias true is not supported (kumiki projections have no biases)");
   KUMIKI_REQUIRE(!detail::hf_field<bool>(j, "mlp_bias", src, false), "config '", src,
-               "': mlp_bias true is not supported (kumiki projections have no biases)");
+                 "': mlp_bias true is not supported (kumiki projections have no biases)");
   if (auto const rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
-    KUMIKI_FAIL("config '", src, "': rope_scaling ", rs->dump(), " is not supported (plain RoPE only)");
+    KUMIKI_FAIL("config '", src, "': rope_scaling is ", ::kumiki::detail::json_describe(*rs),
+                " (not null); it is not supported (plain RoPE only)");
   // Newer transformers write RoPE as "rope_parameters": {"rope_type": "default", "rope_theta": ...}.
   if (auto const rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
-    KUMIKI_REQUIRE(rp->is_object(), "config '", src, "': rope_parameters ", rp->dump(), " is not an object");
+    KUMIKI_REQUIRE(rp->is_object(), "config '", src, "': rope_parameters is ", ::kumiki::detail::json_describe(*rp),
+                   ", not an object");
     std::string const where = src + " (rope_parameters)";
     std::string const type = detail::hf_field<std::string>(*rp, "rope_type", where, std::string("default"));
     KUMIKI_REQUIRE(type == "default", "config '", src, "': rope_parameters rope_type '", type,
-                 "' is not supported (plain RoPE only)");
+                   "' is not supported (plain RoPE only)");
     double const theta = detail::hf_field<double>(*rp, "rope_theta", where);
     KUMIKI_REQUIRE(j.find("rope_theta") == j.end() || j.at("rope_theta").is_null() || c.rope_theta == theta, "config '",
-                 src, "': rope_theta ", detail::fmt_number(c.rope_theta), " contradicts rope_parameters.rope_theta ",
-                 detail::fmt_number(theta));
+                   src, "': rope_theta ", detail::fmt_number(c.rope_theta), " contradicts rope_parameters.rope_theta ",
+                   detail::fmt_number(theta));
     c.rope_theta = theta;
   }
-  KUMIKI_REQUIRE(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "config '",
-               src, "': hidden_size ", c.hidden_size, " is not a positive multiple of num_attention_heads ",
-               c.num_attention_heads);
+  KUMIKI_REQUIRE(c.hidden_size > 0 && c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
+                 "config '", src, "': hidden_size ", c.hidden_size,
+                 " is not a positive multiple of num_attention_heads ", c.num_attention_heads);
   std::int64_t const head_dim = detail::hf_field<std::int64_t>(j, "head_dim", src, c.hidden_size / c.num_attention_heads);
   KUMIKI_REQUIRE(head_dim == c.hidden_size / c.num_attention_heads, "config '", src, "': head_dim ", head_dim,
-               " differs from hidden_size / num_attention_heads = ", c.hidden_size / c.num_attention_heads);
+                 " differs from hidden_size / num_attention_heads = ", c.hidden_size / c.num_attention_heads);
   return c;
 }
 

@@ -6,13 +6,15 @@
 // then the data section; offsets are relative to its start, [b, e) half open.
 //
 // Validation follows the reference implementation's rules (and also rejects duplicate JSON keys,
-// which parsers resolve differently), each failure a kumiki::Error naming the file and the problem:
-// the header length must fit in the file (and below 100 MB), the JSON must be well formed, an
-// object, free of duplicate keys, each entry with a known dtype, a non-negative shape
-// whose byte size does not overflow, offsets with b <= e inside the data section and e - b equal to
-// dtype size x numel; sorted by offset the tensors must tile the data section exactly: no overlaps,
-// no holes, no trailing bytes (a file with gaps is what a truncated or hand-edited file looks like,
-// and the reference library rejects it too). Nothing outside the given bytes is ever read.
+// which parsers resolve differently), each failure a kumiki::InputError naming the file and the
+// problem: the header length must fit in the file (and below 100 MB), the JSON must be well formed,
+// an object, free of duplicate keys, each entry with a known dtype, a non-negative shape whose
+// element and byte counts do not overflow (nor the non-zero extents of an empty tensor: stricter
+// than the reference, which multiplies left to right), offsets with b <= e inside the data section
+// and e - b equal to dtype size x numel; sorted by offset the tensors must tile the data section
+// exactly: no overlaps, no holes, no trailing bytes (a file with gaps is what a truncated or
+// hand-edited file looks like, and the reference library rejects it too). Nothing outside the given
+// bytes is ever read.
 //
 // Alignment: the data section starts wherever the header ends, so a reader cannot assume tensors are
 // aligned for their element type. `view()` returns the bytes as they lie (possibly unaligned, use
@@ -43,6 +45,7 @@
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/json.hpp"
 #include "kumiki/core/shape.hpp"
 #include "kumiki/core/tensor.hpp"
 #include "kumiki/core/atomic_file.hpp"
@@ -190,21 +193,21 @@ inline ParsedHeader parse_header(std::span<std::byte const> file, std::string co
     if (sh->size() > static_cast<std::size_t>(Shape::max_rank))
       st_fail(source, "tensor '", name, "' has rank ", sh->size(), ", kumiki supports at most ", Shape::max_rank);
     std::int64_t dims[Shape::max_rank] = {};
-    std::uint64_t numel = 1;
+    // The product of the non-zero extents must fit in int64, even for an empty tensor: Shape's
+    // numel() and stride() multiply extents in int64 in any order, and an overflow there is
+    // undefined behaviour. (An empty tensor with such extents has no use.)
+    std::uint64_t nonzero = 1;
     bool overflow = false, has_zero = false;
     for (std::size_t i = 0; i < sh->size(); ++i) {
       std::uint64_t const d = st_uint((*sh)[i], source, "shape[" + std::to_string(i) + "] of tensor '" + name + "'");
       dims[i] = static_cast<std::int64_t>(d);
       has_zero = has_zero || d == 0;
-      overflow = overflow || __builtin_mul_overflow(numel, d, &numel);
+      if (d != 0)
+        overflow = overflow || __builtin_mul_overflow(nonzero, d, &nonzero) || nonzero > std::uint64_t{INT64_MAX};
     }
     std::uint64_t nbytes = 0;
-    overflow = overflow || __builtin_mul_overflow(numel, dtype_size(e.dtype), &nbytes);
-    if (has_zero) {
-      nbytes = 0;  // empty, even where the other extents together would overflow
-    } else if (overflow) {
-      st_fail(source, "shape of tensor '", name, "' overflows 64-bit byte counts");
-    }
+    overflow = overflow || __builtin_mul_overflow(has_zero ? 0 : nonzero, dtype_size(e.dtype), &nbytes);
+    if (overflow) st_fail(source, "shape of tensor '", name, "' overflows 64-bit byte counts");
     e.shape = Shape::from_range(dims, dims + sh->size());
 
     auto const off = value.find("data_offsets");
@@ -614,13 +617,9 @@ class SafetensorsModel {
   void open_index(std::filesystem::path const& index) {
     std::string const src = index.string();
     MappedFile const text(index);
-    nlohmann::json doc;
-    try {
-      doc = nlohmann::json::parse(reinterpret_cast<char const*>(text.data()),
-                                  reinterpret_cast<char const*>(text.data()) + text.size());
-    } catch (nlohmann::json::exception const& e) {
-      KUMIKI_FAIL("index '", src, "': malformed JSON: ", e.what());
-    }
+    // Strict: a weight_map naming one tensor twice is ambiguous (parsers keep different copies).
+    nlohmann::json const doc = ::kumiki::detail::parse_json_strict(
+        std::string_view(reinterpret_cast<char const*>(text.data()), text.size()), "index '" + src + "'");
     if (!doc.is_object()) KUMIKI_FAIL("index '", src, "' is not a JSON object");
     auto const wm = doc.find("weight_map");
     if (wm == doc.end() || !wm->is_object()) KUMIKI_FAIL("index '", src, "' has no weight_map object");

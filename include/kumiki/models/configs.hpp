@@ -104,7 +104,7 @@ decltype(auto) dispatch_config(std::string_view name, F&& f) {
   auto const try_all = [&]<std::size_t... I>(std::index_sequence<I...>) -> R {
     std::size_t const hit = [&] {
       std::size_t k = detail::config_count;
-      ((std::get<I>(detail::config_table).name == name ? (k = I, true) : false) || ...);
+      (void)((std::get<I>(detail::config_table).name == name ? (k = I, true) : false) || ...);
       return k;
     }();
     if (hit == detail::config_count) {

@@ -217,32 +217,35 @@ class AdamW<Cpu> {
   void load(std::istream& in) {
     char got[sizeof magic];
     in.read(got, sizeof got);
-    KUMIKI_CHECK(in.good() && std::memcmp(got, magic, sizeof magic) == 0, "AdamW state: not a kumiki AdamW state (bad magic)");
+    KUMIKI_REQUIRE(in.good() && std::memcmp(got, magic, sizeof magic) == 0,
+                   "AdamW state: not a kumiki AdamW state (bad magic)");
     auto const version = read_pod<std::uint32_t>(in);
-    KUMIKI_CHECK(version == format_version, "AdamW state: unsupported format version ", version);
+    KUMIKI_REQUIRE(version == format_version, "AdamW state: unsupported format version ", version);
     auto const step = read_pod<std::int64_t>(in);
+    KUMIKI_REQUIRE(step >= 0, "AdamW state: negative step count ", step);
     ArenaLayout const& L = layout();
     auto const n = read_pod<std::uint64_t>(in);
-    KUMIKI_CHECK(n == L.size(), "AdamW state holds ", n, " tensors, the optimizer has ", L.size());
+    KUMIKI_REQUIRE(n == L.size(), "AdamW state holds ", n, " tensors, the optimizer has ", L.size());
     for (auto const& e : L.entries()) {
       auto const len = read_pod<std::uint32_t>(in);
-      KUMIKI_CHECK(len < (1u << 20), "AdamW state: corrupt tensor name length");
+      KUMIKI_REQUIRE(len < (1u << 20), "AdamW state: corrupt tensor name length");
       std::string name(len, '\0');
       in.read(name.data(), len);
-      KUMIKI_CHECK(in.good() && name == e.name, "AdamW state: tensor '", name, "' where '", e.name, "' was expected");
+      KUMIKI_REQUIRE(in.good() && name == e.name, "AdamW state: tensor '", name, "' where '", e.name, "' was expected");
       auto const rank = read_pod<std::int32_t>(in);
-      KUMIKI_CHECK(rank == e.shape.rank(), "AdamW state: tensor '", e.name, "' has rank ", rank, ", expected ", e.shape.rank());
+      KUMIKI_REQUIRE(rank == e.shape.rank(), "AdamW state: tensor '", e.name, "' has rank ", rank, ", expected ",
+                     e.shape.rank());
       for (int d = 0; d < rank; ++d) {
         auto const dim = read_pod<std::int64_t>(in);
-        KUMIKI_CHECK(dim == e.shape[d], "AdamW state: tensor '", e.name, "' has shape mismatch in dim ", d, " (", dim,
-                     " vs ", e.shape[d], ")");
+        KUMIKI_REQUIRE(dim == e.shape[d], "AdamW state: tensor '", e.name, "' has shape mismatch in dim ", d, " (", dim,
+                       " vs ", e.shape[d], ")");
       }
     }
     auto const bytes = read_pod<std::uint64_t>(in);
-    KUMIKI_CHECK(bytes == m_.total_bytes(), "AdamW state: ", bytes, " bytes per moment, expected ", m_.total_bytes());
+    KUMIKI_REQUIRE(bytes == m_.total_bytes(), "AdamW state: ", bytes, " bytes per moment, expected ", m_.total_bytes());
     in.read(reinterpret_cast<char*>(m_.data()), static_cast<std::streamsize>(bytes));
     in.read(reinterpret_cast<char*>(v_.data()), static_cast<std::streamsize>(bytes));
-    KUMIKI_CHECK(in.good(), "AdamW state: truncated");
+    KUMIKI_REQUIRE(in.good(), "AdamW state: truncated");
     step_ = step;
   }
   std::string to_bytes() const {
@@ -277,7 +280,7 @@ class AdamW<Cpu> {
   static T read_pod(std::istream& in) {
     T v{};
     in.read(reinterpret_cast<char*>(&v), sizeof v);
-    KUMIKI_CHECK(in.good(), "AdamW state: truncated");
+    KUMIKI_REQUIRE(in.good(), "AdamW state: truncated");
     return v;
   }
 

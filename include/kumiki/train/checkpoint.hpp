@@ -11,6 +11,8 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/json.hpp"
 #include "kumiki/core/atomic_file.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/optim/adamw.hpp"
@@ -61,24 +64,113 @@ inline nlohmann::json to_json(TrainState const& s) {
           {"data", {{"datasets", s.datasets}, {"consumed_samples", s.consumed_per_dataset}}}};
 }
 
-inline TrainState train_state_from_json(nlohmann::json const& j, std::string const& source) {
-  try {
-    TrainState s;
-    s.step = j.at("step").get<std::int64_t>();
-    s.tokens = j.at("tokens").get<std::int64_t>();
-    s.stage_index = j.at("stage_index").get<std::int64_t>();
-    s.stage_step = j.at("stage_step").get<std::int64_t>();
-    s.stage = j.at("stage").get<std::string>();
-    s.nonfinite_run = j.at("nonfinite_run").get<std::int64_t>();
-    s.skipped_total = j.at("skipped_total").get<std::int64_t>();
-    s.init_seed = j.at("rng").at("init_seed").get<std::uint64_t>();
-    s.data_seed = j.at("rng").at("data_seed").get<std::uint64_t>();
-    s.datasets = j.at("data").at("datasets").get<std::vector<std::string>>();
-    s.consumed_per_dataset = j.at("data").at("consumed_samples").get<std::vector<std::int64_t>>();
-    return s;
-  } catch (nlohmann::json::exception const& e) {
-    KUMIKI_FAIL("checkpoint state '", source, "' is malformed: ", e.what());
+namespace detail {
+
+/// Typed access to the keys of a state.json document by dotted path ("rng.init_seed"); each failure
+/// names the file, the key and what it holds.
+class StateReader {
+ public:
+  StateReader(nlohmann::json const& root, std::string const& source) : root_(root), src_(source) {
+    KUMIKI_REQUIRE(root.is_object(), "checkpoint state '", src_, "' is ", ::kumiki::detail::json_describe(root),
+                   ", not a JSON object");
   }
+
+  nlohmann::json const& at(std::string const& path) const {
+    nlohmann::json const* v = &root_;
+    for (std::size_t begin = 0; begin <= path.size();) {
+      std::size_t const dot = std::min(path.find('.', begin), path.size());
+      std::string const parent = path.substr(0, begin == 0 ? 0 : begin - 1);
+      KUMIKI_REQUIRE(v->is_object(), where(parent), " is ", ::kumiki::detail::json_describe(*v),
+                     ", expected an object");
+      auto const it = v->find(path.substr(begin, dot - begin));
+      KUMIKI_REQUIRE(it != v->end(), "checkpoint state '", src_, "' has no \"", path.substr(0, dot), "\"");
+      v = &*it;
+      begin = dot + 1;
+    }
+    return *v;
+  }
+  std::int64_t count(nlohmann::json const& v, std::string const& path) const {
+    KUMIKI_REQUIRE(v.is_number_unsigned() && v.get<std::uint64_t>() <= std::uint64_t{INT64_MAX}, where(path), " is ",
+                   ::kumiki::detail::json_describe(v), ", expected a non-negative integer");
+    return v.get<std::int64_t>();
+  }
+  std::int64_t count(std::string const& path) const { return count(at(path), path); }
+  std::uint64_t seed(std::string const& path) const {
+    nlohmann::json const& v = at(path);
+    KUMIKI_REQUIRE(v.is_number_unsigned(), where(path), " is ", ::kumiki::detail::json_describe(v),
+                   ", expected an integer in [0, 2^64)");
+    return v.get<std::uint64_t>();
+  }
+  std::string string(nlohmann::json const& v, std::string const& path) const {
+    KUMIKI_REQUIRE(v.is_string(), where(path), " is ", ::kumiki::detail::json_describe(v), ", expected a string");
+    return v.get<std::string>();
+  }
+  std::string string(std::string const& path) const { return string(at(path), path); }
+  std::vector<std::string> strings(std::string const& path) const {
+    std::vector<std::string> out;
+    nlohmann::json const& a = array(path);
+    for (std::size_t i = 0; i < a.size(); ++i) out.push_back(string(a[i], path + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+  std::vector<std::int64_t> counts(std::string const& path) const {
+    std::vector<std::int64_t> out;
+    nlohmann::json const& a = array(path);
+    for (std::size_t i = 0; i < a.size(); ++i) out.push_back(count(a[i], path + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+ private:
+  nlohmann::json const& array(std::string const& path) const {
+    nlohmann::json const& v = at(path);
+    KUMIKI_REQUIRE(v.is_array(), where(path), " is ", ::kumiki::detail::json_describe(v), ", expected an array");
+    return v;
+  }
+  std::string where(std::string const& path) const { return "checkpoint state '" + src_ + "': \"" + path + "\""; }
+
+  nlohmann::json const& root_;
+  std::string const& src_;
+};
+
+}  // namespace detail
+
+/// The training position of a state.json document. Throws kumiki::InputError naming `source`, the key
+/// and what it holds for a missing or mistyped key, a negative count, or counts that contradict each
+/// other (a stage or non-finite run longer than the whole run, one consumed count per dataset).
+inline TrainState train_state_from_json(nlohmann::json const& j, std::string const& source) {
+  detail::StateReader const r(j, source);
+  TrainState s;
+  s.step = r.count("step");
+  s.tokens = r.count("tokens");
+  s.stage_index = r.count("stage_index");
+  s.stage_step = r.count("stage_step");
+  s.stage = r.string("stage");
+  s.nonfinite_run = r.count("nonfinite_run");
+  s.skipped_total = r.count("skipped_total");
+  s.init_seed = r.seed("rng.init_seed");
+  s.data_seed = r.seed("rng.data_seed");
+  s.datasets = r.strings("data.datasets");
+  s.consumed_per_dataset = r.counts("data.consumed_samples");
+  // Every step, applied or skipped, counts in `step`: nothing within the run can exceed it.
+  for (auto const& [key, v] : {std::pair{"stage_step", s.stage_step}, std::pair{"nonfinite_run", s.nonfinite_run},
+                               std::pair{"skipped_total", s.skipped_total}})
+    KUMIKI_REQUIRE(v <= s.step, "checkpoint state '", source, "': \"", key, "\" is ", v, ", more than the ", s.step,
+                   " steps of the whole run");
+  KUMIKI_REQUIRE(s.datasets.size() == s.consumed_per_dataset.size(), "checkpoint state '", source, "' lists ",
+                 s.datasets.size(), " datasets but ", s.consumed_per_dataset.size(), " consumed-sample counts");
+  return s;
+}
+
+/// The training position of state.json text (see train_state_from_json); `source` names the file.
+inline TrainState parse_train_state(std::string_view text, std::string const& source) {
+  return train_state_from_json(::kumiki::detail::parse_json_strict(text, "checkpoint state '" + source + "'"), source);
+}
+
+/// The optimizer's step count as stored in the safetensors metadata: a whole decimal integer >= 0.
+inline std::int64_t parse_step_count(std::string const& text, std::string const& source) {
+  std::int64_t const n =
+      ::kumiki::detail::parse_int64_strict(text, "the step_count metadata of optimizer file '" + source + "'");
+  KUMIKI_REQUIRE(n >= 0, "the step_count metadata of optimizer file '", source, "' is ", n, ", a negative step count");
+  return n;
 }
 
 namespace detail {
@@ -88,15 +180,16 @@ inline void load_arena(io::SafetensorsView const& file, Arena<Cpu>& arena, std::
   for (std::size_t i = 0; i < arena.layout().size(); ++i) {
     ArenaEntry const& e = arena.layout()[i];
     std::string const name = prefix + e.name;
-    KUMIKI_CHECK(file.contains(name), "checkpoint file '", file.source(), "' has no tensor '", name, "'");
+    KUMIKI_REQUIRE(file.contains(name), "checkpoint file '", file.source(), "' has no tensor '", name, "'");
     io::SafetensorsEntry const& se = file.entry(name);
-    KUMIKI_CHECK(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", name, "' is ",
-                 dtype_name(se.dtype), " ", se.shape, ", the model expects ", dtype_name(e.dtype), " ", e.shape);
+    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", name, "' in '", file.source(),
+                   "' is ", dtype_name(se.dtype), " ", se.shape, ", the model expects ", dtype_name(e.dtype), " ",
+                   e.shape);
     auto const bytes = file.bytes(se);
     std::memcpy(arena.view(i).data, bytes.data(), bytes.size());
   }
-  KUMIKI_CHECK(file.size() == arena.layout().size(), "checkpoint file '", file.source(), "' holds ", file.size(),
-               " tensors, the model has ", arena.layout().size());
+  KUMIKI_REQUIRE(file.size() == arena.layout().size(), "checkpoint file '", file.source(), "' holds ", file.size(),
+                 " tensors, the model has ", arena.layout().size());
 }
 
 inline std::vector<io::NamedTensor> prefixed(Arena<Cpu> const& arena, std::string const& prefix) {
@@ -107,7 +200,7 @@ inline std::vector<io::NamedTensor> prefixed(Arena<Cpu> const& arena, std::strin
 
 inline std::string read_text(std::filesystem::path const& p) {
   std::ifstream in(p);
-  KUMIKI_CHECK(in.good(), "cannot read '", p.string(), "'");
+  KUMIKI_REQUIRE(in.good(), "cannot read '", p.string(), "'");
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -164,35 +257,48 @@ inline std::filesystem::path save_weights_checkpoint(std::filesystem::path const
   return detail::write_checkpoint(root, params, model_metadata, moments, 0, TrainState{}, recipe_text, {});
 }
 
+/// Verifies the checkpoint `dir` (checkpoint_dir.hpp) and that its manifest lists the four files of a
+/// training checkpoint, so none of them is read unverified.
+inline CheckpointManifest verify_training_checkpoint(std::filesystem::path const& dir) {
+  CheckpointManifest m = verify_checkpoint(dir);
+  for (char const* f : {ckpt_model_file, ckpt_optimizer_file, ckpt_state_file, ckpt_recipe_file}) m.require(f);
+  return m;
+}
+
 /// Loads a verified checkpoint into `params` and `opt`; returns the position and the recipe text.
+/// Every problem with the files (a tensor missing or of another dtype or shape, a malformed
+/// step_count or state.json) is a kumiki::InputError naming the file.
 inline TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Cpu>& params, optim::AdamW<Cpu>& opt,
                                   std::string* recipe_text = nullptr) {
-  verify_checkpoint(dir);
+  verify_training_checkpoint(dir);
   {
     io::SafetensorsFile const model(dir / ckpt_model_file);
     detail::load_arena(model, params);
   }
   {
     io::SafetensorsFile const o(dir / ckpt_optimizer_file);
-    KUMIKI_CHECK(o.size() == 2 * opt.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
-                 " tensors, expected ", 2 * opt.layout().size());
+    KUMIKI_REQUIRE(o.size() == 2 * opt.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
+                   " tensors, expected ", 2 * opt.layout().size());
     for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}})
       for (std::size_t i = 0; i < arena->layout().size(); ++i) {
-        std::string const name = prefix + arena->layout()[i].name;
-        KUMIKI_CHECK(o.contains(name), "optimizer file '", o.source(), "' has no tensor '", name, "'");
-        auto const bytes = o.bytes(name);
-        KUMIKI_CHECK(bytes.size() == arena->view(i).bytes(), "optimizer tensor '", name, "' has the wrong size");
+        ArenaEntry const& e = arena->layout()[i];
+        std::string const name = prefix + e.name;
+        KUMIKI_REQUIRE(o.contains(name), "optimizer file '", o.source(), "' has no tensor '", name, "'");
+        io::SafetensorsEntry const& se = o.entry(name);
+        KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "optimizer tensor '", name, "' in '", o.source(),
+                       "' is ", dtype_name(se.dtype), " ", se.shape, ", the optimizer expects ", dtype_name(e.dtype),
+                       " ", e.shape);
+        auto const bytes = o.bytes(se);
         std::memcpy(arena->view(i).data, bytes.data(), bytes.size());
       }
     auto const it = o.metadata().find("step_count");
-    KUMIKI_CHECK(it != o.metadata().end(), "optimizer file '", o.source(), "' has no step_count metadata");
-    opt.set_step_count(std::stoll(it->second));
+    KUMIKI_REQUIRE(it != o.metadata().end(), "optimizer file '", o.source(), "' has no step_count metadata");
+    opt.set_step_count(parse_step_count(it->second, o.source()));
   }
-  std::string const state_text = detail::read_text(dir / ckpt_state_file);
-  auto const j = nlohmann::json::parse(state_text, nullptr, false);
-  KUMIKI_CHECK(!j.is_discarded(), "checkpoint state '", (dir / ckpt_state_file).string(), "' is not valid JSON");
+  std::filesystem::path const state = dir / ckpt_state_file;
+  TrainState s = parse_train_state(detail::read_text(state), state.string());
   if (recipe_text) *recipe_text = detail::read_text(dir / ckpt_recipe_file);
-  return train_state_from_json(j, (dir / ckpt_state_file).string());
+  return s;
 }
 
 }  // namespace train

@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -21,6 +24,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/crc32c.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/json.hpp"
 #include "kumiki/core/atomic_file.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -51,30 +55,114 @@ inline std::optional<std::int64_t> checkpoint_step(fs::path const& dir) {
   return step;
 }
 
-/// Checks a checkpoint directory against its manifest; throws kumiki::Error naming the first problem
-/// (missing manifest, missing file, size or CRC-32C mismatch, unexpected format).
-inline void verify_checkpoint(fs::path const& dir) {
+/// A file as the manifest records it.
+struct ManifestEntry {
+  std::uint64_t bytes = 0;
+  std::string crc32c;  ///< 8 lowercase hex digits as written
+};
+
+/// What a verified manifest lists: every file of the checkpoint, each checked against its size and
+/// CRC-32C. `require` refuses a file the manifest does not list: it was never verified.
+struct CheckpointManifest {
+  std::filesystem::path dir;
+  std::optional<std::int64_t> step;  ///< the manifest's "step", when it has one
+  std::map<std::string, ManifestEntry> files;
+
+  bool contains(std::string const& name) const { return files.contains(name); }
+  void require(std::string const& name) const {
+    KUMIKI_REQUIRE(contains(name), "checkpoint '", dir.string(), "': its ", checkpoint_manifest, " does not list '",
+                   name, "', so that file is unverified; the checkpoint is incomplete or was edited by hand");
+  }
+};
+
+namespace detail {
+
+using ::kumiki::detail::json_describe;
+using ::kumiki::detail::json_quote;
+using ::kumiki::detail::parse_json_strict;
+
+/// Manifest entries name files at the top of the checkpoint directory (the writer lists exactly
+/// those): a path separator, "." or ".." or a NUL would let a manifest point kumiki at a file
+/// elsewhere, so none is accepted.
+inline bool is_plain_file_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
+}
+
+/// Reads and type-checks manifest.json (no file is touched but the manifest itself).
+inline CheckpointManifest read_manifest(fs::path const& dir) {
   fs::path const mpath = dir / checkpoint_manifest;
-  KUMIKI_CHECK(fs::is_regular_file(mpath), "checkpoint '", dir.string(), "' has no ", checkpoint_manifest,
-               " (incomplete write)");
-  std::ifstream in(mpath);
-  auto const m = nlohmann::json::parse(in, nullptr, false);
-  KUMIKI_CHECK(!m.is_discarded() && m.is_object(), "checkpoint '", dir.string(), "': manifest is not valid JSON");
-  KUMIKI_CHECK(m.value("format", "") == checkpoint_format, "checkpoint '", dir.string(), "': not a kumiki checkpoint");
-  KUMIKI_CHECK(m.value("version", 0) == checkpoint_version, "checkpoint '", dir.string(), "': unsupported version ",
-               m.value("version", 0));
-  KUMIKI_CHECK(m.contains("files") && m["files"].is_object(), "checkpoint '", dir.string(), "': manifest lists no files");
-  for (auto const& [name, info] : m["files"].items()) {
+  std::string const src = "checkpoint manifest '" + mpath.string() + "'";
+  std::error_code ec;
+  KUMIKI_REQUIRE(fs::is_regular_file(mpath, ec), "checkpoint '", dir.string(), "' has no ", checkpoint_manifest,
+                 " (incomplete write)");
+  std::ifstream in(mpath, std::ios::binary);
+  KUMIKI_REQUIRE(in.good(), "cannot read ", src);
+  std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json const m = parse_json_strict(text, src);
+  KUMIKI_REQUIRE(m.is_object(), src, " is ", json_describe(m), ", not a JSON object");
+
+  auto const format = m.find("format");
+  KUMIKI_REQUIRE(format != m.end(), src, " has no \"format\" (not a kumiki checkpoint)");
+  KUMIKI_REQUIRE(format->is_string() && *format == checkpoint_format, src, ": \"format\" is ", json_describe(*format),
+                 ", expected \"", checkpoint_format, "\" (not a kumiki checkpoint)");
+  auto const version = m.find("version");
+  KUMIKI_REQUIRE(version != m.end(), src, " has no \"version\"");
+  KUMIKI_REQUIRE(version->is_number_integer() && *version == checkpoint_version, src, ": \"version\" is ",
+                 json_describe(*version), "; this kumiki reads checkpoint version ", checkpoint_version);
+
+  CheckpointManifest out;
+  out.dir = dir;
+  if (auto const step = m.find("step"); step != m.end()) {
+    KUMIKI_REQUIRE(step->is_number_unsigned() && step->get<std::uint64_t>() <= std::uint64_t{INT64_MAX}, src,
+                   ": \"step\" is ", json_describe(*step), ", expected a non-negative integer");
+    out.step = step->get<std::int64_t>();
+  }
+  auto const files = m.find("files");
+  KUMIKI_REQUIRE(files != m.end(), src, " lists no files (no \"files\")");
+  KUMIKI_REQUIRE(files->is_object(), src, ": \"files\" is ", json_describe(*files),
+                 ", expected an object {name: {\"bytes\": N, \"crc32c\": \"hex\"}}");
+  for (auto const& [name, info] : files->items()) {
+    std::string const entry = src + ": file " + json_quote(name);
+    KUMIKI_REQUIRE(is_plain_file_name(name), entry,
+                   " is not a plain file name inside the checkpoint directory (no '/', '\\', '.', '..' or NUL)");
+    KUMIKI_REQUIRE(info.is_object(), entry, " is ", json_describe(info),
+                   ", expected an object {\"bytes\": N, \"crc32c\": \"hex\"}");
+    auto const bytes = info.find("bytes");
+    KUMIKI_REQUIRE(bytes != info.end(), entry, " has no \"bytes\"");
+    KUMIKI_REQUIRE(bytes->is_number_unsigned(), entry, ": \"bytes\" is ", json_describe(*bytes),
+                   ", expected a non-negative integer");
+    auto const crc = info.find("crc32c");
+    KUMIKI_REQUIRE(crc != info.end(), entry, " has no \"crc32c\"");
+    KUMIKI_REQUIRE(crc->is_string(), entry, ": \"crc32c\" is ", json_describe(*crc),
+                   ", expected a string of 8 hex digits");
+    out.files.emplace(name, ManifestEntry{bytes->get<std::uint64_t>(), crc->get<std::string>()});
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Checks a checkpoint directory against its manifest; throws kumiki::InputError naming the first
+/// problem (missing or malformed manifest, a file name outside the directory, a missing file, a size
+/// or CRC-32C mismatch, an unexpected format). Returns what the manifest lists.
+inline CheckpointManifest verify_checkpoint(fs::path const& dir) {
+  CheckpointManifest manifest = detail::read_manifest(dir);
+  std::string const where = "checkpoint '" + dir.string() + "'";
+  for (auto const& [name, want] : manifest.files) {
     fs::path const p = dir / name;
-    KUMIKI_CHECK(fs::is_regular_file(p), "checkpoint '", dir.string(), "': file '", name, "' is missing");
-    auto const bytes = info.value("bytes", std::uint64_t{0});
-    KUMIKI_CHECK(fs::file_size(p) == bytes, "checkpoint '", dir.string(), "': file '", name, "' has ", fs::file_size(p),
-                 " bytes, manifest says ", bytes);
+    std::error_code ec;
+    KUMIKI_REQUIRE(fs::is_regular_file(p, ec), where, ": file '", name, "' is missing");
+    std::uintmax_t const size = fs::file_size(p, ec);
+    KUMIKI_REQUIRE(!ec, where, ": cannot read the size of '", name, "': ", ec.message());
+    KUMIKI_REQUIRE(size == want.bytes, where, ": file '", name, "' has ", size, " bytes, manifest says ", want.bytes);
+    KUMIKI_REQUIRE(std::ifstream(p, std::ios::binary).good(), where, ": cannot read '", name, "'");
     char crc[16];
     std::snprintf(crc, sizeof crc, "%08x", crc32c_file(p));
-    KUMIKI_CHECK(info.value("crc32c", "") == crc, "checkpoint '", dir.string(), "': file '", name,
-                 "' fails its checksum (crc32c ", crc, ", manifest ", info.value("crc32c", ""), "); it is corrupt");
+    KUMIKI_REQUIRE(want.crc32c == crc, where, ": file '", name, "' fails its checksum (crc32c ", crc, ", manifest ",
+                   detail::json_quote(want.crc32c), "); it is corrupt");
   }
+  return manifest;
 }
 
 /// Builds one checkpoint. Write files with `path(name)` (each through AtomicFile or a writer that
@@ -178,7 +266,7 @@ inline std::optional<fs::path> newest_valid_checkpoint(fs::path const& root, std
 /// A checkpoint directory given either itself (it has a manifest), as a directory holding step_*
 /// checkpoints, or as a `kumiki train` run directory (its checkpoints/): the newest valid one is taken.
 inline fs::path resolve_checkpoint(fs::path const& path) {
-  KUMIKI_CHECK(fs::exists(path), "checkpoint '", path.string(), "' does not exist");
+  KUMIKI_REQUIRE(fs::exists(path), "checkpoint '", path.string(), "' does not exist");
   if (fs::exists(path / checkpoint_manifest) || checkpoint_step(path)) return path;
   // A training run directory keeps its checkpoints in checkpoints/.
   fs::path const root = fs::is_directory(path / "checkpoints") ? path / "checkpoints" : path;

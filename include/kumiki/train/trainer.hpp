@@ -23,6 +23,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/json.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/core/atomic_file.hpp"
@@ -110,9 +111,15 @@ inline double peak_rss_mb() {
 inline void truncate_log(fs::path const& path, std::int64_t step) {
   if (!fs::exists(path)) return;
   std::string kept;
+  std::size_t line = 0;
   for (auto const& j : read_jsonl(path.string())) {
-    std::string const type = j.value("type", "");
-    std::int64_t const s = j.value("step", std::int64_t{0});
+    ++line;
+    auto const t = j.find("type");
+    auto const st = j.find("step");
+    KUMIKI_REQUIRE(st == j.end() || st->is_number_integer(), "log file '", path.string(), "' line ", line,
+                   ": \"step\" is ", ::kumiki::detail::json_describe(*st), ", expected an integer");
+    std::string const type = t != j.end() && t->is_string() ? t->get<std::string>() : std::string();
+    std::int64_t const s = st == j.end() ? 0 : st->get<std::int64_t>();
     bool const keep = (type == "eval") ? s <= step : s < step;
     if (keep) kept += j.dump() + "\n";
   }
@@ -338,8 +345,9 @@ class Trainer {
     if (saved_recipe != recipe_.text && !options_.allow_recipe_change)
       KUMIKI_FAIL("the recipe differs from the one checkpoint ", found->string(),
                   " was trained with; pass --allow-recipe-change to resume with the new recipe anyway");
-    KUMIKI_CHECK(state_.stage_index >= 0 && static_cast<std::size_t>(state_.stage_index) < recipe_.stages.size(),
-                 "checkpoint stage ", state_.stage_index, " is not in the recipe");
+    KUMIKI_REQUIRE(static_cast<std::size_t>(state_.stage_index) < recipe_.stages.size(), "checkpoint ", found->string(),
+                   " is at stage ", state_.stage_index, " ('", state_.stage, "'), but the recipe has ",
+                   recipe_.stages.size(), " stage(s)");
     // A checkpoint taken at the end of a stage still names that stage: the next step opens the next one.
     while (static_cast<std::size_t>(state_.stage_index) + 1 < recipe_.stages.size() &&
            state_.stage_step >= recipe_.stages[static_cast<std::size_t>(state_.stage_index)].steps) {
