@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "kumiki/ops/cpu/fill.hpp"  // philox_fill_*: host fills
 #include "kumiki/core/bf16.hpp"
 #include "kumiki/core/philox.hpp"
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kumiki/ops/cpu/fill.hpp"  // philox_fill_*: host fills
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/io/convert.hpp"

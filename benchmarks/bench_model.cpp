@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/optim/adamw.hpp"
@@ -57,7 +58,7 @@ void BM_TrainStep(benchmark::State& state) {
     } else {
       model.zero_grad();
       loss = model.forward_backward(tokens.data(), targets.data(), B, T, opt);
-      if (mode == 0) adamw.step(model.params(), model.grads(), 3e-4f);
+      if (mode == 0) adamw.step(model.context(), model.params(), model.grads(), 3e-4f);
     }
     benchmark::DoNotOptimize(loss);
   };
@@ -91,7 +92,7 @@ void BM_StepBreakdown(benchmark::State& state) {
     auto const t1 = std::chrono::steady_clock::now();
     benchmark::DoNotOptimize(model.forward_backward(tokens.data(), targets.data(), B, T, opt).loss);
     auto const t2 = std::chrono::steady_clock::now();
-    adamw.step(model.params(), model.grads(), 3e-4f);
+    adamw.step(model.context(), model.params(), model.grads(), 3e-4f);
     auto const t3 = std::chrono::steady_clock::now();
     zero_s += std::chrono::duration<double>(t1 - t0).count();
     adam_s += std::chrono::duration<double>(t3 - t2).count();

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/models/configs.hpp"
@@ -16,6 +17,11 @@
 #include "kumiki/ops/cpu/swiglu.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 
 namespace {
 constexpr auto Cfg = models::demo_moe;
@@ -62,8 +68,8 @@ void BM_MoeLayer(benchmark::State& s) {
                                      gu.data(), h.data(), y.data()};
   moe::MoeScratch<float> const sc{d_y.data(), d_h.data(), d_gu.data(), d_xg.data(), d_w.data(), d_logits.data()};
   for (auto _ : s) {
-    Layer::forward(view(w), a, x.data(), N, out.data());
-    if (s.range(0)) Layer::backward(view(w), view(g), a, sc, x.data(), N, d_out.data(), d_x.data(), 1.0);
+    Layer::forward(ctx, view(w), a, x.data(), N, out.data());
+    if (s.range(0)) Layer::backward(ctx, view(w), view(g), a, sc, x.data(), N, d_out.data(), d_x.data(), 1.0);
     benchmark::DoNotOptimize(out.data());
   }
   rates(s, 2.0 * N * (double(E) * C + double(K) * 3 * C * Fe));
@@ -77,15 +83,15 @@ void BM_DenseMlpSameFlops(benchmark::State& s) {
       g_d(wd.size(), 0.0f);
   using L = ops::Linear<Cpu>;
   for (auto _ : s) {
-    L::forward(x.data(), wgu.data(), gu.data(), N, C, 2 * F);
-    ops::SwiGlu<Cpu>::forward(gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
-    L::forward(h.data(), wd.data(), out.data(), N, F, C);
+    L::forward(ctx, x.data(), wgu.data(), gu.data(), N, C, 2 * F);
+    ops::SwiGlu<Cpu>::forward(ctx, gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
+    L::forward(ctx, h.data(), wd.data(), out.data(), N, F, C);
     if (s.range(0)) {
-      L::backward_input(d_out.data(), wd.data(), d_h.data(), N, F, C);
-      L::backward_weight(d_out.data(), h.data(), g_d.data(), N, F, C);
-      ops::SwiGlu<Cpu>::backward(d_h.data(), F, gu.data(), gu.data() + F, 2 * F, d_gu.data(), d_gu.data() + F, 2 * F, N, F);
-      L::backward_input(d_gu.data(), wgu.data(), d_x.data(), N, C, 2 * F);
-      L::backward_weight(d_gu.data(), x.data(), g_gu.data(), N, C, 2 * F);
+      L::backward_input(ctx, d_out.data(), wd.data(), d_h.data(), N, F, C);
+      L::backward_weight(ctx, d_out.data(), h.data(), g_d.data(), N, F, C);
+      ops::SwiGlu<Cpu>::backward(ctx, d_h.data(), F, gu.data(), gu.data() + F, 2 * F, d_gu.data(), d_gu.data() + F, 2 * F, N, F);
+      L::backward_input(ctx, d_gu.data(), wgu.data(), d_x.data(), N, C, 2 * F);
+      L::backward_weight(ctx, d_gu.data(), x.data(), g_gu.data(), N, C, 2 * F);
     }
     benchmark::DoNotOptimize(out.data());
   }

@@ -20,6 +20,11 @@
 using namespace kumiki;
 
 namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
+
+namespace {
 constexpr std::int64_t N = 2048, C = 256, F = 704, V = 8192, Bt = 8, Tt = 256, H = 4, G = 2, hd = 64;
 
 std::vector<float> randn(std::int64_t n, unsigned seed, float scale = 1.0f) {
@@ -56,10 +61,10 @@ void BM_Linear(benchmark::State& s) {
   bool const bwd = s.range(2) != 0;
   for (auto _ : s) {
     if (!bwd) {
-      ops::Linear<Cpu>::forward(x.data(), w.data(), y.data(), N, in, out);
+      ops::Linear<Cpu>::forward(ctx, x.data(), w.data(), y.data(), N, in, out);
     } else {
-      ops::Linear<Cpu>::backward_input(y.data(), w.data(), dx.data(), N, in, out);
-      ops::Linear<Cpu>::backward_weight(y.data(), x.data(), dw.data(), N, in, out);
+      ops::Linear<Cpu>::backward_input(ctx, y.data(), w.data(), dx.data(), N, in, out);
+      ops::Linear<Cpu>::backward_weight(ctx, y.data(), x.data(), dw.data(), N, in, out);
     }
     benchmark::ClobberMemory();
   }
@@ -91,15 +96,15 @@ void BM_Attention(benchmark::State& s) {
   auto qkv = randn(N * QKV, 1), o = randn(N * C, 2), d_o = randn(N * C, 3), d_qkv = randn(N * QKV, 4);
   std::vector<float> lse(Bt * H * Tt);
   float const scale = 1.0f / std::sqrt(float(hd));
-  ops::Attention<Cpu>::forward(sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(), nullptr,
+  ops::Attention<Cpu>::forward(ctx, sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(), nullptr,
                                scale);
   bool const bwd = s.range(1) != 0;
   for (auto _ : s) {
     if (!bwd)
-      ops::Attention<Cpu>::forward(sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(),
+      ops::Attention<Cpu>::forward(ctx, sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(),
                                    nullptr, scale);
     else
-      ops::Attention<Cpu>::backward(sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), d_o.data(),
+      ops::Attention<Cpu>::backward(ctx, sh, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), d_o.data(),
                                     lse.data(), d_qkv.data(), d_qkv.data() + C, d_qkv.data() + C + G * hd, nullptr,
                                     scale);
     benchmark::ClobberMemory();
@@ -120,7 +125,7 @@ void BM_LmHeadLoss(benchmark::State& s) {
   std::vector<std::int32_t> t(N);
   for (std::int64_t i = 0; i < N; ++i) t[i] = static_cast<std::int32_t>((i * 7919) % V);
   for (auto _ : s) {
-    auto r = ops::LmHeadLoss<Cpu>::run<float>(a, x.data(), w.data(), t.data(), nullptr, dx.data(), dw.data(), nullptr,
+    auto r = ops::LmHeadLoss<Cpu>::run<float>(ctx, a, x.data(), w.data(), t.data(), nullptr, dx.data(), dw.data(), nullptr,
                                               scratch.data());
     benchmark::DoNotOptimize(r);
   }
@@ -137,9 +142,9 @@ void BM_RmsNorm(benchmark::State& s) {
   bool const bwd = s.range(1) != 0;
   for (auto _ : s) {
     if (!bwd)
-      ops::RmsNorm<Cpu>::forward(x.data(), w.data(), y.data(), rstd.data(), N, C, 1e-6);
+      ops::RmsNorm<Cpu>::forward(ctx, x.data(), w.data(), y.data(), rstd.data(), N, C, 1e-6);
     else
-      ops::RmsNorm<Cpu>::backward(y.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(), N, C, true);
+      ops::RmsNorm<Cpu>::backward(ctx, y.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(), N, C, true);
     benchmark::ClobberMemory();
   }
   bytes(s, (bwd ? 5.0 : 2.0) * N * C * 4);
@@ -153,9 +158,9 @@ void BM_SwiGlu(benchmark::State& s) {
   bool const bwd = s.range(1) != 0;
   for (auto _ : s) {
     if (!bwd)
-      ops::SwiGlu<Cpu>::forward(gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
+      ops::SwiGlu<Cpu>::forward(ctx, gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
     else
-      ops::SwiGlu<Cpu>::backward(h.data(), F, gu.data(), gu.data() + F, 2 * F, dgu.data(), dgu.data() + F, 2 * F, N, F);
+      ops::SwiGlu<Cpu>::backward(ctx, h.data(), F, gu.data(), gu.data() + F, 2 * F, dgu.data(), dgu.data() + F, 2 * F, N, F);
     benchmark::ClobberMemory();
   }
   bytes(s, (bwd ? 5.0 : 3.0) * N * F * 4);
@@ -168,10 +173,10 @@ void BM_Rope(benchmark::State& s) {
   std::int64_t const QKV = C + 2 * G * hd;
   auto qkv = randn(N * QKV, 1);
   std::vector<float> cs(Tt * hd / 2), sn(Tt * hd / 2);
-  ops::Rope<Cpu>::tables(cs.data(), sn.data(), Tt, hd, 10000.0);
+  ops::Rope<Cpu>::tables(ctx, cs.data(), sn.data(), Tt, hd, 10000.0);
   for (auto _ : s) {
-    ops::Rope<Cpu>::apply(qkv.data(), Bt, Tt, H, hd, QKV, cs.data(), sn.data(), false);
-    ops::Rope<Cpu>::apply(qkv.data() + C, Bt, Tt, G, hd, QKV, cs.data(), sn.data(), false);
+    ops::Rope<Cpu>::apply(ctx, qkv.data(), Bt, Tt, H, hd, QKV, cs.data(), sn.data(), false);
+    ops::Rope<Cpu>::apply(ctx, qkv.data() + C, Bt, Tt, G, hd, QKV, cs.data(), sn.data(), false);
     benchmark::ClobberMemory();
   }
   bytes(s, 2.0 * N * (C + G * hd) * 4);
@@ -187,9 +192,9 @@ void BM_Embedding(benchmark::State& s) {
   bool const bwd = s.range(1) != 0;
   for (auto _ : s) {
     if (!bwd)
-      ops::Embedding<Cpu>::forward(t.data(), table.data(), out.data(), N, C, V);
+      ops::Embedding<Cpu>::forward(ctx, t.data(), table.data(), out.data(), N, C, V);
     else
-      ops::Embedding<Cpu>::backward(t.data(), out.data(), d_table.data(), N, C);
+      ops::Embedding<Cpu>::backward(ctx, t.data(), out.data(), d_table.data(), N, C);
     benchmark::ClobberMemory();
   }
   bytes(s, (bwd ? 3.0 : 2.0) * N * C * 4);

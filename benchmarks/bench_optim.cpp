@@ -12,12 +12,18 @@
 #include <cstring>
 #include <string>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 
 namespace {
 
@@ -121,9 +127,9 @@ void BM_AdamW(benchmark::State& state) {
     philox_fill_normal(v.data(), static_cast<std::size_t>(v.numel()), {1, i}, 0.0f, 1e-3f);
   }
   optim::AdamW<Cpu> opt(L);
-  opt.step(p, g, 3e-4f);  // first touch of everything outside the timing
+  opt.step(ctx, p, g, 3e-4f);  // first touch of everything outside the timing
   state.counters["params"] = static_cast<double>(L.numel());
-  run_against_copy(state, 28.0 * static_cast<double>(L.numel()), [&] { opt.step(p, g, 3e-4f); });
+  run_against_copy(state, 28.0 * static_cast<double>(L.numel()), [&] { opt.step(ctx, p, g, 3e-4f); });
 }
 BENCHMARK(BM_AdamW)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
 
@@ -134,8 +140,8 @@ void BM_AdamWMasterBf16(benchmark::State& state) {
   ArenaLayout const L = optim::master_layout(model);
   Arena<Cpu> master(L), g(L), bf(model);
   optim::AdamW<Cpu> opt(L);
-  opt.step(master, g, 3e-4f, 0.1f, &bf);
-  run_against_copy(state, 30.0 * static_cast<double>(L.numel()), [&] { opt.step(master, g, 3e-4f, 0.1f, &bf); });
+  opt.step(ctx, master, g, 3e-4f, 0.1f, &bf);
+  run_against_copy(state, 30.0 * static_cast<double>(L.numel()), [&] { opt.step(ctx, master, g, 3e-4f, 0.1f, &bf); });
 }
 BENCHMARK(BM_AdamWMasterBf16)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
 
@@ -143,7 +149,7 @@ void BM_GradNorm(benchmark::State& state) {
   ThreadScope scope(static_cast<int>(state.range(0)));
   ArenaLayout const L = model_like_layout(kParams);
   Arena<Cpu> g(L);
-  for (auto _ : state) benchmark::DoNotOptimize(optim::global_grad_norm(g));
+  for (auto _ : state) benchmark::DoNotOptimize(optim::global_grad_norm(ctx, g));
   state.counters["GB/s"] = benchmark::Counter(4.0 * static_cast<double>(L.numel()), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }

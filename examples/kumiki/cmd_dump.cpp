@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "command.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
@@ -130,7 +132,7 @@ void dump(DumpArgs const& a) {
     name = m.config_name;
     params.emplace(std::move(m.params));
   } else {
-    io::CheckpointModel m = io::read_checkpoint_model(mp);
+    train::CheckpointModel m = train::read_checkpoint_model(mp);
     name = m.config_name;
     params.emplace(std::move(m.params));
   }

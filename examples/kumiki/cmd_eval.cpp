@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/data/split.hpp"

@@ -5,7 +5,9 @@
 #include <string>
 
 #include "command.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
 
 namespace {
 
@@ -35,7 +37,7 @@ kumiki_cli::Registration reg{60, [](CLI::App& app) {
     if (a->eos >= 0) opt.eos_token_id = a->eos;
     opt.tokenizer = a->tokenizer;
     opt.max_shard_bytes = a->max_shard_bytes;
-    auto const files = kumiki::io::export_hf(a->checkpoint, a->out, opt);
+    auto const files = kumiki::train::export_hf(a->checkpoint, a->out, opt);
     std::printf("exported %s to %s (%s):\n", a->checkpoint.c_str(), a->out.c_str(), a->dtype.c_str());
     for (auto const& f : files)
       std::printf("  %-40s %12llu bytes\n", f.filename().string().c_str(),
@@ -50,11 +52,11 @@ kumiki_cli::Registration reg{60, [](CLI::App& app) {
                  "RUN/checkpoints and run `kumiki train --recipe R --out RUN --allow-recipe-change`")
       ->required();
   im->callback([in] {
-    auto const dir = kumiki::io::import_hf(in->first, in->second);
+    auto const dir = kumiki::train::import_hf(in->first, in->second);
     std::printf("imported %s as %s (model '%s'); optimizer moments are zero, step 0\n"
                 "to train from it: place it under RUN/checkpoints/ and run "
                 "`kumiki train --recipe R.toml --out RUN --allow-recipe-change`\n",
-                in->first.c_str(), dir.string().c_str(), kumiki::io::checkpoint_model_name(dir).c_str());
+                in->first.c_str(), dir.string().c_str(), kumiki::train::checkpoint_model_name(dir).c_str());
   });
 }};
 

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "command.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/train/recipe.hpp"
 #include "kumiki/train/trainer.hpp"
@@ -31,6 +33,8 @@ int train(TrainArgs const& a) {
   opt.progress_every = a.progress_every;
   opt.allow_recipe_change = a.allow_recipe_change;
   opt.step.recompute = a.recompute;
+  // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
+  if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
   // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
   // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
   if (!a.init_from.empty()) {
@@ -45,7 +49,7 @@ int train(TrainArgs const& a) {
         same_model(m.config_name);
         return std::move(m.params);
       }
-      io::CheckpointModel m = io::read_checkpoint_model(from);
+      train::CheckpointModel m = train::read_checkpoint_model(from);
       same_model(m.config_name);
       return std::move(m.params);
     };

@@ -5,7 +5,9 @@
 #include <string>
 
 #include "command.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
 #include "kumiki/moe/upcycle.hpp"
 
 namespace {
@@ -37,7 +39,7 @@ kumiki_cli::Registration reg{63, [](CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->callback([a] {
     using namespace kumiki;
-    io::CheckpointModel const dense = io::read_checkpoint_model(a->checkpoint);
+    train::CheckpointModel const dense = train::read_checkpoint_model(a->checkpoint);
     models::TransformerConfig const moe_cfg = io::model_config(a->model);
     Arena<Cpu> moe_params(io::model_param_layout(a->model));
     moe::UpcycleOptions opt;
@@ -51,8 +53,8 @@ kumiki_cli::Registration reg{63, [](CLI::App& app) {
                             io::detail::fmt_number(opt.router_std);
     std::string const origin = "Drop-Upcycled by `kumiki upcycle` from the '" + dense.config_name + "' checkpoint '" +
                                a->checkpoint + "' (" + how + ").";
-    auto const dir = io::write_weights_only_checkpoint(
-        a->out, a->model, moe_params, io::weights_only_recipe_text(a->model, moe_cfg, origin),
+    auto const dir = train::write_weights_only_checkpoint(
+        a->out, a->model, moe_params, train::weights_only_recipe_text(a->model, moe_cfg, origin),
         {{"upcycled_from", a->checkpoint}, {"upcycle", "drop-upcycling: " + how}});
     std::int64_t const F = moe_cfg.expert_ffn();
     std::printf("upcycled '%s' (%s) into '%s' as %s: %lld of %lld intermediate rows re-initialized per expert (%s)\n"

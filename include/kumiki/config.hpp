@@ -32,6 +32,21 @@
 #define KUMIKI_UNROLL
 #endif
 
+// The instruction set this translation unit's CPU code is compiled for. Kernels whose code depends on
+// it (explicit SIMD paths) sit in `inline namespace KUMIKI_CPU_ISA`, so two translation units built
+// for different instruction sets get different symbols and the linker never swaps one kernel for
+// another. (The Eigen-based ops do not: every CPU translation unit of a program is built with the
+// kumiki target's one -march; CUDA translation units compile no CPU code at all.)
+#if defined(__AVX512F__)
+#define KUMIKI_CPU_ISA isa_avx512
+#elif defined(__AVX2__)
+#define KUMIKI_CPU_ISA isa_avx2
+#elif defined(__SSE4_2__)
+#define KUMIKI_CPU_ISA isa_sse42
+#else
+#define KUMIKI_CPU_ISA isa_baseline
+#endif
+
 // A versioned inline namespace keeps two kumiki versions in one program from violating the ODR.
 #define KUMIKI_NAMESPACE_BEGIN \
   namespace kumiki {           \

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kumiki/ops/cpu/fill.hpp"  // philox_fill_*: host fills
 #include "kumiki/core/philox.hpp"
 
 using kumiki::Philox4x32;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/data/indexed_dataset.hpp"
 #include "kumiki/models/configs.hpp"

@@ -13,8 +13,10 @@
 
 #include <unistd.h>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/bf16.hpp"
 #include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/optim/adamw.hpp"
@@ -197,7 +199,7 @@ TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadab
   fs::path const ck = make_checkpoint(s.root / "run", m, 7);
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  auto const files = io::export_hf(s.root / "run", s.root / "hf", opt);  // run dir: newest checkpoint
+  auto const files = train::export_hf(s.root / "run", s.root / "hf", opt);  // run dir: newest checkpoint
   REQUIRE(files.size() == 3);
   CHECK(fs::exists(s.root / "hf" / "config.json"));
   CHECK(fs::exists(s.root / "hf" / "generation_config.json"));
@@ -210,7 +212,7 @@ TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadab
   auto const gen = nlohmann::json::parse(slurp(s.root / "hf" / "generation_config.json"));
   CHECK(gen.at("eos_token_id") == 2);
 
-  fs::path const imported = io::import_hf(s.root / "hf", s.root / "imported");
+  fs::path const imported = train::import_hf(s.root / "hf", s.root / "imported");
   CHECK(imported == s.root / "imported" / "step_000000000");
   train::verify_checkpoint(imported);
   Arena<Cpu> a(Tiny::param_layout());
@@ -228,7 +230,7 @@ TEST_CASE("hf export f32 -> import gives bitwise-equal fp32 weights and a loadab
   // The stored recipe names the model and parses (its data prefix is a placeholder to replace).
   train::Recipe const r = train::parse_recipe(recipe, "imported", imported, false);
   CHECK(r.model == "tiny_test");
-  CHECK(io::checkpoint_model_name(imported) == "tiny_test");
+  CHECK(train::checkpoint_model_name(imported) == "tiny_test");
 }
 
 TEST_CASE("hf import pads a model with the real (unpadded) vocabulary as Megatron's converter does", "[hf]") {
@@ -237,7 +239,7 @@ TEST_CASE("hf import pads a model with the real (unpadded) vocabulary as Megatro
   make_checkpoint(s.root / "run", m, 11);
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  io::export_hf(s.root / "run", s.root / "hf", opt);
+  train::export_hf(s.root / "run", s.root / "hf", opt);
   // Rewrite the export as a Hugging Face model of the real vocabulary: 50 rows, vocab_size 50.
   std::int64_t const V = models::tiny_test.vocab_size, Vp = models::tiny_test.padded_vocab(), C = models::tiny_test.hidden;
   REQUIRE(V < Vp);
@@ -249,7 +251,7 @@ TEST_CASE("hf import pads a model with the real (unpadded) vocabulary as Megatro
   cfg["vocab_size"] = V;
   spit(s.root / "hf" / "config.json", cfg.dump(2));
 
-  Arena<Cpu> const got = load_ckpt_params(io::import_hf(s.root / "hf", s.root / "imported"));
+  Arena<Cpu> const got = load_ckpt_params(train::import_hf(s.root / "hf", s.root / "imported"));
   ArenaLayout const layout = Tiny::param_layout();
   for (auto const& e : layout.entries()) {
     INFO(e.name);
@@ -265,7 +267,7 @@ TEST_CASE("hf import pads a model with the real (unpadded) vocabulary as Megatro
   for (std::int64_t bad : {V - 1, Vp + 1}) {
     cfg["vocab_size"] = bad;
     spit(s.root / "hf" / "config.json", cfg.dump(2));
-    CHECK_THAT(error_of([&] { io::import_hf(s.root / "hf", s.root / "bad"); }),
+    CHECK_THAT(error_of([&] { train::import_hf(s.root / "hf", s.root / "bad"); }),
                Catch::Contains("vocab_size expected 50..64, got " + std::to_string(bad)));
   }
 }
@@ -274,12 +276,12 @@ TEST_CASE("hf export bf16 stores round-to-nearest-even of the weights, and impor
   Scratch s("bf16");
   Tiny m;
   fs::path const ck = make_checkpoint(s.root / "run", m, 11);
-  io::export_hf(ck, s.root / "hf");  // bf16 is the default
+  train::export_hf(ck, s.root / "hf");  // bf16 is the default
   auto const cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
   CHECK(cfg.at("torch_dtype") == "bfloat16");
   io::SafetensorsFile const f(s.root / "hf" / "model.safetensors");
   CHECK(require_rne_export(f, m.params()) > 1000);  // random weights: rounding really happened
-  fs::path const imported = io::import_hf(s.root / "hf", s.root / "imported");
+  fs::path const imported = train::import_hf(s.root / "hf", s.root / "imported");
   require_rne_import(load_ckpt_params(imported), m.params());
 }
 
@@ -290,7 +292,7 @@ TEST_CASE("hf sharded export: index and shards round trip bitwise", "[hf]") {
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
   opt.max_shard_bytes = 8192;  // embed / lm_head (64 x 32 x 4 bytes) fill a shard each
-  auto const files = io::export_hf(ck, s.root / "hf", opt);
+  auto const files = train::export_hf(ck, s.root / "hf", opt);
   auto const index = nlohmann::json::parse(slurp(s.root / "hf" / "model.safetensors.index.json"));
   auto const& wm = index.at("weight_map");
   CHECK(wm.size() == Tiny::param_layout().size());
@@ -300,7 +302,7 @@ TEST_CASE("hf sharded export: index and shards round trip bitwise", "[hf]") {
   CHECK(!fs::exists(s.root / "hf" / "model.safetensors"));
   CHECK(index.at("metadata").at("total_size") == 4 * models::tiny_test.num_params());
   for (auto const& sh : shards) CHECK(fs::file_size(s.root / "hf" / sh) <= 8192 + 4096);
-  Arena<Cpu> const a = load_ckpt_params(io::import_hf(s.root / "hf", s.root / "imported"));
+  Arena<Cpu> const a = load_ckpt_params(train::import_hf(s.root / "hf", s.root / "imported"));
   require_bitwise(a, m.params());
 }
 
@@ -309,12 +311,12 @@ TEST_CASE("hf import: a config matching nothing lists the closest configs' diffe
   Tiny m;
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  io::export_hf(make_checkpoint(s.root / "run", m, 1), s.root / "hf", opt);
+  train::export_hf(make_checkpoint(s.root / "run", m, 1), s.root / "hf", opt);
   auto cfg = nlohmann::json::parse(slurp(s.root / "hf" / "config.json"));
   cfg["intermediate_size"] = 48;
   cfg["rope_theta"] = 500000.0;
   spit(s.root / "hf" / "config.json", cfg.dump(2));
-  std::string const e = error_of([&] { io::import_hf(s.root / "hf", s.root / "out"); });
+  std::string const e = error_of([&] { train::import_hf(s.root / "hf", s.root / "out"); });
   INFO(e);
   CHECK(e.find("matches no compiled-in model configuration") != std::string::npos);
   CHECK(e.find("tiny_test (2 differing): intermediate_size expected 40, got 48; rope_theta expected 10000, got 500000") !=
@@ -329,7 +331,7 @@ TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]")
   fs::path const ck = make_checkpoint(s.root / "run", m, 5);
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  io::export_hf(ck, s.root / "good", opt);
+  train::export_hf(ck, s.root / "good", opt);
   std::string const good_cfg = slurp(s.root / "good" / "config.json");
   std::string const good_st = slurp(s.root / "good" / "model.safetensors");
   int n = 0;
@@ -340,7 +342,7 @@ TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]")
     spit(d / "config.json", good_cfg);
     spit(d / "model.safetensors", good_st);
     change(d);
-    return error_of([&] { io::import_hf(d, d / "ckpt"); });
+    return error_of([&] { train::import_hf(d, d / "ckpt"); });
   };
   auto has = [](std::string const& e, std::string const& what) {
     INFO(e);
@@ -400,23 +402,23 @@ TEST_CASE("hf import / export: each bad input gives its specific error", "[hf]")
       }),
       "holds tensor 'model.layers.0.mlp.bias' which a Llama model");
   // Export side: a corrupt checkpoint (CRC), an occupied output directory, a checkpoint without recipe model.
-  has(error_of([&] { io::export_hf(ck, s.root / "good", opt); }), "already exists and is not an empty directory");
+  has(error_of([&] { train::export_hf(ck, s.root / "good", opt); }), "already exists and is not an empty directory");
   {
     std::string st = slurp(ck / "model.safetensors");
     st[st.size() - 3] ^= 0x40;
     spit(ck / "model.safetensors", st);
   }
-  has(error_of([&] { io::export_hf(ck, s.root / "bad_export", opt); }), "fails its checksum");
+  has(error_of([&] { train::export_hf(ck, s.root / "bad_export", opt); }), "fails its checksum");
   CHECK(!fs::exists(s.root / "bad_export"));
-  has(error_of([&] { io::export_hf(s.root / "nowhere", s.root / "x", opt); }), "does not exist");
+  has(error_of([&] { train::export_hf(s.root / "nowhere", s.root / "x", opt); }), "does not exist");
 }
 
 TEST_CASE("hf: the model name is read from a recipe's top-level key only", "[hf]") {
-  CHECK(io::recipe_model_name("model = \"tiny_test\"\n").value_or("") == "tiny_test");
-  CHECK(io::recipe_model_name("# c\nmodel_path = \"x\"\n  model='demo'   # comment\r\n").value_or("") == "demo");
-  CHECK(!io::recipe_model_name("seed = 1\n[[stages]]\nmodel = \"demo\"\n").has_value());
-  CHECK(!io::recipe_model_name("seed = 1\n").has_value());
-  CHECK(!io::recipe_model_name("model = demo\n").has_value());
+  CHECK(train::recipe_model_name("model = \"tiny_test\"\n").value_or("") == "tiny_test");
+  CHECK(train::recipe_model_name("# c\nmodel_path = \"x\"\n  model='demo'   # comment\r\n").value_or("") == "demo");
+  CHECK(!train::recipe_model_name("seed = 1\n[[stages]]\nmodel = \"demo\"\n").has_value());
+  CHECK(!train::recipe_model_name("seed = 1\n").has_value());
+  CHECK(!train::recipe_model_name("model = demo\n").has_value());
 }
 
 // ---- Mixtral (MoE) ------------------------------------------------------------------------------
@@ -629,7 +631,7 @@ TEST_CASE("hf Mixtral: export f32 -> import is bitwise with Mixtral tensor names
   fs::path const ck = make_checkpoint(s.root / "run", m, 13);
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  io::export_hf(ck, s.root / "hf32", opt);
+  train::export_hf(ck, s.root / "hf32", opt);
   auto const cfg = nlohmann::json::parse(slurp(s.root / "hf32" / "config.json"));
   CHECK(cfg.at("architectures") == nlohmann::json::array({"MixtralForCausalLM"}));
   {
@@ -641,14 +643,14 @@ TEST_CASE("hf Mixtral: export f32 -> import is bitwise with Mixtral tensor names
     CHECK(got == want);
     CHECK(static_cast<std::int64_t>(TinyMoe::param_layout().numel()) == models::tiny_moe_test.num_params());
   }
-  fs::path const imported = io::import_hf(s.root / "hf32", s.root / "imported");
-  CHECK(io::checkpoint_model_name(imported) == "tiny_moe_test");
+  fs::path const imported = train::import_hf(s.root / "hf32", s.root / "imported");
+  CHECK(train::checkpoint_model_name(imported) == "tiny_moe_test");
   require_bitwise(load_ckpt_params(imported, TinyMoe::param_layout()), m.params());
 
-  io::export_hf(ck, s.root / "hf16");
+  train::export_hf(ck, s.root / "hf16");
   io::SafetensorsFile const f(s.root / "hf16" / "model.safetensors");
   CHECK(require_rne_export(f, m.params()) > 1000);
-  require_rne_import(load_ckpt_params(io::import_hf(s.root / "hf16", s.root / "imported16"), TinyMoe::param_layout()),
+  require_rne_import(load_ckpt_params(train::import_hf(s.root / "hf16", s.root / "imported16"), TinyMoe::param_layout()),
                      m.params());
 }
 
@@ -657,7 +659,7 @@ TEST_CASE("hf Mixtral import: a missing expert or an extra tensor names the Mixt
   TinyMoe m;
   io::HfExportOptions opt;
   opt.dtype = DType::f32;
-  io::export_hf(make_checkpoint(s.root / "run", m, 2), s.root / "good", opt);
+  train::export_hf(make_checkpoint(s.root / "run", m, 2), s.root / "good", opt);
   auto variant = [&](std::string const& dir, auto&& edit) {
     fs::path const d = s.root / dir;
     fs::create_directories(d);
@@ -667,7 +669,7 @@ TEST_CASE("hf Mixtral import: a missing expert or an extra tensor names the Mixt
     for (auto const& e : f.entries()) t.push_back({e.name, f.view(e)});
     edit(t);
     io::write_safetensors(d / "model.safetensors", t);
-    return error_of([&] { io::import_hf(d, d / "ckpt"); });
+    return error_of([&] { train::import_hf(d, d / "ckpt"); });
   };
   std::string e = variant("missing", [](auto& t) {
     std::erase_if(t, [](auto const& x) { return x.name == "model.layers.1.block_sparse_moe.experts.3.w2.weight"; });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io_test_util.hpp"
+#include "kumiki/ops/cpu/fill.hpp"  // philox_fill_*: host fills
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/io/safetensors.hpp"

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"

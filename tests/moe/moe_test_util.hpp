@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/ops/cpu/detail/eigen.hpp"
 
 #include "kumiki/moe/moe_layer.hpp"

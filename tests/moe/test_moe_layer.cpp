@@ -10,11 +10,17 @@
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/moe/moe_layer.hpp"
 #include "moe_test_util.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using kumiki_test::MoeBuffers;
 
 namespace {
@@ -58,7 +64,7 @@ struct LayerCase {
     fill_random(d_out, seed + 2, 1.0);
   }
   double loss() {
-    moe::RouterLosses const r = Layer::forward(b.view(b.weights), b.acts(), x.data(), b.N, out.data());
+    moe::RouterLosses const r = Layer::forward(ctx, b.view(b.weights), b.acts(), x.data(), b.N, out.data());
     double s = r.aux + r.z;
     for (std::size_t i = 0; i < out.size(); ++i) s += d_out[i] * out[i];
     return s;
@@ -66,7 +72,7 @@ struct LayerCase {
   void backward() {
     std::fill(b.grads.begin(), b.grads.end(), 0.0);
     loss();
-    Layer::backward(b.view(b.weights), b.view(b.grads), b.acts(), b.scratch(), x.data(), b.N, d_out.data(), d_x.data(), 1.0);
+    Layer::backward(ctx, b.view(b.weights), b.view(b.grads), b.acts(), b.scratch(), x.data(), b.N, d_out.data(), d_x.data(), 1.0);
   }
 };
 }  // namespace
@@ -76,7 +82,7 @@ TEST_CASE("dispatch plan: a stable counting sort of the assignments by expert", 
   std::vector<std::int32_t> const idx{2, 0, 0, 3, 2, 1, 0, 2, 3, 0};
   std::vector<std::int64_t> off(5);
   std::vector<std::int32_t> row_token(10), token_row(10);
-  moe::Dispatch<Cpu>::plan(idx.data(), 5, 2, 4, off.data(), row_token.data(), token_row.data());
+  moe::Dispatch<Cpu>::plan(ctx, idx.data(), 5, 2, 4, off.data(), row_token.data(), token_row.data());
   CHECK(off == std::vector<std::int64_t>{0, 4, 5, 8, 10});
   CHECK(row_token == std::vector<std::int32_t>{0, 1, 3, 4, 2, 0, 2, 3, 1, 4});
   for (std::int64_t t = 0; t < 5; ++t)
@@ -87,7 +93,7 @@ TEST_CASE("dispatch plan: a stable counting sort of the assignments by expert", 
       CHECK(row < off[idx[t * 2 + j] + 1]);
     }
   std::vector<std::int32_t> bad{0, 4};
-  CHECK_THROWS_WITH(moe::Dispatch<Cpu>::plan(bad.data(), 1, 2, 4, off.data(), row_token.data(), token_row.data()),
+  CHECK_THROWS_WITH(moe::Dispatch<Cpu>::plan(ctx, bad.data(), 1, 2, 4, off.data(), row_token.data(), token_row.data()),
                     Catch::Contains("expert index 4"));
 }
 
@@ -95,7 +101,7 @@ TEST_CASE("MoE layer forward equals a naive per-token reference, router losses i
   auto check = [](auto& c, char const* what) {
     double aux = 0, z = 0;
     std::vector<double> const ref = kumiki_test::naive_moe(c.b, c.x, &aux, &z);
-    moe::RouterLosses const r = std::remove_reference_t<decltype(c)>::Layer::forward(c.b.view(c.b.weights), c.b.acts(),
+    moe::RouterLosses const r = std::remove_reference_t<decltype(c)>::Layer::forward(ctx, c.b.view(c.b.weights), c.b.acts(),
                                                                                      c.x.data(), c.b.N, c.out.data());
     double worst = 0.0;
     for (std::size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(ref[i] - c.out[i]));
@@ -116,7 +122,7 @@ TEST_CASE("router losses: a uniform router gives aux = coeff and z = coeff * log
   LayerCase<layer_cfg> c(40, 0, 3);
   std::fill(c.b.router(), c.b.router() + layer_cfg.num_experts * layer_cfg.hidden, 0.0);
   using Layer = moe::MoeLayer<layer_cfg, Cpu, double>;
-  moe::RouterLosses const r = Layer::forward(c.b.view(c.b.weights), c.b.acts(), c.x.data(), c.b.N, c.out.data());
+  moe::RouterLosses const r = Layer::forward(ctx, c.b.view(c.b.weights), c.b.acts(), c.x.data(), c.b.N, c.out.data());
   // All probabilities 1/E; every tie goes to the lower index, so experts 0 and 1 take every token.
   CHECK(c.b.counts == std::vector<std::int64_t>{40, 40, 0, 0, 0});
   CHECK(r.aux == Approx(layer_cfg.moe_aux_loss_coeff).epsilon(1e-14));
@@ -162,8 +168,8 @@ TEST_CASE("MoE layer: bitwise identical results for 1 and 2 threads", "[moe][det
     kumiki_test::AVec<float> x(300 * big_cfg.hidden), d_out(x.size()), out(x.size()), d_x(x.size());
     fill_random(x, 6, 1.0);
     fill_random(d_out, 7, 1.0);
-    Layer::forward(b.view(b.weights), b.acts(), x.data(), 300, out.data());
-    Layer::backward(b.view(b.weights), b.view(b.grads), b.acts(), b.scratch(), x.data(), 300, d_out.data(), d_x.data(), 0.5);
+    Layer::forward(ctx, b.view(b.weights), b.acts(), x.data(), 300, out.data());
+    Layer::backward(ctx, b.view(b.weights), b.view(b.grads), b.acts(), b.scratch(), x.data(), 300, d_out.data(), d_x.data(), 0.5);
     omp_set_num_threads(saved);
     out.insert(out.end(), d_x.begin(), d_x.end());
     out.insert(out.end(), b.grads.begin(), b.grads.end());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"

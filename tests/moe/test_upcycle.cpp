@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/moe/upcycle.hpp"
 #include "kumiki/nn/transformer.hpp"

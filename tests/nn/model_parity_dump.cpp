@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/nn/transformer.hpp"
 
 using namespace kumiki;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"

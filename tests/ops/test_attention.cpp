@@ -12,6 +12,11 @@
 #include "kumiki/ops/cpu/attention.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using kumiki_test::gradcheck;
 using kumiki_test::random_vector;
 
@@ -62,7 +67,7 @@ void run_case(Case const& c, std::int32_t const* ds, char const* label) {
   std::vector<double> o(c.B * c.T * c.C()), lse(c.B * c.H * c.T);
   double const scale = 1.0 / std::sqrt(static_cast<double>(c.hd));
   auto fwd = [&] {
-    ops::Attention<Cpu>::forward(c.shape(), qkv.data(), qkv.data() + c.C(), qkv.data() + c.C() + c.G * c.hd, o.data(),
+    ops::Attention<Cpu>::forward(ctx, c.shape(), qkv.data(), qkv.data() + c.C(), qkv.data() + c.C() + c.G * c.hd, o.data(),
                                  lse.data(), ds, scale);
   };
   auto loss = [&] {
@@ -80,7 +85,7 @@ void run_case(Case const& c, std::int32_t const* ds, char const* label) {
   CHECK(lse_err < 1e-12);
 
   std::vector<double> d_qkv(qkv.size(), 7.0);  // garbage that the backward must overwrite
-  ops::Attention<Cpu>::backward(c.shape(), qkv.data(), qkv.data() + c.C(), qkv.data() + c.C() + c.G * c.hd, o.data(),
+  ops::Attention<Cpu>::backward(ctx, c.shape(), qkv.data(), qkv.data() + c.C(), qkv.data() + c.C() + c.G * c.hd, o.data(),
                                 r.data(), lse.data(), d_qkv.data(), d_qkv.data() + c.C(),
                                 d_qkv.data() + c.C() + c.G * c.hd, ds, scale);
   // The padding-free fused layout: every column of qkv is q, k or v, so one check covers all three.
@@ -99,7 +104,7 @@ TEST_CASE("document-causal attention (reset attention mask at EOD)", "[ops][atte
   std::vector<std::int32_t> tokens(c.B * c.T, 5), ds(c.B * c.T);
   for (std::int64_t t : {3, 40, 66}) tokens[t] = 0;      // sequence 0: EOD at 3, 40, 66
   for (std::int64_t t : {64, 69}) tokens[c.T + t] = 0;   // sequence 1: EOD right at a tile edge
-  ops::Attention<Cpu>::document_starts(tokens.data(), c.B, c.T, 0, ds.data());
+  ops::Attention<Cpu>::document_starts(ctx, tokens.data(), c.B, c.T, 0, ds.data());
   CHECK(ds[0] == 0);
   CHECK(ds[3] == 0);
   CHECK(ds[4] == 4);
@@ -118,9 +123,9 @@ TEST_CASE("attention is bitwise identical with 1 and 2 threads", "[ops][attentio
     std::vector<float> lse(B * H * T);
     o.assign(B * T * C, 0.f);
     d.assign(qkv.size(), 0.f);
-    ops::Attention<Cpu>::forward(s, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(), nullptr,
+    ops::Attention<Cpu>::forward(ctx, s, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), lse.data(), nullptr,
                                  0.17f);
-    ops::Attention<Cpu>::backward(s, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), r.data(),
+    ops::Attention<Cpu>::backward(ctx, s, qkv.data(), qkv.data() + C, qkv.data() + C + G * hd, o.data(), r.data(),
                                   lse.data(), d.data(), d.data() + C, d.data() + C + G * hd, nullptr, 0.17f);
   };
   int const saved = omp_get_max_threads();

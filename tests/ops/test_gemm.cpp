@@ -11,6 +11,11 @@
 #include "kumiki/ops/cpu/linear.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using kumiki_test::random_vector;
 
 namespace {
@@ -68,7 +73,7 @@ TEST_CASE("linear forward, input and weight gradients against finite differences
   auto x = random_vector(N * in, 10), w = random_vector(out * in, 11), r = random_vector(N * out, 12);
   std::vector<double> y(N * out);
   auto loss = [&] {
-    ops::Linear<Cpu>::forward(x.data(), w.data(), y.data(), N, in, out);
+    ops::Linear<Cpu>::forward(ctx, x.data(), w.data(), y.data(), N, in, out);
     return kumiki_test::dot(y, r);
   };
   loss();
@@ -79,12 +84,12 @@ TEST_CASE("linear forward, input and weight gradients against finite differences
       REQUIRE(y[i * out + o] == Approx(s).margin(1e-12));
     }
   std::vector<double> dx(N * in), dw(out * in, 0.0);
-  ops::Linear<Cpu>::backward_input(r.data(), w.data(), dx.data(), N, in, out);
-  ops::Linear<Cpu>::backward_weight(r.data(), x.data(), dw.data(), N, in, out);
+  ops::Linear<Cpu>::backward_input(ctx, r.data(), w.data(), dx.data(), N, in, out);
+  ops::Linear<Cpu>::backward_weight(ctx, r.data(), x.data(), dw.data(), N, in, out);
   CHECK(kumiki_test::gradcheck("linear d_x", loss, x.data(), dx.data(), N * in).max_rel <= 1e-6);
   CHECK(kumiki_test::gradcheck("linear d_w", loss, w.data(), dw.data(), out * in).max_rel <= 1e-6);
   // backward_weight accumulates (gradient accumulation across micro-batches).
   std::vector<double> dw2 = dw;
-  ops::Linear<Cpu>::backward_weight(r.data(), x.data(), dw2.data(), N, in, out);
+  ops::Linear<Cpu>::backward_weight(ctx, r.data(), x.data(), dw2.data(), N, in, out);
   for (std::size_t i = 0; i < dw.size(); ++i) REQUIRE(dw2[i] == Approx(2 * dw[i]).margin(1e-12));
 }

@@ -11,6 +11,11 @@
 #include "kumiki/ops/cpu/lm_head_loss.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using kumiki_test::gradcheck;
 using kumiki_test::random_vector;
 
@@ -52,7 +57,7 @@ TEST_CASE("fused LM head loss: value, masking, z-loss, chunking and gradients", 
   a.tokens = N, a.hidden = C, a.vocab = V, a.padded_vocab = Vp, a.chunk = 4, a.z_loss = 1e-2;
   std::vector<double> scratch(ops::LmHeadLoss<Cpu>::scratch_elems(a)), logits(N * Vp);
   auto loss = [&] {
-    return ops::LmHeadLoss<Cpu>::run<double>(a, x.data(), w.data(), t.data(), mask.data(), nullptr, nullptr, nullptr,
+    return ops::LmHeadLoss<Cpu>::run<double>(ctx, a, x.data(), w.data(), t.data(), mask.data(), nullptr, nullptr, nullptr,
                                              scratch.data())
         .loss;
   };
@@ -64,7 +69,7 @@ TEST_CASE("fused LM head loss: value, masking, z-loss, chunking and gradients", 
 
   std::vector<double> dx(N * C), dw(Vp * C, 0.0);
   a.grad_scale = 1.0;
-  auto const res = ops::LmHeadLoss<Cpu>::run<double>(a, x.data(), w.data(), t.data(), mask.data(), dx.data(),
+  auto const res = ops::LmHeadLoss<Cpu>::run<double>(ctx, a, x.data(), w.data(), t.data(), mask.data(), dx.data(),
                                                      dw.data(), logits.data(), scratch.data());
   CHECK(res.loss == Approx(expect).epsilon(1e-12));
   CHECK(res.weight == Approx(1 + 1 + 0.5 + 1 + 0 + 2 + 1 + 1));
@@ -86,7 +91,7 @@ TEST_CASE("fused LM head loss: value, masking, z-loss, chunking and gradients", 
 
   std::vector<std::int32_t> bad = t;
   bad[0] = static_cast<std::int32_t>(V);  // a padded id is not a valid target
-  CHECK_THROWS_AS(ops::LmHeadLoss<Cpu>::run<double>(a, x.data(), w.data(), bad.data(), nullptr, nullptr, nullptr,
+  CHECK_THROWS_AS(ops::LmHeadLoss<Cpu>::run<double>(ctx, a, x.data(), w.data(), bad.data(), nullptr, nullptr, nullptr,
                                                     nullptr, scratch.data()),
                   kumiki::Error);
 }

@@ -15,6 +15,11 @@
 #include "kumiki/ops/cpu/swiglu.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using kumiki_test::dot;
 using kumiki_test::gradcheck;
 using kumiki_test::random_vector;
@@ -26,17 +31,17 @@ TEST_CASE("embedding gathers rows and scatter-adds repeated tokens", "[ops][embe
   auto table = random_vector(V * C, 1), r = random_vector(N * C, 2);
   std::vector<double> out(N * C);
   auto loss = [&] {
-    ops::Embedding<Cpu>::forward(tok.data(), table.data(), out.data(), N, C, V);
+    ops::Embedding<Cpu>::forward(ctx, tok.data(), table.data(), out.data(), N, C, V);
     return dot(out, r);
   };
   loss();
   for (std::int64_t i = 0; i < N; ++i)
     for (std::int64_t j = 0; j < C; ++j) REQUIRE(out[i * C + j] == table[tok[i] * C + j]);
   std::vector<double> d_table(V * C, 0.0);
-  ops::Embedding<Cpu>::backward(tok.data(), r.data(), d_table.data(), N, C);
+  ops::Embedding<Cpu>::backward(ctx, tok.data(), r.data(), d_table.data(), N, C);
   CHECK(gradcheck("embedding d_table", loss, table.data(), d_table.data(), V * C).max_rel <= 1e-6);
   std::vector<std::int32_t> bad{0, 11};
-  CHECK_THROWS_AS(ops::Embedding<Cpu>::forward(bad.data(), table.data(), out.data(), 2, C, V), kumiki::Error);
+  CHECK_THROWS_AS(ops::Embedding<Cpu>::forward(ctx, bad.data(), table.data(), out.data(), 2, C, V), kumiki::Error);
 }
 
 TEST_CASE("RMSNorm forward matches the formula, d_x and d_w match finite differences", "[ops][rmsnorm][grad]") {
@@ -47,7 +52,7 @@ TEST_CASE("RMSNorm forward matches the formula, d_x and d_w match finite differe
   for (auto& v : w) v += 1.0;
   std::vector<double> y(N * C), rstd(N);
   auto loss = [&] {
-    ops::RmsNorm<Cpu>::forward(x.data(), w.data(), y.data(), rstd.data(), N, C, eps);
+    ops::RmsNorm<Cpu>::forward(ctx, x.data(), w.data(), y.data(), rstd.data(), N, C, eps);
     return dot(y, r);
   };
   loss();
@@ -58,12 +63,12 @@ TEST_CASE("RMSNorm forward matches the formula, d_x and d_w match finite differe
     for (std::int64_t j = 0; j < C; ++j) REQUIRE(y[i * C + j] == Approx(x[i * C + j] * s * w[j]).epsilon(1e-13));
   }
   std::vector<double> dx(N * C, 0.0), dw(C, 0.0);
-  ops::RmsNorm<Cpu>::backward(r.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(), N, C, false);
+  ops::RmsNorm<Cpu>::backward(ctx, r.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(), N, C, false);
   CHECK(gradcheck("rmsnorm d_x", loss, x.data(), dx.data(), N * C).max_rel <= 1e-6);
   CHECK(gradcheck("rmsnorm d_w", loss, w.data(), dw.data(), C).max_rel <= 1e-6);
   // accumulate = true adds into an existing (residual-stream) gradient.
   std::vector<double> acc(N * C, 1.0), dw2(C, 0.0);
-  ops::RmsNorm<Cpu>::backward(r.data(), x.data(), w.data(), rstd.data(), acc.data(), dw2.data(), N, C, true);
+  ops::RmsNorm<Cpu>::backward(ctx, r.data(), x.data(), w.data(), rstd.data(), acc.data(), dw2.data(), N, C, true);
   for (std::int64_t i = 0; i < N * C; ++i) REQUIRE(acc[i] == Approx(1.0 + dx[i]).epsilon(1e-13));
 }
 
@@ -72,12 +77,12 @@ TEST_CASE("RoPE is Hugging Face's rotate-half and its backward is the transpose"
   std::int64_t const B = 2, T = 9, heads = 3, hd = 8, ld = heads * hd + 5;  // padded rows as in fused qkv
   double const base = 10000.0;
   std::vector<double> cs(T * hd / 2), sn(T * hd / 2);
-  ops::Rope<Cpu>::tables(cs.data(), sn.data(), T, hd, base);
+  ops::Rope<Cpu>::tables(ctx, cs.data(), sn.data(), T, hd, base);
   auto x = random_vector(B * T * ld, 6), r = random_vector(B * T * ld, 7);
   std::vector<double> y;
   auto loss = [&] {
     y = x;
-    ops::Rope<Cpu>::apply(y.data(), B, T, heads, hd, ld, cs.data(), sn.data(), false);
+    ops::Rope<Cpu>::apply(ctx, y.data(), B, T, heads, hd, ld, cs.data(), sn.data(), false);
     double s = 0.0;  // only the rotated part of each row counts
     for (std::int64_t bt = 0; bt < B * T; ++bt)
       for (std::int64_t j = 0; j < heads * hd; ++j) s += y[bt * ld + j] * r[bt * ld + j];
@@ -99,7 +104,7 @@ TEST_CASE("RoPE is Hugging Face's rotate-half and its backward is the transpose"
   std::vector<double> dx(B * T * ld, 0.0);
   for (std::int64_t bt = 0; bt < B * T; ++bt)
     for (std::int64_t j = 0; j < heads * hd; ++j) dx[bt * ld + j] = r[bt * ld + j];
-  ops::Rope<Cpu>::apply(dx.data(), B, T, heads, hd, ld, cs.data(), sn.data(), true);
+  ops::Rope<Cpu>::apply(ctx, dx.data(), B, T, heads, hd, ld, cs.data(), sn.data(), true);
   CHECK(gradcheck("rope d_x", loss, x.data(), dx.data(), B * T * ld).max_rel <= 1e-6);
 }
 
@@ -109,7 +114,7 @@ TEST_CASE("SwiGLU forward and backward", "[ops][swiglu][grad]") {
   auto gu = random_vector(N * 2 * F, 8, 2.0), r = random_vector(N * F, 9);
   std::vector<double> h(N * F);
   auto loss = [&] {
-    ops::SwiGlu<Cpu>::forward(gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
+    ops::SwiGlu<Cpu>::forward(ctx, gu.data(), gu.data() + F, 2 * F, h.data(), F, N, F);
     return dot(h, r);
   };
   loss();
@@ -119,22 +124,22 @@ TEST_CASE("SwiGLU forward and backward", "[ops][swiglu][grad]") {
       REQUIRE(h[i * F + j] == Approx(g / (1.0 + std::exp(-g)) * u).epsilon(1e-13));
     }
   std::vector<double> d_gu(N * 2 * F);
-  ops::SwiGlu<Cpu>::backward(r.data(), F, gu.data(), gu.data() + F, 2 * F, d_gu.data(), d_gu.data() + F, 2 * F, N, F);
+  ops::SwiGlu<Cpu>::backward(ctx, r.data(), F, gu.data(), gu.data() + F, 2 * F, d_gu.data(), d_gu.data() + F, 2 * F, N, F);
   CHECK(gradcheck("swiglu d_gate|d_up", loss, gu.data(), d_gu.data(), N * 2 * F).max_rel <= 1e-6);
 }
 
 TEST_CASE("residual add and accumulate", "[ops][residual]") {
   auto a = random_vector(100, 10), b = random_vector(100, 11);
   std::vector<double> out(100);
-  ops::Residual<Cpu>::forward(a.data(), b.data(), out.data(), 100);
+  ops::Residual<Cpu>::forward(ctx, a.data(), b.data(), out.data(), 100);
   for (int i = 0; i < 100; ++i) REQUIRE(out[i] == a[i] + b[i]);
-  ops::Residual<Cpu>::accumulate(out.data(), a.data(), 100);
+  ops::Residual<Cpu>::accumulate(ctx, out.data(), a.data(), 100);
   for (int i = 0; i < 100; ++i) REQUIRE(out[i] == (a[i] + b[i]) + a[i]);
 }
 
 TEST_CASE("Philox fill is addressed by index and independent of the thread count", "[ops][fill]") {
   std::vector<float> p(100000);
-  ops::Fill<Cpu>::normal(p.data(), static_cast<std::int64_t>(p.size()), 42, 7, 0.0, 0.02);
+  ops::Fill<Cpu>::normal(ctx, p.data(), static_cast<std::int64_t>(p.size()), 42, 7, 0.0, 0.02);
   PhiloxStream const s{42, 7};
   for (std::size_t j : {std::size_t{0}, std::size_t{1}, std::size_t{99999}}) REQUIRE(p[j] == 0.02f * s.normal(j));
   double m = 0.0, v = 0.0;

@@ -15,10 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/optim/adamw.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 
 namespace {
 
@@ -86,7 +92,7 @@ int run(std::string const& dir) {
   optim::AdamW<Cpu> opt(layout, cfg, groups);
   for (std::size_t s = 0; s < lrs.size(); ++s) {
     unpack(grads.data() + s * bytes, g);
-    opt.step(p, g, lrs[s], cfg.weight_decay, &bf);  // master-weight path: p is the fp32 master
+    opt.step(ctx, p, g, lrs[s], cfg.weight_decay, &bf);  // master-weight path: p is the fp32 master
   }
   pack(p, dir + "/out_params.bin");
   pack(opt.exp_avg(), dir + "/out_m.bin");

@@ -5,14 +5,22 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/optim/adamw.hpp"
+#include "kumiki/train/checkpoint.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using optim::AdamW;
 using optim::AdamWConfig;
 using Catch::Matchers::Contains;
@@ -62,7 +70,7 @@ TEST_CASE("AdamW: two steps computed by hand", "[optim]") {
   // v_hat = 0.0125 / 0.05 = 0.25, sqrt 0.5: the Adam step is lr * 0.5 / (0.5 + 1e-8) = 0.01 (1 - 2e-8).
   // Decayed: p = 1 - 0.01 * 0.1 * 1 - 0.0099999998 = 0.9890000002; undecayed: 0.9900000002.
   fill(g, 0.5f);
-  opt.step(p, g, 0.01f);
+  opt.step(ctx, p, g, 0.01f);
   CHECK(opt.step_count() == 1);
   CHECK(p.get<float>("layers.0.attn.q.weight")(1, 0) == rel(0.9890000002));
   CHECK(p.get<float>("layers.0.norm.weight")(2) == rel(0.9900000002));
@@ -73,7 +81,7 @@ TEST_CASE("AdamW: two steps computed by hand", "[optim]") {
   // Step 2: m = 0.9 * 0.05 - 0.1 * 0.25 = 0.02, v = 0.95 * 0.0125 + 0.05 * 0.0625 = 0.015;
   // m_hat = 0.02 / (1 - 0.81) = 2/19, v_hat = 0.015 / (1 - 0.9025) = 2/13.
   fill(g, -0.25f);
-  opt.step(p, g, 0.01f);
+  opt.step(ctx, p, g, 0.01f);
   double const adam = 0.01 * (2.0 / 19.0) / (std::sqrt(2.0 / 13.0) + 1e-8);
   CHECK(opt.exp_avg().get<float>("layers.0.attn.q.weight")(0, 0) == rel(0.02));
   CHECK(opt.exp_avg_sq().get<float>("layers.0.attn.q.weight")(0, 0) == rel(0.015));
@@ -105,8 +113,8 @@ TEST_CASE("AdamW: parameter groups scale lr and weight decay per tensor", "[opti
   std::memcpy(p2.data(), p1.data(), p1.total_bytes());
   fill_normal(g, 2, 0.1f);
   AdamW<Cpu> plain(L, {});
-  grouped.step(p1, g, 1e-2f, 0.1f);
-  plain.step(p2, g, 0.5e-2f, 0.2f);
+  grouped.step(ctx, p1, g, 1e-2f, 0.1f);
+  plain.step(ctx, p2, g, 0.5e-2f, 0.2f);
   auto a = p1.get<float>("embed.weight");
   auto b = p2.get<float>("embed.weight");
   for (std::int64_t k = 0; k < a.numel(); ++k) CHECK(a.data()[k] == Approx(b.data()[k]).epsilon(1e-6));
@@ -131,9 +139,9 @@ TEST_CASE("AdamW: the fused pass does not depend on the thread count", "[optim]"
   for (int s = 0; s < 3; ++s) {
     fill_normal(g, 10 + static_cast<std::uint64_t>(s), 1e-3f);
     omp_set_num_threads(1);
-    o1.step(p1, g, 3e-4f);
+    o1.step(ctx, p1, g, 3e-4f);
     omp_set_num_threads(3);
-    o2.step(p2, g, 3e-4f);
+    o2.step(ctx, p2, g, 3e-4f);
   }
   omp_set_num_threads(saved);
   CHECK(bitwise_equal(p1, p2));
@@ -174,8 +182,8 @@ TEST_CASE("AdamW: bf16 model with fp32 master weights", "[optim]") {
   AdamW<Cpu> opt(master_layout), ref_opt(master_layout);
   for (int s = 0; s < 4; ++s) {
     fill_normal(grads, 20 + static_cast<std::uint64_t>(s), 0.01f);
-    opt.step(master, grads, 1e-2f, 0.1f, &bf);
-    ref_opt.step(reference, grads, 1e-2f);
+    opt.step(ctx, master, grads, 1e-2f, 0.1f, &bf);
+    ref_opt.step(ctx, reference, grads, 1e-2f);
   }
   // The master follows the plain fp32 update exactly; the model holds its RNE bf16 rounding.
   CHECK(bitwise_equal(master, reference));
@@ -202,26 +210,33 @@ TEST_CASE("AdamW: bf16 model with fp32 master weights", "[optim]") {
   CHECK(bitwise_equal(bf, bf2));
 }
 
-TEST_CASE("AdamW: state saves and loads, and resuming continues bit for bit", "[optim]") {
+TEST_CASE("AdamW: state saves and loads (the checkpoint format), and resuming continues bit for bit", "[optim]") {
+  // One state format: the moments as exp_avg.* / exp_avg_sq.* tensors and the step count in a
+  // checkpoint (train/checkpoint.hpp). Its error cases (a bad step_count, a missing or mis-shaped
+  // moment, a corrupt file) are tests/train/test_checkpoint_input.cpp's.
   ArenaLayout const L = small_layout();
   Arena<Cpu> p(L), g(L);
   fill_normal(p, 7, 1.0f);
   AdamW<Cpu> a(L);
   for (int s = 0; s < 3; ++s) {
     fill_normal(g, 30 + static_cast<std::uint64_t>(s), 0.1f);
-    a.step(p, g, 1e-3f);
+    a.step(ctx, p, g, 1e-3f);
   }
-  std::string const bytes = a.to_bytes();
+  std::filesystem::path const root = std::filesystem::temp_directory_path() / "kumiki-test-adamw-state";
+  std::filesystem::remove_all(root);
+  train::TrainState state;
+  state.step = 3;
+  std::filesystem::path const dir = train::save_checkpoint(root, p, a, state, "model = \"tiny_test\"\n");
   AdamW<Cpu> b(L);
-  b.from_bytes(bytes);
+  Arena<Cpu> p2(L);
+  train::load_checkpoint(dir, p2, b);
   CHECK(b.step_count() == 3);
+  CHECK(bitwise_equal(p, p2));
   CHECK(bitwise_equal(a.exp_avg(), b.exp_avg()));
   CHECK(bitwise_equal(a.exp_avg_sq(), b.exp_avg_sq()));
-  Arena<Cpu> p2(L);
-  std::memcpy(p2.data(), p.data(), p.total_bytes());
   fill_normal(g, 99, 0.1f);
-  a.step(p, g, 1e-3f);
-  b.step(p2, g, 1e-3f);
+  a.step(ctx, p, g, 1e-3f);
+  b.step(ctx, p2, g, 1e-3f);
   CHECK(bitwise_equal(p, p2));
 
   ArenaLayout other;
@@ -229,16 +244,9 @@ TEST_CASE("AdamW: state saves and loads, and resuming continues bit for bit", "[
   other.add("layers.0.norm.weight", DType::f32, Shape{3});
   other.add("head.bias", DType::f32, Shape{1, 2});
   AdamW<Cpu> c(other);
-  CHECK_THROWS_WITH(c.from_bytes(bytes), Contains("shape mismatch"));
-  CHECK_THROWS_WITH(b.from_bytes(bytes.substr(0, bytes.size() - 5)), Contains("truncated"));
-  CHECK_THROWS_WITH(b.from_bytes("not a state"), Contains("magic"));
-  // A saved state is a user file: its problems are input errors, a negative step count among them.
-  CHECK_THROWS_AS(b.from_bytes("not a state"), kumiki::InputError);
-  CHECK_THROWS_AS(c.from_bytes(bytes), kumiki::InputError);
-  std::string negative = bytes;
-  std::int64_t const minus_one = -1;
-  std::memcpy(negative.data() + 12, &minus_one, 8);  // magic (8), version (4), then the step count
-  CHECK_THROWS_WITH(b.from_bytes(negative), Contains("negative step count -1"));
+  Arena<Cpu> p3(other);
+  CHECK_THROWS_AS(train::load_checkpoint(dir, p3, c), kumiki::InputError);
+  std::filesystem::remove_all(root);
 }
 
 TEST_CASE("AdamW: bad inputs are errors", "[optim]") {
@@ -250,7 +258,7 @@ TEST_CASE("AdamW: bad inputs are errors", "[optim]") {
   L2.add("x", DType::f32, Shape{4});
   AdamW<Cpu> opt(L);
   Arena<Cpu> p(L), g_wrong(L2);
-  CHECK_THROWS_WITH(opt.step(p, g_wrong, 1e-3f), Contains("gradient arena"));
+  CHECK_THROWS_WITH(opt.step(ctx, p, g_wrong, 1e-3f), Contains("gradient arena"));
   CHECK(opt.step_count() == 0);
   CHECK_THROWS_WITH(AdamW<Cpu>(L, AdamWConfig{1.0f, 0.95f, 1e-8f, 0.1f}), Contains("betas"));
 }

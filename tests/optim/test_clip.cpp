@@ -6,12 +6,18 @@
 #include <cstring>
 #include <limits>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
 
 using namespace kumiki;
+
+namespace {
+/// The op context of these CPU calls (empty on the CPU).
+ops::Ctx<Cpu> ctx;
+}  // namespace
 using optim::StepVerdict;
 
 namespace {
@@ -28,7 +34,7 @@ TEST_CASE("clip: norm over all tensors and Megatron's coefficient", "[optim][cli
   g.get<float>("a")(0) = 3.0f;
   g.get<float>("a")(1) = 4.0f;
   g.get<float>("b")(0, 0) = 12.0f;  // sqrt(9 + 16 + 144) = 13
-  auto const r = optim::clip_grad_norm(g, 1.0);
+  auto const r = optim::clip_grad_norm(ctx, g, 1.0);
   CHECK(r.finite);
   CHECK(r.norm == 13.0);
   double const coeff = 1.0 / (13.0 + 1e-6);
@@ -36,14 +42,14 @@ TEST_CASE("clip: norm over all tensors and Megatron's coefficient", "[optim][cli
   CHECK(r.clipped());
   CHECK(g.get<float>("a")(0) == static_cast<float>(3.0f * static_cast<float>(coeff)));
   CHECK(g.get<float>("b")(0, 0) == static_cast<float>(12.0f * static_cast<float>(coeff)));
-  CHECK(optim::global_grad_norm(g) == Approx(13.0 * coeff).epsilon(1e-6));  // just under max_norm
+  CHECK(optim::global_grad_norm(ctx, g) == Approx(13.0 * coeff).epsilon(1e-6));  // just under max_norm
 }
 
 TEST_CASE("clip: below the threshold the gradients are untouched", "[optim][clip]") {
   Arena<Cpu> g(two_tensors());
   g.get<float>("a")(0) = 0.3f;
   g.get<float>("a")(1) = -0.4f;
-  auto const r = optim::clip_grad_norm(g, 1.0);
+  auto const r = optim::clip_grad_norm(ctx, g, 1.0);
   CHECK(r.norm == Approx(0.5).epsilon(1e-7));
   CHECK(r.coeff == 1.0);
   CHECK_FALSE(r.clipped());
@@ -52,7 +58,7 @@ TEST_CASE("clip: below the threshold the gradients are untouched", "[optim][clip
   // Norm exactly max_norm: coeff = 1 / (1 + 1e-6) < 1, so Megatron still scales (by a hair).
   g.get<float>("a")(0) = 0.6f;
   g.get<float>("a")(1) = 0.8f;
-  auto const edge = optim::clip_grad_norm(g, std::sqrt(0.6 * 0.6 + 0.8 * 0.8 + 0.0));
+  auto const edge = optim::clip_grad_norm(ctx, g, std::sqrt(0.6 * 0.6 + 0.8 * 0.8 + 0.0));
   CHECK(edge.clipped());
 }
 
@@ -65,7 +71,7 @@ TEST_CASE("clip: squares are summed in double", "[optim][clip]") {
   Arena<Cpu> g(L);
   g.get<float>("big")(0) = 1.0f;
   for (float& x : g.get<float>("small")) x = 1.0f / 4096.0f;
-  CHECK(optim::global_grad_norm(g) == Approx(std::sqrt(1.25)).epsilon(1e-12));
+  CHECK(optim::global_grad_norm(ctx, g) == Approx(std::sqrt(1.25)).epsilon(1e-12));
 }
 
 TEST_CASE("clip: a non-finite norm leaves the gradients alone and says so", "[optim][clip]") {
@@ -73,7 +79,7 @@ TEST_CASE("clip: a non-finite norm leaves the gradients alone and says so", "[op
     Arena<Cpu> g(two_tensors());
     g.get<float>("a")(0) = 100.0f;
     g.get<float>("b")(0, 0) = bad;
-    auto const r = optim::clip_grad_norm(g, 1.0);
+    auto const r = optim::clip_grad_norm(ctx, g, 1.0);
     CHECK_FALSE(r.finite);
     CHECK_FALSE(std::isfinite(r.norm));
     CHECK(r.coeff == 1.0);
@@ -82,7 +88,7 @@ TEST_CASE("clip: a non-finite norm leaves the gradients alone and says so", "[op
   // Finite values whose squares overflow float still give a finite double norm.
   Arena<Cpu> g(two_tensors());
   g.get<float>("a")(0) = 3e30f;
-  auto const r = optim::clip_grad_norm(g, 1.0);
+  auto const r = optim::clip_grad_norm(ctx, g, 1.0);
   CHECK(r.finite);
   CHECK(r.norm == Approx(3e30).epsilon(1e-7));
 }
@@ -117,9 +123,9 @@ TEST_CASE("a skipped step leaves parameters and optimizer state as they were", "
   std::vector<StepVerdict> verdicts;
   for (std::size_t it = 0; it < grads_per_step.size(); ++it) {
     for (float& x : g.get<float>("w")) x = grads_per_step[it];
-    auto const clip = optim::clip_grad_norm(g, 1.0);
+    auto const clip = optim::clip_grad_norm(ctx, g, 1.0);
     verdicts.push_back(guard.check(clip.norm, static_cast<std::int64_t>(it)));
-    if (verdicts.back() == StepVerdict::apply) opt.step(p, g, 1e-3f);
+    if (verdicts.back() == StepVerdict::apply) opt.step(ctx, p, g, 1e-3f);
     if (it == 1) CHECK(p.get<float>("w")(0, 0) < 1.0f);
   }
   CHECK(verdicts == std::vector<StepVerdict>{StepVerdict::apply, StepVerdict::skip, StepVerdict::apply});
@@ -138,9 +144,9 @@ TEST_CASE("clip: the norm does not depend on the thread count", "[optim][clip]")
   }
   int const saved = omp_get_max_threads();
   omp_set_num_threads(1);
-  double const one = optim::global_grad_norm(g);
+  double const one = optim::global_grad_norm(ctx, g);
   omp_set_num_threads(3);
-  double const three = optim::global_grad_norm(g);
+  double const three = optim::global_grad_norm(ctx, g);
   omp_set_num_threads(saved);
   CHECK(one == three);
   // And it is the norm: compare with a plain long-double sum.

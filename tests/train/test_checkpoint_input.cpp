@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint.hpp"

@@ -2,6 +2,7 @@
 // activations, optimizer state each live in one arena).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -29,24 +30,38 @@ struct ArenaEntry {
   std::size_t numel() const { return static_cast<std::size_t>(shape.numel()); }
 };
 
-/// The plan of an arena, independent of any memory: names, dtypes, shapes and 64-byte aligned
-/// offsets in insertion order. The same layout can back several arenas (parameters and their
-/// gradients), and a sharded optimizer can split it by byte range.
+/// The plan of an arena, independent of any memory: names, dtypes, shapes and offsets aligned to
+/// `alignment()` bytes (64 by default, the host's) in insertion order. The same layout can back
+/// several arenas (parameters and their gradients), and a sharded optimizer can split it by element
+/// range. An arena on a device with a coarser alignment (256 bytes for CUDA) re-plans the offsets
+/// (`with_alignment`); layouts compare equal by names, dtypes and shapes, whatever their offsets.
 class ArenaLayout {
  public:
+  explicit ArenaLayout(std::size_t alignment = host_alignment) : alignment_(alignment) {
+    KUMIKI_CHECK(alignment > 0 && (alignment & (alignment - 1)) == 0, "arena alignment ", alignment,
+                 " is not a power of two");
+  }
+
   /// Appends a tensor and returns its index (stable; usable as a per-tensor RNG stream id).
   std::size_t add(std::string name, DType dtype, Shape shape) {
     KUMIKI_CHECK(!name.empty(), "arena tensor needs a name");
     KUMIKI_CHECK(!index_.contains(name), "arena already holds a tensor named '", name, "'");
     std::size_t const bytes = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
     std::size_t const offset = total_;
-    total_ = offset + (bytes + host_alignment - 1) / host_alignment * host_alignment;
+    total_ = offset + (bytes + alignment_ - 1) / alignment_ * alignment_;
     index_.emplace(name, entries_.size());
     entries_.push_back(ArenaEntry{std::move(name), dtype, shape, offset, bytes});
     return entries_.size() - 1;
   }
 
   std::vector<ArenaEntry> const& entries() const { return entries_; }
+  std::size_t alignment() const { return alignment_; }
+  /// The same tensors with offsets aligned to `alignment` bytes.
+  ArenaLayout with_alignment(std::size_t alignment) const {
+    ArenaLayout out(alignment);
+    for (ArenaEntry const& e : entries_) out.add(e.name, e.dtype, e.shape);
+    return out;
+  }
   std::size_t size() const { return entries_.size(); }
   /// Bytes the arena needs, padding included.
   std::size_t total_bytes() const { return total_; }
@@ -81,14 +96,42 @@ class ArenaLayout {
   std::vector<ArenaEntry> entries_;
   std::unordered_map<std::string, std::size_t> index_;
   std::size_t total_ = 0;
+  std::size_t alignment_ = host_alignment;
 };
+
+/// A contiguous range of elements [begin, end) of an arena, counting the elements of its tensors in
+/// layout order and skipping the padding between them: what one data-parallel rank updates under
+/// ZeRO-1. The default is the whole arena.
+struct FlatRange {
+  std::size_t begin = 0;
+  std::size_t end = static_cast<std::size_t>(-1);  // clamped to the arena's element count
+};
+
+/// Calls f(tensor index, first element, end element) for each tensor of `layout` that overlaps `range`,
+/// in layout order, with element indices inside that tensor.
+template <class F>
+void for_each_in_range(ArenaLayout const& layout, FlatRange range, F&& f) {
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    std::size_t const n = layout[i].numel();
+    std::size_t const lo = std::max(range.begin, first), hi = std::min(range.end, first + n);
+    if (lo < hi) f(i, lo - first, hi - first);
+    first += n;
+  }
+}
 
 /// An arena: a layout plus one buffer on device `D` that holds all of its tensors, zero-filled.
 template <DeviceTag D>
 class Arena {
  public:
   Arena() = default;
-  explicit Arena(ArenaLayout layout) : layout_(std::move(layout)), buffer_(layout_.total_bytes()) { buffer_.zero(); }
+  /// An arena planned by `layout`, its offsets re-aligned when the device needs coarser alignment.
+  explicit Arena(ArenaLayout layout)
+      : layout_(layout.alignment() % Allocator<D>::alignment == 0 ? std::move(layout)
+                                                                   : layout.with_alignment(Allocator<D>::alignment)),
+        buffer_(layout_.total_bytes()) {
+    buffer_.zero();
+  }
 
   ArenaLayout const& layout() const { return layout_; }
   std::byte* data() const { return buffer_.data(); }
@@ -114,5 +157,18 @@ class Arena {
   ArenaLayout layout_;
   Buffer<D> buffer_;
 };
+
+/// Copies every tensor of `src` into `dst` (same tensors required), across devices when they differ:
+/// one copy when both have the same offsets, else one per tensor.
+template <DeviceTag Dst, DeviceTag Src>
+void copy(Arena<Dst>& dst, Arena<Src> const& src) {
+  ArenaLayout const &d = dst.layout(), &s = src.layout();
+  KUMIKI_CHECK(d == s, "arena copy between different layouts");
+  if (d.alignment() == s.alignment()) {
+    Copy<Dst, Src>::bytes(dst.data(), src.data(), src.total_bytes());
+    return;
+  }
+  for (std::size_t i = 0; i < s.size(); ++i) Copy<Dst, Src>::bytes(dst.data() + d[i].offset, src.data() + s[i].offset, s[i].bytes);
+}
 
 KUMIKI_NAMESPACE_END

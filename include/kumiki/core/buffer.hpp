@@ -13,7 +13,8 @@
 
 KUMIKI_NAMESPACE_BEGIN
 
-/// Allocation policy per device. The CUDA specialization (cudaMalloc) is in core/cuda/allocator.cuh.
+/// Allocation policy per device: allocate, deallocate, zero and the `alignment` every allocation and
+/// arena slot has. The CUDA specialization (cudaMalloc) is in core/cuda/allocator.cuh.
 template <DeviceTag D>
 struct Allocator {
   static_assert(always_false<D>, "kumiki: no allocator for this device; include kumiki/cuda.cuh for Cuda");
@@ -21,6 +22,8 @@ struct Allocator {
 
 template <>
 struct Allocator<Cpu> {
+  /// Alignment of every allocation and of every arena slot (cache line, AVX-512).
+  static constexpr std::size_t alignment = host_alignment;
   /// 64-byte aligned host memory; throws kumiki::Error when the system has none to give.
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
@@ -32,6 +35,20 @@ struct Allocator<Cpu> {
   static void deallocate(void* p, std::size_t) noexcept { std::free(p); }
   static void zero(void* p, std::size_t bytes) {
     if (bytes) std::memset(p, 0, bytes);
+  }
+};
+
+/// Byte copies from device `Src` to device `Dst` (synchronous: the data is in place on return). The
+/// CUDA specializations (cudaMemcpy) are in core/cuda/allocator.cuh.
+template <DeviceTag Dst, DeviceTag Src>
+struct Copy {
+  static_assert(always_false<Dst, Src>, "kumiki: no copy between these devices; include kumiki/cuda.cuh for Cuda");
+};
+
+template <>
+struct Copy<Cpu, Cpu> {
+  static void bytes(void* dst, void const* src, std::size_t n) {
+    if (n) std::memcpy(dst, src, n);
   }
 };
 

@@ -31,6 +31,7 @@ inline constexpr std::array<std::uint32_t, 256> crc32c_table = [] {
 }();
 }  // namespace detail
 
+inline namespace KUMIKI_CPU_ISA {  // SSE4.2 instruction or table: same values, different code
 /// Continues a CRC-32C over `n` bytes; start with crc = 0. crc32c("123456789") == 0xE3069283.
 inline std::uint32_t crc32c(void const* data, std::size_t n, std::uint32_t crc = 0) {
   auto const* p = static_cast<unsigned char const*>(data);
@@ -49,6 +50,7 @@ inline std::uint32_t crc32c(void const* data, std::size_t n, std::uint32_t crc =
 #endif
   return ~c;
 }
+}  // namespace KUMIKI_CPU_ISA
 
 /// CRC-32C of a whole file, read in 4 MiB blocks.
 inline std::uint32_t crc32c_file(std::filesystem::path const& path) {

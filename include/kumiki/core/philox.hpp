@@ -76,21 +76,4 @@ struct PhiloxStream {
   }
 };
 
-/// Fills `n` floats with mean + std * N(0,1) from `s`, element j taking sample `first + j`.
-/// Host loop; OpenMP-parallel over elements and therefore thread-count independent.
-inline void philox_fill_normal(float* out, std::size_t n, PhiloxStream s, float mean, float std,
-                               std::uint64_t first = 0) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (std::int64_t j = 0; j < static_cast<std::int64_t>(n); ++j)
-    out[j] = mean + std * s.normal(first + static_cast<std::uint64_t>(j));
-}
-
-/// Fills `n` floats with uniform samples in (lo, hi).
-inline void philox_fill_uniform(float* out, std::size_t n, PhiloxStream s, float lo, float hi,
-                                std::uint64_t first = 0) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (std::int64_t j = 0; j < static_cast<std::int64_t>(n); ++j)
-    out[j] = lo + (hi - lo) * s.uniform(first + static_cast<std::uint64_t>(j));
-}
-
 KUMIKI_NAMESPACE_END

@@ -25,9 +25,7 @@
 #include "kumiki/core/json.hpp"
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/models/configs.hpp"
-#include "kumiki/nn/transformer.hpp"
-#include "kumiki/train/checkpoint.hpp"
-#include "kumiki/train/checkpoint_dir.hpp"
+#include "kumiki/models/hf_names.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace io {
@@ -351,7 +349,7 @@ inline std::string match_hf_config(HfConfig const& h, std::string const& source 
 /// The parameter layout (Hugging Face names, fp32) of the configuration named `name`: Llama names for
 /// a dense configuration, Mixtral's (block_sparse_moe.gate, experts.e.w1/w3/w2) for an MoE one.
 inline ArenaLayout model_param_layout(std::string_view name) {
-  return models::dispatch_config(name, [](auto tag) { return nn::Transformer<decltype(tag)::config, Cpu, float>::param_layout(); });
+  return models::dispatch_config(name, [](auto tag) { return models::hf::param_layout(decltype(tag)::config, DType::f32); });
 }
 
 inline models::TransformerConfig model_config(std::string_view name) {
@@ -420,203 +418,6 @@ inline HfModel read_hf_model(std::filesystem::path const& dir) {
       std::string(cfg.num_local_experts > 0 ? "a Mixtral" : "a Llama") + " model of configuration '" + name + "'";
   Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name), what, cfg.vocab_size);
   return {std::move(name), std::move(cfg), std::move(params)};
-}
-
-// ---- kumiki checkpoints -----------------------------------------------------------------------
-
-/// A checkpoint given as itself, as a directory of step_* checkpoints or as a run directory.
-using train::resolve_checkpoint;
-
-/// The `model = "..."` of a recipe text: the top-level key (before any [table] header), a basic or
-/// literal string. Configuration names are identifiers, so no escapes need decoding; this keeps the
-/// header free of a TOML dependency.
-inline std::optional<std::string> recipe_model_name(std::string_view text) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t const eol = std::min(text.find('\n', pos), text.size());
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    auto const trim = [](std::string_view v) {
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
-      return v;
-    };
-    line = trim(line);
-    if (!line.empty() && line.front() == '[') return std::nullopt;  // tables start: no top-level key follows
-    if (line.rfind("model", 0) != 0) continue;
-    std::string_view rest = trim(line.substr(5));
-    if (rest.empty() || rest.front() != '=') continue;  // e.g. "model_path = ..."
-    rest = trim(rest.substr(1));
-    if (rest.size() < 2 || (rest.front() != '"' && rest.front() != '\'')) return std::nullopt;
-    std::size_t const close = rest.find(rest.front(), 1);
-    if (close == std::string_view::npos) return std::nullopt;
-    return std::string(rest.substr(1, close - 1));
-  }
-  return std::nullopt;
-}
-
-/// The model configuration named by a checkpoint's recipe.toml.
-inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
-  std::filesystem::path const p = ckpt / train::ckpt_recipe_file;
-  auto const m = recipe_model_name(train::detail::read_text(p));
-  KUMIKI_REQUIRE(m.has_value(), "recipe '", p.string(), "' names no model (model = \"...\")");
-  return *m;
-}
-
-/// A verified checkpoint read into memory: its model configuration name and fp32 weights.
-struct CheckpointModel {
-  std::string config_name;
-  Arena<Cpu> params;
-};
-
-inline CheckpointModel read_checkpoint_model(std::filesystem::path const& path) {
-  std::filesystem::path const dir = resolve_checkpoint(path);
-  train::verify_checkpoint(dir);
-  std::string name = checkpoint_model_name(dir);
-  Arena<Cpu> params(model_param_layout(name));
-  SafetensorsFile const f(dir / train::ckpt_model_file);
-  train::detail::load_arena(f, params);
-  return {std::move(name), std::move(params)};
-}
-
-// ---- export -----------------------------------------------------------------------------------
-
-namespace detail {
-
-/// Removes a temporary directory unless released.
-struct TempDir {
-  std::filesystem::path path;
-  bool keep = false;
-  ~TempDir() {
-    std::error_code ec;
-    if (!keep) std::filesystem::remove_all(path, ec);
-  }
-};
-
-inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem::path const& to) {
-  std::ifstream in(from, std::ios::binary);
-  KUMIKI_REQUIRE(in.good(), "cannot read '", from.string(), "'");
-  AtomicFile f(to);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) f.write(buf.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  KUMIKI_REQUIRE(in.eof(), "error reading '", from.string(), "'");
-  f.commit();
-}
-
-}  // namespace detail
-
-/// Writes the model of checkpoint `ckpt` (a checkpoint or a run directory) as a Hugging Face Llama
-/// (dense) or Mixtral (MoE) directory `out`: config.json, generation_config.json, model.safetensors
-/// (or shards above opt.max_shard_bytes plus model.safetensors.index.json) and the tokenizer model when
-/// given. The directory is built under a temporary name beside `out` and renamed, so it appears
-/// complete or not at all; `out` must not exist or be an empty directory. Returns the files written.
-inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
-                                                    HfExportOptions const& opt = {}) {
-  namespace fs = std::filesystem;
-  KUMIKI_REQUIRE(opt.dtype == DType::f32 || opt.dtype == DType::bf16 || opt.dtype == DType::f16,
-               "export dtype must be f32, bf16 or f16, not ", dtype_name(opt.dtype));
-  KUMIKI_REQUIRE(opt.tokenizer.empty() || fs::is_regular_file(opt.tokenizer), "tokenizer model '", opt.tokenizer.string(),
-               "' does not exist");
-  KUMIKI_REQUIRE(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)), "output '", out.string(),
-               "' already exists and is not an empty directory; remove it or choose another");
-  fs::path const dir = resolve_checkpoint(ckpt);
-  train::verify_checkpoint(dir);
-  std::string const name = checkpoint_model_name(dir);
-  models::TransformerConfig const cfg = model_config(name);
-  check_hf_exportable(cfg);
-  ArenaLayout const layout = model_param_layout(name);
-  SafetensorsFile const f(dir / train::ckpt_model_file);
-  std::vector<NamedTensor> tensors;
-  for (ArenaEntry const& e : layout.entries()) {
-    KUMIKI_REQUIRE(f.contains(e.name), "checkpoint model '", f.source(), "' has no tensor '", e.name, "'");
-    SafetensorsEntry const& se = f.entry(e.name);
-    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", e.name, "' is ", dtype_name(se.dtype),
-                 " ", se.shape, ", model '", name, "' expects ", dtype_name(e.dtype), " ", e.shape);
-    tensors.push_back({e.name, f.view(se)});
-  }
-  KUMIKI_REQUIRE(f.size() == layout.size(), "checkpoint model '", f.source(), "' holds ", f.size(), " tensors, model '", name,
-               "' has ", layout.size());
-
-  fs::path const abs_out = fs::absolute(out).lexically_normal();
-  fs::path const parent = abs_out.parent_path();
-  fs::create_directories(parent);
-  detail::TempDir tmp{parent / (".tmp-" + abs_out.filename().string() + "-" + std::to_string(::getpid()))};
-  fs::remove_all(tmp.path);
-  fs::create_directory(tmp.path);
-
-  nlohmann::ordered_json config = hf_config_json(cfg, opt);
-  write_file_atomic(tmp.path / "config.json", config.dump(2) + "\n");
-  write_file_atomic(tmp.path / "generation_config.json", hf_generation_config_json(config).dump(2) + "\n");
-  ShardOptions so;
-  so.max_shard_bytes = opt.max_shard_bytes;
-  if (opt.dtype != DType::f32) so.write.floating_dtype = opt.dtype;
-  write_safetensors_sharded(tmp.path, std::span<NamedTensor const>(tensors),
-                            {{"format", "pt"}, {"kumiki_model", name}, {"kumiki_checkpoint", dir.filename().string()}}, so);
-  if (!opt.tokenizer.empty()) {
-    std::string const fname = opt.tokenizer.extension() == ".model" ? "tokenizer.model" : opt.tokenizer.filename().string();
-    detail::copy_file_atomic(opt.tokenizer, tmp.path / fname);
-  }
-  fsync_directory(tmp.path);
-  if (fs::exists(abs_out)) fs::remove(abs_out);  // empty (checked above)
-  fs::rename(tmp.path, abs_out);
-  tmp.keep = true;
-  fsync_directory(parent);
-  std::vector<fs::path> files;
-  for (auto const& e : fs::directory_iterator(abs_out)) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-// ---- import -----------------------------------------------------------------------------------
-
-/// The recipe stored in a weights-only checkpoint: it names the model (and parses, with a placeholder
-/// stage). `origin` is its first comment line (where the weights came from). To continue pretraining,
-/// place the checkpoint under RUN/checkpoints and run `kumiki train --recipe R --out RUN
-/// --allow-recipe-change`, or start a run from it with `kumiki train --init-from`.
-inline std::string weights_only_recipe_text(std::string const& name, models::TransformerConfig const& c,
-                                            std::string const& origin) {
-  return "# " + origin +
-         "\n# Weights only: optimizer moments are zero and the step is 0. The stage below is a placeholder:\n"
-         "# replace its data (and steps, lr) with a real blend to continue training from these weights.\n"
-         "model = \"" + name + "\"\nseq_len = " + std::to_string(c.max_seq_len) +
-         "\nglobal_batch = 1\nmicro_batch = 1\n\n[[stages]]\nname = \"imported\"\ndata = [1.0, \"REPLACE_WITH_DATA_PREFIX\"]\n"
-         "steps = 1\n[stages.lr]\nlr_decay_style = \"WSD\"\nlr = 1e-4\nmin_lr = 0.0\nlr_warmup_iters = 0\nlr_decay_iters = 1\n"
-         "lr_wsd_decay_iters = 1\n";
-}
-
-/// The recipe stored in a checkpoint imported from the Hugging Face directory `source`.
-inline std::string imported_recipe_text(std::string const& name, models::TransformerConfig const& c,
-                                        std::filesystem::path const& source) {
-  return weights_only_recipe_text(name, c, "Imported by `kumiki import-hf` from '" + source.string() + "'.");
-}
-
-/// Writes the fp32 weights `params` of configuration `name` as a weights-only kumiki checkpoint
-/// out_root/step_000000000 (train::save_weights_checkpoint: zero AdamW moments, step 0, manifest with
-/// CRC-32C), with `model_metadata` added to the weights' header and `recipe_text` (which must name
-/// `name`) as recipe.toml. `params` must have exactly the layout of `name`. Returns the checkpoint path.
-inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
-                                                           Arena<Cpu> const& params, std::string const& recipe_text,
-                                                           Metadata const& model_metadata = {}) {
-  KUMIKI_REQUIRE(params.layout() == model_param_layout(name), "the weights to write do not have the parameter layout of model '",
-               name, "'");
-  KUMIKI_REQUIRE(recipe_model_name(recipe_text).value_or("") == name, "the recipe of a '", name,
-               "' checkpoint names model '", recipe_model_name(recipe_text).value_or(""), "'");
-  KUMIKI_REQUIRE(!std::filesystem::exists(out_root / train::checkpoint_name(0)), "checkpoint '",
-               (out_root / train::checkpoint_name(0)).string(), "' already exists");
-  return train::save_weights_checkpoint(out_root, params, recipe_text, model_metadata);
-}
-
-/// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a weights-only kumiki
-/// checkpoint under `out_root` (write_weights_only_checkpoint; recipe.toml names the matched
-/// configuration). Returns the checkpoint path.
-inline std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
-  HfModel const m = read_hf_model(model_dir);
-  return write_weights_only_checkpoint(out_root, m.config_name, m.params,
-                                       imported_recipe_text(m.config_name, model_config(m.config_name), model_dir),
-                                       {{"imported_from", model_dir.string()}});
 }
 
 }  // namespace io

@@ -3,13 +3,29 @@
 // weighted combine back, each with its backward.
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace moe {
+
+/// The Dispatch signature: plan (topk_idx, N, k, E, offsets, row_token, token_row), gather (x, row_token,
+/// rows, C, xg), scatter_add (d_xg, token_row, N, k, C, d_x, accumulate), combine (y, token_row, w, N, k,
+/// C, out) and combine_backward (d_out, y, token_row, w, N, k, C, d_y, d_w).
+template <class Op, class Backend, class T>
+concept DispatchOp = requires(ops::Ctx<Backend>& ctx, T const* c, T* p, std::int32_t const* ci, std::int32_t* pi,
+                              std::int64_t* pl, std::int64_t n, bool acc) {
+  { Op::plan(ctx, ci, n, n, n, pl, pi, pi) } -> std::same_as<void>;
+  { Op::gather(ctx, c, ci, n, n, p) } -> std::same_as<void>;
+  { Op::scatter_add(ctx, c, ci, n, n, n, p, acc) } -> std::same_as<void>;
+  { Op::combine(ctx, c, ci, c, n, n, n, p) } -> std::same_as<void>;
+  { Op::combine_backward(ctx, c, c, ci, c, n, n, n, p, p) } -> std::same_as<void>;
+};
 
 /// Dispatch of N tokens with k assignments each (no capacity limit, nothing dropped):
 ///   plan:    a stable counting sort of the N*k assignments by expert: offsets (E + 1) delimit each
@@ -23,7 +39,7 @@ namespace moe {
 template <class Backend>
 struct Dispatch {
   static_assert(always_false<Backend>,
-                "kumiki: no MoE Dispatch for this backend; include kumiki/moe/cpu/dispatch.hpp (Cpu) or the CUDA header");
+                "kumiki: no MoE Dispatch for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace moe

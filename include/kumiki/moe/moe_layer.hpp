@@ -11,12 +11,9 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/models/transformer_config.hpp"
-#include "kumiki/moe/cpu/dispatch.hpp"
-#include "kumiki/moe/cpu/router.hpp"
 #include "kumiki/moe/dispatch.hpp"
 #include "kumiki/moe/router.hpp"
-#include "kumiki/ops/cpu/linear.hpp"
-#include "kumiki/ops/cpu/swiglu.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/linear.hpp"
 #include "kumiki/ops/swiglu.hpp"
 
@@ -78,60 +75,61 @@ struct MoeLayer {
   static bool fused(MoeWeights<T> const& w) { return w.w3 == w.w1 + Fe * C; }
 
   /// out (N, C) = sum over each token's k experts of weight * expert(x); returns the router losses.
-  static RouterLosses forward(MoeWeights<T> const& w, MoeActivations<T> const& a, T const* x, std::int64_t N, T* out) {
+  static RouterLosses forward(ops::Ctx<Backend>& ctx, MoeWeights<T> const& w, MoeActivations<T> const& a, T const* x, std::int64_t N, T* out) {
     KUMIKI_CHECK(N * K < std::numeric_limits<std::int32_t>::max(), "MoE layer: ", N, " tokens x top-", K,
                  " routed rows exceed the 32-bit row index");
-    Linear::forward(x, w.router, a.logits, N, C, E);
-    RouterLosses const losses = Router<Backend>::forward(router_args(N), a.logits, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts);
-    Dispatch<Backend>::plan(a.topk_idx, N, K, E, a.offsets, a.row_token, a.token_row);
+    Linear::forward(ctx, x, w.router, a.logits, N, C, E);
+    RouterLosses const losses = Router<Backend>::forward(ctx, router_args(N), a.logits, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts);
+    Dispatch<Backend>::plan(ctx, a.topk_idx, N, K, E, a.offsets, a.row_token, a.token_row);
     std::int64_t const R = N * K;
-    Dispatch<Backend>::gather(x, a.row_token, R, C, a.xg);
+    Dispatch<Backend>::gather(ctx, x, a.row_token, R, C, a.xg);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
       if (fused(w)) {
-        Linear::forward(a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, 2 * Fe);
+        Linear::forward(ctx, a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, 2 * Fe);
       } else {
-        Linear::forward(a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, Fe, false, 0, 2 * Fe);
-        Linear::forward(a.xg + r0 * C, w.w3 + e * w.stride, a.gu + r0 * 2 * Fe + Fe, n, C, Fe, false, 0, 2 * Fe);
+        Linear::forward(ctx, a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, Fe, false, 0, 2 * Fe);
+        Linear::forward(ctx, a.xg + r0 * C, w.w3 + e * w.stride, a.gu + r0 * 2 * Fe + Fe, n, C, Fe, false, 0, 2 * Fe);
       }
     });
-    ops::SwiGlu<Backend>::forward(a.gu, a.gu + Fe, 2 * Fe, a.h, Fe, R, Fe);
+    ops::SwiGlu<Backend>::forward(ctx, a.gu, a.gu + Fe, 2 * Fe, a.h, Fe, R, Fe);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
-      Linear::forward(a.h + r0 * Fe, w.w2 + e * w.stride, a.y + r0 * C, n, Fe, C);
+      Linear::forward(ctx, a.h + r0 * Fe, w.w2 + e * w.stride, a.y + r0 * C, n, Fe, C);
     });
-    Dispatch<Backend>::combine(a.y, a.token_row, a.topk_w, N, K, C, out);
+    Dispatch<Backend>::combine(ctx, a.y, a.token_row, a.topk_w, N, K, C, out);
     return losses;
   }
 
   /// d_x (N, C) = dL/dx for d_out = dL/dout, including the router losses' gradients scaled by
   /// grad_scale; weight gradients accumulate into d_w.
-  static void backward(MoeWeights<T> const& w, MoeWeights<T> const& d_w, MoeActivations<T> const& a,
-                       MoeScratch<T> const& s, T const* x, std::int64_t N, T const* d_out, T* d_x, double grad_scale) {
+  static void backward(ops::Ctx<Backend>& ctx, MoeWeights<T> const& w, MoeWeights<T> const& d_w,
+                       MoeActivations<T> const& a, MoeScratch<T> const& s, T const* x, std::int64_t N, T const* d_out,
+                       T* d_x, double grad_scale) {
     std::int64_t const R = N * K;
-    Dispatch<Backend>::combine_backward(d_out, a.y, a.token_row, a.topk_w, N, K, C, s.d_y, s.d_w);
+    Dispatch<Backend>::combine_backward(ctx, d_out, a.y, a.token_row, a.topk_w, N, K, C, s.d_y, s.d_w);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
-      Linear::backward_input(s.d_y + r0 * C, w.w2 + e * w.stride, s.d_h + r0 * Fe, n, Fe, C);
-      Linear::backward_weight(s.d_y + r0 * C, a.h + r0 * Fe, d_w.w2 + e * d_w.stride, n, Fe, C);
+      Linear::backward_input(ctx, s.d_y + r0 * C, w.w2 + e * w.stride, s.d_h + r0 * Fe, n, Fe, C);
+      Linear::backward_weight(ctx, s.d_y + r0 * C, a.h + r0 * Fe, d_w.w2 + e * d_w.stride, n, Fe, C);
     });
-    ops::SwiGlu<Backend>::backward(s.d_h, Fe, a.gu, a.gu + Fe, 2 * Fe, s.d_gu, s.d_gu + Fe, 2 * Fe, R, Fe);
+    ops::SwiGlu<Backend>::backward(ctx, s.d_h, Fe, a.gu, a.gu + Fe, 2 * Fe, s.d_gu, s.d_gu + Fe, 2 * Fe, R, Fe);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
       T const* dgu = s.d_gu + r0 * 2 * Fe;
       T const* xg = a.xg + r0 * C;
       T* dxg = s.d_xg + r0 * C;
       if (fused(w) && fused(d_w)) {
-        Linear::backward_input(dgu, w.w1 + e * w.stride, dxg, n, C, 2 * Fe);
-        Linear::backward_weight(dgu, xg, d_w.w1 + e * d_w.stride, n, C, 2 * Fe);
+        Linear::backward_input(ctx, dgu, w.w1 + e * w.stride, dxg, n, C, 2 * Fe);
+        Linear::backward_weight(ctx, dgu, xg, d_w.w1 + e * d_w.stride, n, C, 2 * Fe);
       } else {
-        Linear::backward_input(dgu, w.w1 + e * w.stride, dxg, n, C, Fe, false, 2 * Fe);
-        Linear::backward_input(dgu + Fe, w.w3 + e * w.stride, dxg, n, C, Fe, true, 2 * Fe);
-        Linear::backward_weight(dgu, xg, d_w.w1 + e * d_w.stride, n, C, Fe, 2 * Fe);
-        Linear::backward_weight(dgu + Fe, xg, d_w.w3 + e * d_w.stride, n, C, Fe, 2 * Fe);
+        Linear::backward_input(ctx, dgu, w.w1 + e * w.stride, dxg, n, C, Fe, false, 2 * Fe);
+        Linear::backward_input(ctx, dgu + Fe, w.w3 + e * w.stride, dxg, n, C, Fe, true, 2 * Fe);
+        Linear::backward_weight(ctx, dgu, xg, d_w.w1 + e * d_w.stride, n, C, Fe, 2 * Fe);
+        Linear::backward_weight(ctx, dgu + Fe, xg, d_w.w3 + e * d_w.stride, n, C, Fe, 2 * Fe);
       }
     });
-    Dispatch<Backend>::scatter_add(s.d_xg, a.token_row, N, K, C, d_x, false);
-    Router<Backend>::backward(router_args(N), grad_scale, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts, s.d_w,
+    Dispatch<Backend>::scatter_add(ctx, s.d_xg, a.token_row, N, K, C, d_x, false);
+    Router<Backend>::backward(ctx, router_args(N), grad_scale, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts, s.d_w,
                               s.d_logits);
-    Linear::backward_input(s.d_logits, w.router, d_x, N, C, E, true);
-    Linear::backward_weight(s.d_logits, x, d_w.router, N, C, E);
+    Linear::backward_input(ctx, s.d_logits, w.router, d_x, N, C, E, true);
+    Linear::backward_weight(ctx, s.d_logits, x, d_w.router, N, C, E);
   }
 
  private:

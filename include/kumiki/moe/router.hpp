@@ -3,10 +3,13 @@
 // and the router z-loss, forward and backward.
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace moe {
@@ -27,6 +30,15 @@ struct RouterLosses {
   double z = 0.0;
 };
 
+/// The Router signature: forward (args, logits, probs, lse, topk_idx, topk_w, counts) -> RouterLosses and
+/// backward (args, grad_scale, probs, lse, topk_idx, topk_w, counts, d_topk_w, d_logits).
+template <class Op, class Backend, class T>
+concept RouterOp = requires(ops::Ctx<Backend>& ctx, RouterArgs const& a, T const* c, T* p, std::int32_t const* ci,
+                            std::int32_t* pi, std::int64_t const* cl, std::int64_t* pl, double g) {
+  { Op::forward(ctx, a, c, p, p, pi, p, pl) } -> std::same_as<RouterLosses>;
+  { Op::backward(ctx, a, g, c, c, ci, c, cl, c, p) } -> std::same_as<void>;
+};
+
 /// The router. Given logits (N, E) = x W_router^T (a Linear op), `forward` computes
 ///   probs (N, E) = softmax(logits), lse (N) = logsumexp(logits),
 ///   topk_idx (N, k): the k most probable experts in decreasing probability (ties: lower index),
@@ -41,7 +53,7 @@ struct RouterLosses {
 template <class Backend>
 struct Router {
   static_assert(always_false<Backend>,
-                "kumiki: no MoE Router for this backend; include kumiki/moe/cpu/router.hpp (Cpu) or the CUDA header");
+                "kumiki: no MoE Router for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace moe

@@ -15,6 +15,7 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/philox.hpp"
 #include "kumiki/models/configs.hpp"
+#include "kumiki/models/hf_names.hpp"
 #include "kumiki/models/transformer_config.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -56,7 +57,6 @@ inline constexpr std::uint64_t stream_id(std::uint64_t kind, std::int64_t layer,
          static_cast<std::uint64_t>(m);
 }
 
-inline std::string layer_prefix(std::int64_t l) { return "model.layers." + std::to_string(l) + "."; }
 
 inline MatrixStats matrix_stats(float const* p, std::size_t n) {
   double sum = 0.0;
@@ -200,7 +200,7 @@ inline void drop_upcycle_impl(UpcycleDims const dims, Arena<Cpu> const& dense, A
   };
   std::vector<DenseFfn> ffn(static_cast<std::size_t>(L));
   for (std::int64_t l = 0; l < L; ++l) {
-    std::string const p = layer_prefix(l) + "mlp.";
+    std::string const p = models::hf::mlp_prefix(l);
     ffn[static_cast<std::size_t>(l)].m[0] = dense_tensor(dense, p + "gate_proj.weight", Shape{F, C});
     ffn[static_cast<std::size_t>(l)].m[1] = dense_tensor(dense, p + "up_proj.weight", Shape{F, C});
     ffn[static_cast<std::size_t>(l)].m[2] = dense_tensor(dense, p + "down_proj.weight", Shape{C, F});
@@ -214,10 +214,9 @@ inline void drop_upcycle_impl(UpcycleDims const dims, Arena<Cpu> const& dense, A
   std::vector<float*> dst(static_cast<std::size_t>(L * E * 3));
   std::vector<float*> router(static_cast<std::size_t>(L));
   for (std::int64_t l = 0; l < L; ++l) {
-    std::string const p = layer_prefix(l) + "block_sparse_moe.";
-    router[static_cast<std::size_t>(l)] = moe_tensor(moe, p + "gate.weight", Shape{E, C});
+    router[static_cast<std::size_t>(l)] = moe_tensor(moe, models::hf::router_name(l), Shape{E, C});
     for (std::int64_t e = 0; e < E; ++e) {
-      std::string const x = p + "experts." + std::to_string(e) + ".";
+      std::string const x = models::hf::expert_prefix(l, e);
       float** d = &dst[static_cast<std::size_t>((l * E + e) * 3)];
       d[0] = moe_tensor(moe, x + "w1.weight", Shape{F, C});
       d[1] = moe_tensor(moe, x + "w3.weight", Shape{F, C});

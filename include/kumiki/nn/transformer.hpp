@@ -16,11 +16,9 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/models/hf_names.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/nn/transformer_block.hpp"
-#include "kumiki/ops/cpu/embedding.hpp"
-#include "kumiki/ops/cpu/fill.hpp"
-#include "kumiki/ops/cpu/lm_head_loss.hpp"
 #include "kumiki/ops/embedding.hpp"
 #include "kumiki/ops/fill.hpp"
 #include "kumiki/ops/lm_head_loss.hpp"
@@ -72,42 +70,16 @@ class Transformer {
 
   /// Parameter names and shapes in Hugging Face Llama / Mixtral order (gradients use the same layout).
   /// Within a layer q, k, v and gate, up (an expert's w1, w3) are adjacent, so each group runs as one GEMM.
-  static ArenaLayout param_layout() {
-    ArenaLayout l;
-    DType const dt = dtype_v<T>;
-    l.add("model.embed_tokens.weight", dt, Shape{Vp, C});
-    for (std::int64_t i = 0; i < L; ++i) {
-      std::string const p = "model.layers." + std::to_string(i) + ".";
-      l.add(p + "input_layernorm.weight", dt, Shape{C});
-      l.add(p + "self_attn.q_proj.weight", dt, Shape{C, C});
-      l.add(p + "self_attn.k_proj.weight", dt, Shape{KV, C});
-      l.add(p + "self_attn.v_proj.weight", dt, Shape{KV, C});
-      l.add(p + "self_attn.o_proj.weight", dt, Shape{C, C});
-      l.add(p + "post_attention_layernorm.weight", dt, Shape{C});
-      if constexpr (Cfg.is_moe()) {
-        l.add(p + "block_sparse_moe.gate.weight", dt, Shape{E, C});
-        for (std::int64_t e = 0; e < E; ++e) {
-          std::string const x = p + "block_sparse_moe.experts." + std::to_string(e) + ".";
-          l.add(x + "w1.weight", dt, Shape{Fe, C});
-          l.add(x + "w3.weight", dt, Shape{Fe, C});
-          l.add(x + "w2.weight", dt, Shape{C, Fe});
-        }
-      } else {
-        l.add(p + "mlp.gate_proj.weight", dt, Shape{F, C});
-        l.add(p + "mlp.up_proj.weight", dt, Shape{F, C});
-        l.add(p + "mlp.down_proj.weight", dt, Shape{C, F});
-      }
-    }
-    l.add("model.norm.weight", dt, Shape{C});
-    l.add("lm_head.weight", dt, Shape{Vp, C});
-    return l;
-  }
+  static ArenaLayout param_layout() { return models::hf::param_layout(Cfg, dtype_v<T>); }
 
   Transformer() : params_(param_layout()), grads_(param_layout()) {
     KUMIKI_CHECK(static_cast<std::int64_t>(params_.layout().numel()) == Cfg.num_params(),
                  "parameter layout disagrees with the config's parameter count");
   }
 
+  /// The backend context the model's ops run with (empty on the CPU; the stream, cuBLASLt handle and
+  /// scratch on CUDA).
+  ops::Ctx<Backend>& context() { return ctx_; }
   Arena<Backend>& params() { return params_; }
   Arena<Backend> const& params() const { return params_; }
   Arena<Backend>& grads() { return grads_; }
@@ -127,17 +99,17 @@ class Transformer {
       T* p = params_.template get<T>(i).data();
       auto const n = static_cast<std::int64_t>(e.numel());
       if (e.shape.rank() == 1)
-        ops::Fill<Backend>::constant(p, n, T(1));
+        ops::Fill<Backend>::constant(ctx_, p, n, T(1));
       else if (ends_with(e.name, "o_proj.weight") || ends_with(e.name, "down_proj.weight") ||
                ends_with(e.name, ".w2.weight"))
-        ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std_out);
+        ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std_out);
       else
-        ops::Fill<Backend>::normal(p, n, seed, i, 0.0, std0);
+        ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std0);
     }
   }
 
   /// Clears the gradients (padding included) before a new accumulation.
-  void zero_grad() { ops::Fill<Backend>::zero_bytes(grads_.data(), grads_.total_bytes()); }
+  void zero_grad() { ops::Fill<Backend>::zero_bytes(ctx_, grads_.data(), grads_.total_bytes()); }
 
   /// Loss of tokens (B, T) against targets (B, T), and, added into grads(), the gradient of
   /// opt.grad_scale * loss. loss_mask (B, T), optional, weights each target.
@@ -234,14 +206,41 @@ class Transformer {
     l.add("rope.sin", dt, Shape{Tn, hd / 2});
     l.add("doc_start", DType::i32, Shape{B, Tn});
     acts_ = Arena<Backend>(std::move(l));
-    ops::Rope<Backend>::tables(act("rope.cos"), act("rope.sin"), Tn, hd, Cfg.rope_base);
+    resolve_views();
+    ops::Rope<Backend>::tables(ctx_, views_.rope_cos, views_.rope_sin, Tn, hd, Cfg.rope_base);
+  }
+
+  /// Every activation and scratch pointer of the current arena, looked up by name once per shape
+  /// (not per call): block inputs, each slot's saved activations, the shared scratch, the head.
+  struct ActivationViews {
+    std::vector<T*> x;                          // x.0 .. x.L: block inputs (x.L: the final norm's input)
+    std::vector<BlockActivations<T>> blocks;    // L slots, or 1 when recomputing
+    BlockScratch<T> scratch{};
+    T *final_ln = nullptr, *final_rstd = nullptr, *d_res = nullptr, *loss_scratch = nullptr;
+    T *rope_cos = nullptr, *rope_sin = nullptr;
+    std::int32_t* doc_start = nullptr;
+  };
+
+  void resolve_views() {
+    ActivationViews v;
+    for (std::int64_t i = 0; i <= L; ++i) v.x.push_back(act("x." + std::to_string(i)));
+    for (std::int64_t i = 0; i < (recompute_ ? 1 : L); ++i) v.blocks.push_back(lookup_block_acts(i));
+    v.scratch = lookup_block_scratch();
+    v.final_ln = act("final.ln"), v.final_rstd = act("final.rstd"), v.d_res = act("scratch.d_res");
+    v.loss_scratch = act("scratch.loss"), v.rope_cos = act("rope.cos"), v.rope_sin = act("rope.sin");
+    v.doc_start = act<std::int32_t>("doc_start");
+    views_ = std::move(v);
   }
 
   template <class U = T>
   U* act(std::string_view name) const { return acts_.template get<U>(name).data(); }
 
-  BlockActivations<T> block_acts(std::int64_t l) const {
-    std::string const p = "block." + std::to_string(recompute_ ? 0 : l) + ".";
+  BlockActivations<T> const& block_acts(std::int64_t l) const {
+    return views_.blocks[static_cast<std::size_t>(recompute_ ? 0 : l)];
+  }
+
+  BlockActivations<T> lookup_block_acts(std::int64_t slot) const {
+    std::string const p = "block." + std::to_string(slot) + ".";
     BlockActivations<T> a{act(p + "ln1"), act(p + "rstd1"), act(p + "qkv"), act(p + "att"), act(p + "lse"),
                           act(p + "x_mid"), act(p + "ln2"), act(p + "rstd2")};
     if constexpr (Cfg.is_moe()) {
@@ -258,7 +257,7 @@ class Transformer {
     return a;
   }
 
-  BlockScratch<T> block_scratch() const {
+  BlockScratch<T> lookup_block_scratch() const {
     BlockScratch<T> s{act("scratch.tmp"), act("scratch.d_ln"), act("scratch.d_att"), act("scratch.d_qkv")};
     if constexpr (Cfg.is_moe()) {
       s.moe = moe::MoeScratch<T>{act("scratch.moe.d_y"), act("scratch.moe.d_h"), act("scratch.moe.d_gu"),
@@ -287,62 +286,64 @@ class Transformer {
     ensure_activations(B, Tn, opt);
 
     moe::RouterLosses router_losses;
-    BlockContext<T> ctx{B, Tn, act("rope.cos"), act("rope.sin"), nullptr, opt.timings, opt.grad_scale, &router_losses};
+    BlockContext<T> bc{B, Tn, views_.rope_cos, views_.rope_sin, nullptr, opt.timings, opt.grad_scale, &router_losses};
     StepTimings* const tm = opt.timings;
     using detail::timed;
     if (opt.reset_attention_mask) {
-      std::int32_t* ds = acts_.template get<std::int32_t>("doc_start").data();
-      ops::Attention<Backend>::document_starts(tokens, B, Tn, opt.eod_token, ds);
-      ctx.doc_start = ds;
+      std::int32_t* ds = views_.doc_start;
+      ops::Attention<Backend>::document_starts(ctx_, tokens, B, Tn, opt.eod_token, ds);
+      bc.doc_start = ds;
     }
-    BlockScratch<T> const s = block_scratch();
-    auto x = [&](std::int64_t i) { return act("x." + std::to_string(i)); };
+    BlockScratch<T> const& s = views_.scratch;
+    auto x = [&](std::int64_t i) { return views_.x[static_cast<std::size_t>(i)]; };
 
     T const* embed = params_.template get<T>(0).data();
-    timed(tm, &StepTimings::embedding, [&] { ops::Embedding<Backend>::forward(tokens, embed, x(0), N, C, Vp); });
-    for (std::int64_t l = 0; l < L; ++l) Block::forward(block_weights(params_, l), block_acts(l), s, ctx, x(l), x(l + 1));
+    timed(tm, &StepTimings::embedding, [&] { ops::Embedding<Backend>::forward(ctx_, tokens, embed, x(0), N, C, Vp); });
+    for (std::int64_t l = 0; l < L; ++l) Block::forward(ctx_, block_weights(params_, l), block_acts(l), s, bc, x(l), x(l + 1));
 
     std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * tensors_per_layer, i_head = i_norm + 1;
     T const* w_norm = params_.template get<T>(i_norm).data();
     T const* w_head = params_.template get<T>(i_head).data();
     timed(tm, &StepTimings::rmsnorm, [&] {
-      ops::RmsNorm<Backend>::forward(x(L), w_norm, act("final.ln"), act("final.rstd"), N, C, Cfg.rms_eps);
+      ops::RmsNorm<Backend>::forward(ctx_, x(L), w_norm, views_.final_ln, views_.final_rstd, N, C, Cfg.rms_eps);
     });
 
     ops::LmHeadLossArgs la;
     la.tokens = N, la.hidden = C, la.vocab = V, la.padded_vocab = Vp, la.chunk = chunk_;
     la.ignore_index = opt.ignore_index, la.z_loss = Cfg.z_loss, la.grad_scale = opt.grad_scale;
-    T* d_res = act("scratch.d_res");
-    T* d_ln = act("scratch.d_ln");
+    T* d_res = views_.d_res;
+    T* d_ln = s.d_ln;
     LossResult res;
     res.moe_aux = router_losses.aux;
     res.moe_z = router_losses.z;
     timed(tm, &StepTimings::lm_head_loss, [&] {
-      static_cast<ops::LmHeadLossResult&>(res) = ops::LmHeadLoss<Backend>::run(la, act("final.ln"), w_head, targets, loss_mask, backward ? d_ln : nullptr,
+      static_cast<ops::LmHeadLossResult&>(res) = ops::LmHeadLoss<Backend>::run(ctx_, la, views_.final_ln, w_head, targets, loss_mask, backward ? d_ln : nullptr,
                                           backward ? grads_.template get<T>(i_head).data() : nullptr, logits,
-                                          act("scratch.loss"));
+                                          views_.loss_scratch);
     });
     if (!backward) return res;
 
     timed(tm, &StepTimings::rmsnorm, [&] {
-      ops::RmsNorm<Backend>::backward(d_ln, x(L), w_norm, act("final.rstd"), d_res,
+      ops::RmsNorm<Backend>::backward(ctx_, d_ln, x(L), w_norm, views_.final_rstd, d_res,
                                       grads_.template get<T>(i_norm).data(), N, C, false);
     });
-    ctx.moe_losses = nullptr;  // a recomputed forward must not count its router losses twice
+    bc.moe_losses = nullptr;  // a recomputed forward must not count its router losses twice
     for (std::int64_t l = L - 1; l >= 0; --l) {
       BlockWeights<T> const w = block_weights(params_, l);
-      BlockActivations<T> const a = block_acts(l);
-      if (recompute_) Block::forward(w, a, s, ctx, x(l), x(l + 1));
-      Block::backward(w, block_weights(grads_, l), a, s, ctx, x(l), d_res);
+      BlockActivations<T> const& a = block_acts(l);
+      if (recompute_) Block::forward(ctx_, w, a, s, bc, x(l), x(l + 1));
+      Block::backward(ctx_, w, block_weights(grads_, l), a, s, bc, x(l), d_res);
     }
     timed(tm, &StepTimings::embedding,
-          [&] { ops::Embedding<Backend>::backward(tokens, d_res, grads_.template get<T>(0).data(), N, C); });
+          [&] { ops::Embedding<Backend>::backward(ctx_, tokens, d_res, grads_.template get<T>(0).data(), N, C); });
     return res;
   }
 
+  ops::Ctx<Backend> ctx_;
   Arena<Backend> params_;
   Arena<Backend> grads_;
   Arena<Backend> acts_;
+  ActivationViews views_;
   std::int64_t B_ = 0, T_ = 0, chunk_ = 0;
   bool recompute_ = false;
 };

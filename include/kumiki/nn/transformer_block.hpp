@@ -13,14 +13,10 @@
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/moe/moe_layer.hpp"
 #include "kumiki/ops/attention.hpp"
-#include "kumiki/ops/cpu/attention.hpp"
-#include "kumiki/ops/cpu/linear.hpp"
-#include "kumiki/ops/cpu/residual.hpp"
-#include "kumiki/ops/cpu/rmsnorm.hpp"
-#include "kumiki/ops/cpu/rope.hpp"
-#include "kumiki/ops/cpu/swiglu.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/linear.hpp"
 #include "kumiki/ops/residual.hpp"
+#include "kumiki/ops/residual_rmsnorm.hpp"
 #include "kumiki/ops/rmsnorm.hpp"
 #include "kumiki/ops/rope.hpp"
 #include "kumiki/ops/swiglu.hpp"
@@ -123,118 +119,120 @@ struct TransformerBlock {
   struct NoMoe {};
   using Moe = std::conditional_t<(Cfg.num_experts > 0), moe::MoeLayer<Cfg, Backend, T>, NoMoe>;
 
-  static ops::AttentionShape attention_shape(BlockContext<T> const& ctx) {
-    return ops::AttentionShape{ctx.batch, ctx.seq, H, G, hd, QKV, QKV, QKV, C};
+  static ops::AttentionShape attention_shape(BlockContext<T> const& bc) {
+    return ops::AttentionShape{bc.batch, bc.seq, H, G, hd, QKV, QKV, QKV, C};
   }
   static T attention_scale() { return static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd))); }
 
   /// x_out (N, C) = block(x_in); fills `a`. x_out must not alias x_in.
-  static void forward(BlockWeights<T> const& w, BlockActivations<T> const& a, BlockScratch<T> const& s,
-                      BlockContext<T> const& ctx, T const* x_in, T* x_out) {
-    std::int64_t const N = ctx.batch * ctx.seq;
-    StepTimings* const tm = ctx.timings;
+  static void forward(ops::Ctx<Backend>& ctx, BlockWeights<T> const& w, BlockActivations<T> const& a,
+                      BlockScratch<T> const& s, BlockContext<T> const& bc, T const* x_in, T* x_out) {
+    std::int64_t const N = bc.batch * bc.seq;
+    StepTimings* const tm = bc.timings;
     using detail::timed;
-    timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
+    timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(ctx, x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
     timed(tm, &StepTimings::linear, [&] {
       if (w.k == w.q + C * C && w.v == w.k + KV * C) {
-        Linear::forward(a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
+        Linear::forward(ctx, a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
       } else {
-        Linear::forward(a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
-        Linear::forward(a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
-        Linear::forward(a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
+        Linear::forward(ctx, a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
+        Linear::forward(ctx, a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
+        Linear::forward(ctx, a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
       }
     });
     timed(tm, &StepTimings::rope, [&] {
-      ops::Rope<Backend>::apply(a.qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
-      ops::Rope<Backend>::apply(a.qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, false);
+      ops::Rope<Backend>::apply(ctx, a.qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, false);
+      ops::Rope<Backend>::apply(ctx, a.qkv + C, bc.batch, bc.seq, G, hd, QKV, bc.rope_cos, bc.rope_sin, false);
     });
     timed(tm, &StepTimings::attention, [&] {
-      ops::Attention<Backend>::forward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
-                                       ctx.doc_start, attention_scale());
+      ops::Attention<Backend>::forward(ctx, attention_shape(bc), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
+                                       bc.doc_start, attention_scale());
     });
-    timed(tm, &StepTimings::linear, [&] { Linear::forward(a.att, w.o, s.tmp, N, C, C); });
-    timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(x_in, s.tmp, a.x_mid, N * C); });
-    timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps); });
+    timed(tm, &StepTimings::linear, [&] { Linear::forward(ctx, a.att, w.o, s.tmp, N, C, C); });
+    timed(tm, &StepTimings::rmsnorm, [&] {  // x_mid = x_in + o(att); ln2 = norm(x_mid), one op
+      ops::ResidualRmsNorm<Backend>::forward(ctx, x_in, s.tmp, a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps);
+    });
     if constexpr (Cfg.num_experts > 0) {
       timed(tm, &StepTimings::moe, [&] {
-        moe::RouterLosses const r = Moe::forward(w.moe, a.moe, a.ln2, N, s.tmp);
-        if (ctx.moe_losses != nullptr) ctx.moe_losses->aux += r.aux, ctx.moe_losses->z += r.z;
+        moe::RouterLosses const r = Moe::forward(ctx, w.moe, a.moe, a.ln2, N, s.tmp);
+        if (bc.moe_losses != nullptr) bc.moe_losses->aux += r.aux, bc.moe_losses->z += r.z;
       });
     } else {
       timed(tm, &StepTimings::linear, [&] {
         if (w.up == w.gate + F * C) {
-          Linear::forward(a.ln2, w.gate, a.gu, N, C, 2 * F);
+          Linear::forward(ctx, a.ln2, w.gate, a.gu, N, C, 2 * F);
         } else {
-          Linear::forward(a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
-          Linear::forward(a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
+          Linear::forward(ctx, a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
+          Linear::forward(ctx, a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
         }
       });
-      timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
-      timed(tm, &StepTimings::linear, [&] { Linear::forward(a.h, w.down, s.tmp, N, F, C); });
+      timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(ctx, a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
+      timed(tm, &StepTimings::linear, [&] { Linear::forward(ctx, a.h, w.down, s.tmp, N, F, C); });
     }
-    timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(a.x_mid, s.tmp, x_out, N * C); });
+    timed(tm, &StepTimings::residual, [&] { ops::Residual<Backend>::forward(ctx, a.x_mid, s.tmp, x_out, N * C); });
   }
 
   /// d_res holds dL/dx_out on entry and dL/dx_in on return; weight gradients accumulate into `d_w`.
-  static void backward(BlockWeights<T> const& w, BlockWeights<T> const& d_w, BlockActivations<T> const& a,
-                       BlockScratch<T> const& s, BlockContext<T> const& ctx, T const* x_in, T* d_res) {
-    std::int64_t const N = ctx.batch * ctx.seq;
-    StepTimings* const tm = ctx.timings;
+  static void backward(ops::Ctx<Backend>& ctx, BlockWeights<T> const& w, BlockWeights<T> const& d_w,
+                       BlockActivations<T> const& a, BlockScratch<T> const& s, BlockContext<T> const& bc, T const* x_in,
+                       T* d_res) {
+    std::int64_t const N = bc.batch * bc.seq;
+    StepTimings* const tm = bc.timings;
     using detail::timed;
     // MLP: x_out = x_mid + down(swiglu(gate(ln2), up(ln2))), or the MoE MLP of ln2
     if constexpr (Cfg.num_experts > 0) {
       timed(tm, &StepTimings::moe,
-            [&] { Moe::backward(w.moe, d_w.moe, a.moe, s.moe, a.ln2, N, d_res, s.d_ln, ctx.grad_scale); });
+            [&] { Moe::backward(ctx, w.moe, d_w.moe, a.moe, s.moe, a.ln2, N, d_res, s.d_ln, bc.grad_scale); });
     } else {
       timed(tm, &StepTimings::linear, [&] {
-        Linear::backward_input(d_res, w.down, s.d_h, N, F, C);
-        Linear::backward_weight(d_res, a.h, d_w.down, N, F, C);
+        Linear::backward_input(ctx, d_res, w.down, s.d_h, N, F, C);
+        Linear::backward_weight(ctx, d_res, a.h, d_w.down, N, F, C);
       });
       timed(tm, &StepTimings::swiglu, [&] {
-        ops::SwiGlu<Backend>::backward(s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
+        ops::SwiGlu<Backend>::backward(ctx, s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
       });
       timed(tm, &StepTimings::linear, [&] {
         if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
-          Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
-          Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
+          Linear::backward_input(ctx, s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
+          Linear::backward_weight(ctx, s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
         } else {
-          Linear::backward_input(s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
-          Linear::backward_input(s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
-          Linear::backward_weight(s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
-          Linear::backward_weight(s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
+          Linear::backward_input(ctx, s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
+          Linear::backward_input(ctx, s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
+          Linear::backward_weight(ctx, s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
+          Linear::backward_weight(ctx, s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
         }
       });
     }
     timed(tm, &StepTimings::rmsnorm,
-          [&] { Norm::backward(s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true); });
+          [&] { Norm::backward(ctx, s.d_ln, a.x_mid, w.ln2, a.rstd2, d_res, d_w.ln2, N, C, true); });
     // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))
     timed(tm, &StepTimings::linear, [&] {
-      Linear::backward_input(d_res, w.o, s.d_att, N, C, C);
-      Linear::backward_weight(d_res, a.att, d_w.o, N, C, C);
+      Linear::backward_input(ctx, d_res, w.o, s.d_att, N, C, C);
+      Linear::backward_weight(ctx, d_res, a.att, d_w.o, N, C, C);
     });
     timed(tm, &StepTimings::attention, [&] {
-      ops::Attention<Backend>::backward(attention_shape(ctx), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, s.d_att,
-                                        a.lse, s.d_qkv, s.d_qkv + C, s.d_qkv + C + KV, ctx.doc_start,
+      ops::Attention<Backend>::backward(ctx, attention_shape(bc), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, s.d_att,
+                                        a.lse, s.d_qkv, s.d_qkv + C, s.d_qkv + C + KV, bc.doc_start,
                                         attention_scale());
     });
     timed(tm, &StepTimings::rope, [&] {
-      ops::Rope<Backend>::apply(s.d_qkv, ctx.batch, ctx.seq, H, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
-      ops::Rope<Backend>::apply(s.d_qkv + C, ctx.batch, ctx.seq, G, hd, QKV, ctx.rope_cos, ctx.rope_sin, true);
+      ops::Rope<Backend>::apply(ctx, s.d_qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, true);
+      ops::Rope<Backend>::apply(ctx, s.d_qkv + C, bc.batch, bc.seq, G, hd, QKV, bc.rope_cos, bc.rope_sin, true);
     });
     timed(tm, &StepTimings::linear, [&] {
       if (w.k == w.q + C * C && w.v == w.k + KV * C && d_w.k == d_w.q + C * C && d_w.v == d_w.k + KV * C) {
-        Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, QKV);
-        Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, QKV);
+        Linear::backward_input(ctx, s.d_qkv, w.q, s.d_ln, N, C, QKV);
+        Linear::backward_weight(ctx, s.d_qkv, a.ln1, d_w.q, N, C, QKV);
       } else {
-        Linear::backward_input(s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
-        Linear::backward_input(s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
-        Linear::backward_input(s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
-        Linear::backward_weight(s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
-        Linear::backward_weight(s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
-        Linear::backward_weight(s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
+        Linear::backward_input(ctx, s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
+        Linear::backward_input(ctx, s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
+        Linear::backward_input(ctx, s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
+        Linear::backward_weight(ctx, s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
+        Linear::backward_weight(ctx, s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
+        Linear::backward_weight(ctx, s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
       }
     });
-    timed(tm, &StepTimings::rmsnorm, [&] { Norm::backward(s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true); });
+    timed(tm, &StepTimings::rmsnorm, [&] { Norm::backward(ctx, s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true); });
   }
 };
 

@@ -1,10 +1,13 @@
 // kumiki/ops/attention.hpp: causal grouped-query self-attention, flash-attention style (tiled online softmax).
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
@@ -17,6 +20,17 @@ struct AttentionShape {
   std::int64_t ld_q = 0, ld_k = 0, ld_v = 0, ld_o = 0;
 };
 
+/// The Attention signature: document_starts (tokens, B, T, eod, doc_start), forward (shape, q, k, v, o,
+/// lse, doc_start, scale) and backward (shape, q, k, v, o, d_o, lse, d_q, d_k, d_v, doc_start, scale);
+/// lse holds statistics of type S.
+template <class Op, class Backend, class T, class S = T>
+concept AttentionOp = requires(Ctx<Backend>& ctx, AttentionShape const& sh, T const* c, T* p, S const* cs, S* s,
+                               std::int32_t const* ci, std::int32_t* pi, std::int64_t n, T scale) {
+  { Op::document_starts(ctx, ci, n, n, std::int32_t{0}, pi) } -> std::same_as<void>;
+  { Op::forward(ctx, sh, c, c, c, p, s, ci, scale) } -> std::same_as<void>;
+  { Op::backward(ctx, sh, c, c, c, c, c, cs, p, p, p, ci, scale) } -> std::same_as<void>;
+};
+
 /// Causal GQA attention: never materializes repeated K/V nor a T x T score matrix; the forward saves
 /// the log-sum-exp per row, the backward recomputes the probabilities tile by tile.
 /// Specializations: ops/cpu/attention.hpp (Cpu), ops/cuda/attention.cuh (Cuda).
@@ -24,7 +38,7 @@ struct AttentionShape {
 template <class Backend>
 struct Attention {
   static_assert(always_false<Backend>,
-                "kumiki: no Attention op for this backend; include kumiki/ops/cpu/attention.hpp (Cpu) or the CUDA header");
+                "kumiki: no Attention op for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace ops

@@ -1,11 +1,24 @@
 // kumiki/ops/embedding.hpp: token embedding lookup (forward) and scatter-add (backward).
 #pragma once
 
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
+
+/// The Embedding signature: forward (tokens, table, out, n, c, rows) and backward (tokens, d_out,
+/// d_table, n, c).
+template <class Op, class Backend, class T>
+concept EmbeddingOp = requires(Ctx<Backend>& ctx, std::int32_t const* ids, T const* c, T* p, std::int64_t n) {
+  { Op::forward(ctx, ids, c, p, n, n, n) } -> std::same_as<void>;
+  { Op::backward(ctx, ids, c, p, n, n) } -> std::same_as<void>;
+};
 
 /// Token embedding: out[i] = table[tokens[i]]; backward scatter-adds rows into the table gradient.
 /// Specializations: ops/cpu/embedding.hpp (Cpu), ops/cuda/embedding.cuh (Cuda).
@@ -13,7 +26,7 @@ namespace ops {
 template <class Backend>
 struct Embedding {
   static_assert(always_false<Backend>,
-                "kumiki: no Embedding op for this backend; include kumiki/ops/cpu/embedding.hpp (Cpu) or the CUDA header");
+                "kumiki: no Embedding op for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace ops

@@ -1,10 +1,13 @@
 // kumiki/ops/lm_head_loss.hpp: fused LM head + softmax cross-entropy over the padded vocabulary, in token chunks.
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
@@ -29,6 +32,14 @@ struct LmHeadLossResult {
   constexpr operator double() const { return loss; }  // NOLINT: `float l = model.forward(...)` reads the loss
 };
 
+/// The LmHeadLoss signature: scratch_elems (args) and run (args, x, w, targets, loss_mask, d_x, d_w,
+/// logits, scratch) -> LmHeadLossResult.
+template <class Op, class Backend, class T>
+concept LmHeadLossOp = requires(Ctx<Backend>& ctx, LmHeadLossArgs const& a, T const* c, T* p, std::int32_t const* ci) {
+  { Op::scratch_elems(a) } -> std::same_as<std::int64_t>;
+  { Op::run(ctx, a, c, c, ci, c, p, p, p, p) } -> std::same_as<LmHeadLossResult>;
+};
+
 /// Fused output layer and loss: logits = x W^T chunk by chunk, softmax over the whole padded
 /// vocabulary, cross-entropy with ignore index / loss mask, optional z-loss, and in the same pass the
 /// gradients d_x and d_W. A full tokens x vocab tensor is never held.
@@ -42,7 +53,7 @@ struct LmHeadLossResult {
 template <class Backend>
 struct LmHeadLoss {
   static_assert(always_false<Backend>,
-                "kumiki: no LmHeadLoss op for this backend; include kumiki/ops/cpu/lm_head_loss.hpp (Cpu) or the CUDA header");
+                "kumiki: no LmHeadLoss op for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace ops

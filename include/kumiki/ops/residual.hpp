@@ -1,11 +1,23 @@
 // kumiki/ops/residual.hpp: residual additions (the backward of a residual add is the identity).
 #pragma once
 
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
+
+/// The Residual signature: forward (a, b, out, n) and accumulate (d_acc, d, n).
+template <class Op, class Backend, class T>
+concept ResidualOp = requires(Ctx<Backend>& ctx, T const* c, T* p, std::int64_t n) {
+  { Op::forward(ctx, c, c, p, n) } -> std::same_as<void>;
+  { Op::accumulate(ctx, p, c, n) } -> std::same_as<void>;
+};
 
 /// Residual add: out = a + b elementwise.
 /// Specializations: ops/cpu/residual.hpp (Cpu), ops/cuda/residual.cuh (Cuda).
@@ -13,7 +25,7 @@ namespace ops {
 template <class Backend>
 struct Residual {
   static_assert(always_false<Backend>,
-                "kumiki: no Residual op for this backend; include kumiki/ops/cpu/residual.hpp (Cpu) or the CUDA header");
+                "kumiki: no Residual op for this backend; include kumiki/cpu.hpp (Cpu) or kumiki/cuda.cuh (Cuda)");
 };
 
 }  // namespace ops

@@ -1,4 +1,5 @@
-// kumiki/optim/adamw.hpp: AdamW (decoupled weight decay, bias correction) over a whole parameter arena, fp32 master weights for bf16 models.
+// kumiki/optim/adamw.hpp: AdamW (decoupled weight decay, bias correction): hyper-parameters, parameter
+// groups, the master-weight layout, and the primary template the backends specialize.
 #pragma once
 
 #include <algorithm>
@@ -13,15 +14,12 @@
 #include <string_view>
 #include <vector>
 
-#include <omp.h>
-
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/bf16.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
-#include "kumiki/optim/detail/adamw_kernel.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace optim {
@@ -63,267 +61,18 @@ inline ArenaLayout master_layout(ArenaLayout const& model) {
   return out;
 }
 
-/// AdamW on device `D`. The primary template only names the interface; backends specialize it
-/// (Cpu below; Cuda in optim/cuda/ once it exists).
-template <class Device>
+/// AdamW on backend `Backend`, updating an fp32 parameter arena (the master weights of a bf16 model)
+/// from a gradient arena of the same layout, over a FlatRange of it. The primary template only
+/// names the interface; backends specialize it: optim/cpu/adamw.hpp (Cpu), optim/cuda/adamw.cuh (Cuda).
+/// The interface (see AdamW<Cpu>): a constructor (layout, AdamWConfig, groups, FlatRange);
+/// step(ctx, params, grads, lr[, wd, bf16 model]); exp_avg(), exp_avg_sq(), step_count(),
+/// set_step_count(); hyper(i), set_hyper(name, h). Checkpoints store the moments as exp_avg.<name> and
+/// exp_avg_sq.<name> tensors with a step_count (train/checkpoint.hpp).
+template <class Backend>
 class AdamW {
-  static_assert(always_false<Device>, "kumiki: AdamW has no implementation for this device (Cpu is in optim/adamw.hpp)");
+  static_assert(always_false<Backend>, "kumiki: no AdamW for this backend; include kumiki/cpu.hpp (Cpu) or "
+                                       "kumiki/cuda.cuh (Cuda)");
 };
-
-/// AdamW on the host: one fused OpenMP pass over the whole arena per step.
-///
-/// Update for each element, with t = steps taken including this one, lr_t = lr * lr_mult and
-/// wd_t = wd * wd_mult of the element's tensor:
-///   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
-///   p = p (1 - lr_t wd_t) - lr_t / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-/// which is Megatron's (apex / Transformer Engine FusedAdam, adam_w_mode) p -= lr (m_hat / (sqrt(v_hat)
-/// + eps) + wd p), written in the operation order of torch.optim.AdamW (decay p first, then the
-/// Adam step with the bias corrections applied to the scalars): the parity test compares to torch.
-/// Scalars (bias corrections, 1 - lr wd) are computed in double, elements in fp32.
-///
-/// bf16 models: keep fp32 master weights in an arena of `master_layout(model_layout)`, fp32
-/// gradients in the same layout, and call `step(master, grads, lr, wd, &bf16_params)`: the pass
-/// updates the master and writes its round-to-nearest-even bf16 copy into the model arena.
-template <>
-class AdamW<Cpu> {
- public:
-  /// `layout` is the layout of the (fp32) parameters the optimizer updates; every tensor must be f32.
-  /// Tensors get their group's multipliers; 1-D tensors and biases get wd_mult 0 (Megatron).
-  explicit AdamW(ArenaLayout const& layout, AdamWConfig config = {}, std::vector<ParamGroup> const& groups = {})
-      : config_(config), m_(layout), v_(layout) {
-    for (auto const& e : layout.entries())
-      KUMIKI_CHECK(e.dtype == DType::f32, "AdamW updates fp32 tensors; '", e.name, "' is ", dtype_name(e.dtype),
-                   " (keep fp32 master weights: optim::master_layout)");
-    KUMIKI_CHECK(config.beta1 >= 0.0f && config.beta1 < 1.0f && config.beta2 >= 0.0f && config.beta2 < 1.0f,
-                 "AdamW betas must lie in [0, 1), got ", config.beta1, ", ", config.beta2);
-    KUMIKI_CHECK(config.eps > 0.0f && config.weight_decay >= 0.0f, "AdamW needs eps > 0 and weight_decay >= 0");
-    hyper_.resize(layout.size());
-    for (std::size_t i = 0; i < layout.size(); ++i) {
-      ArenaEntry const& e = layout[i];
-      TensorHyper h;
-      for (auto const& g : groups)
-        if (g.match && g.match(e)) {
-          h = TensorHyper{g.lr_mult, g.wd_mult};
-          break;
-        }
-      if (megatron_no_decay(e)) h.wd_mult = 0.0f;
-      hyper_[i] = h;
-    }
-    // Flat element ranges of the tensors (padding between them is skipped), for splitting the pass
-    // evenly over threads whatever the tensor sizes.
-    first_.resize(layout.size() + 1, 0);
-    for (std::size_t i = 0; i < layout.size(); ++i) first_[i + 1] = first_[i] + layout[i].numel();
-  }
-
-  AdamWConfig const& config() const { return config_; }
-  ArenaLayout const& layout() const { return m_.layout(); }
-  /// Multipliers in effect for tensor `i` (after groups and the no-decay rule).
-  TensorHyper const& hyper(std::size_t i) const { return hyper_.at(i); }
-  TensorHyper const& hyper(std::string_view name) const { return hyper_.at(layout().index_of(name)); }
-  /// Overrides one tensor's multipliers (no no-decay rule applied).
-  void set_hyper(std::string_view name, TensorHyper h) { hyper_.at(layout().index_of(name)) = h; }
-
-  /// Optimizer state: first and second moments (same layout as the parameters) and steps taken.
-  Arena<Cpu> const& exp_avg() const { return m_; }
-  Arena<Cpu> const& exp_avg_sq() const { return v_; }
-  Arena<Cpu>& exp_avg() { return m_; }
-  Arena<Cpu>& exp_avg_sq() { return v_; }
-  std::int64_t step_count() const { return step_; }
-  void set_step_count(std::int64_t s) {
-    KUMIKI_CHECK(s >= 0, "AdamW step count must be >= 0, got ", s);
-    step_ = s;
-  }
-
-  /// One update with the configured weight decay.
-  void step(Arena<Cpu>& params, Arena<Cpu> const& grads, float lr) { step(params, grads, lr, config_.weight_decay); }
-
-  /// One update with weight decay `wd` (e.g. from a sched::WeightDecaySchedule). When `model_bf16`
-  /// is given, `params` are the fp32 master weights and the updated values are also written,
-  /// rounded to nearest even, into that bf16 arena (same names and shapes, bf16 dtypes).
-  void step(Arena<Cpu>& params, Arena<Cpu> const& grads, float lr, float wd, Arena<Cpu>* model_bf16 = nullptr) {
-    ArenaLayout const& L = layout();
-    KUMIKI_CHECK(params.layout() == L, "AdamW: the parameter arena's layout differs from the optimizer's");
-    KUMIKI_CHECK(grads.layout() == L, "AdamW: the gradient arena's layout differs from the optimizer's");
-    if (model_bf16 != nullptr) check_bf16_twin(model_bf16->layout());
-    ++step_;
-    // Per-tensor scalars in double, as torch computes them in Python floats.
-    double const bc1 = 1.0 - std::pow(static_cast<double>(config_.beta1), static_cast<double>(step_));
-    double const bc2 = 1.0 - std::pow(static_cast<double>(config_.beta2), static_cast<double>(step_));
-    Scalars common;
-    common.beta1 = config_.beta1;
-    common.beta2 = config_.beta2;
-    common.one_minus_beta1 = static_cast<float>(1.0 - static_cast<double>(config_.beta1));
-    common.one_minus_beta2 = static_cast<float>(1.0 - static_cast<double>(config_.beta2));
-    common.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    common.eps = config_.eps;
-    scalars_.resize(L.size());
-    for (std::size_t i = 0; i < L.size(); ++i) {
-      double const lr_t = static_cast<double>(lr) * static_cast<double>(hyper_[i].lr_mult);
-      double const wd_t = static_cast<double>(wd) * static_cast<double>(hyper_[i].wd_mult);
-      scalars_[i] = common;
-      scalars_[i].decay = static_cast<float>(1.0 - lr_t * wd_t);
-      scalars_[i].neg_step_size = static_cast<float>(-(lr_t / bc1));
-    }
-
-    std::byte* const p_base = params.data();
-    std::byte const* const g_base = grads.data();
-    std::byte* const m_base = m_.data();
-    std::byte* const v_base = v_.data();
-    std::byte* const b_base = model_bf16 ? model_bf16->data() : nullptr;
-    ArenaLayout const* const BL = model_bf16 ? &model_bf16->layout() : nullptr;
-    std::size_t const total = first_.back();
-
-#pragma omp parallel
-    {
-      std::size_t const nt = static_cast<std::size_t>(omp_get_num_threads());
-      std::size_t const t = static_cast<std::size_t>(omp_get_thread_num());
-      // This thread's contiguous share of all elements, cut at 16-element boundaries.
-      std::size_t lo = total * t / nt / 16 * 16;
-      std::size_t hi = t + 1 == nt ? total : total * (t + 1) / nt / 16 * 16;
-      std::size_t i = static_cast<std::size_t>(std::upper_bound(first_.begin(), first_.end(), lo) - first_.begin()) - 1;
-      for (; lo < hi && i < L.size(); ++i) {
-        std::size_t const begin = std::max(lo, first_[i]) - first_[i];
-        std::size_t const end = std::min(hi, first_[i + 1]) - first_[i];
-        if (begin >= end) continue;
-        std::size_t const off = L[i].offset;
-        bf16* const out = b_base ? reinterpret_cast<bf16*>(b_base + (*BL)[i].offset) : nullptr;
-        detail::adamw_update(reinterpret_cast<float*>(p_base + off) + begin, reinterpret_cast<float const*>(g_base + off) + begin,
-                             reinterpret_cast<float*>(m_base + off) + begin, reinterpret_cast<float*>(v_base + off) + begin,
-                             out ? out + begin : nullptr, end - begin, scalars_[i]);
-        lo = first_[i] + end;
-      }
-    }
-  }
-
-  /// Writes step count and moments (little-endian, with the layout's names and shapes for checking).
-  void save(std::ostream& out) const {
-    out.write(magic, sizeof magic);
-    write_pod(out, std::uint32_t{format_version});
-    write_pod(out, step_);
-    ArenaLayout const& L = layout();
-    write_pod(out, static_cast<std::uint64_t>(L.size()));
-    for (auto const& e : L.entries()) {
-      write_pod(out, static_cast<std::uint32_t>(e.name.size()));
-      out.write(e.name.data(), static_cast<std::streamsize>(e.name.size()));
-      write_pod(out, static_cast<std::int32_t>(e.shape.rank()));
-      for (int d = 0; d < e.shape.rank(); ++d) write_pod(out, static_cast<std::int64_t>(e.shape[d]));
-    }
-    write_pod(out, static_cast<std::uint64_t>(m_.total_bytes()));
-    out.write(reinterpret_cast<char const*>(m_.data()), static_cast<std::streamsize>(m_.total_bytes()));
-    out.write(reinterpret_cast<char const*>(v_.data()), static_cast<std::streamsize>(v_.total_bytes()));
-    KUMIKI_CHECK(out.good(), "AdamW state: write failed");
-  }
-  /// Reads what `save` wrote; the saved layout must equal this optimizer's (names and shapes).
-  void load(std::istream& in) {
-    char got[sizeof magic];
-    in.read(got, sizeof got);
-    KUMIKI_REQUIRE(in.good() && std::memcmp(got, magic, sizeof magic) == 0,
-                   "AdamW state: not a kumiki AdamW state (bad magic)");
-    auto const version = read_pod<std::uint32_t>(in);
-    KUMIKI_REQUIRE(version == format_version, "AdamW state: unsupported format version ", version);
-    auto const step = read_pod<std::int64_t>(in);
-    KUMIKI_REQUIRE(step >= 0, "AdamW state: negative step count ", step);
-    ArenaLayout const& L = layout();
-    auto const n = read_pod<std::uint64_t>(in);
-    KUMIKI_REQUIRE(n == L.size(), "AdamW state holds ", n, " tensors, the optimizer has ", L.size());
-    for (auto const& e : L.entries()) {
-      auto const len = read_pod<std::uint32_t>(in);
-      KUMIKI_REQUIRE(len < (1u << 20), "AdamW state: corrupt tensor name length");
-      std::string name(len, '\0');
-      in.read(name.data(), len);
-      KUMIKI_REQUIRE(in.good() && name == e.name, "AdamW state: tensor '", name, "' where '", e.name, "' was expected");
-      auto const rank = read_pod<std::int32_t>(in);
-      KUMIKI_REQUIRE(rank == e.shape.rank(), "AdamW state: tensor '", e.name, "' has rank ", rank, ", expected ",
-                     e.shape.rank());
-      for (int d = 0; d < rank; ++d) {
-        auto const dim = read_pod<std::int64_t>(in);
-        KUMIKI_REQUIRE(dim == e.shape[d], "AdamW state: tensor '", e.name, "' has shape mismatch in dim ", d, " (", dim,
-                       " vs ", e.shape[d], ")");
-      }
-    }
-    auto const bytes = read_pod<std::uint64_t>(in);
-    KUMIKI_REQUIRE(bytes == m_.total_bytes(), "AdamW state: ", bytes, " bytes per moment, expected ", m_.total_bytes());
-    in.read(reinterpret_cast<char*>(m_.data()), static_cast<std::streamsize>(bytes));
-    in.read(reinterpret_cast<char*>(v_.data()), static_cast<std::streamsize>(bytes));
-    KUMIKI_REQUIRE(in.good(), "AdamW state: truncated");
-    step_ = step;
-  }
-  std::string to_bytes() const {
-    std::ostringstream out(std::ios::binary);
-    save(out);
-    return std::move(out).str();
-  }
-  void from_bytes(std::string const& bytes) {
-    std::istringstream in(bytes, std::ios::binary);
-    load(in);
-  }
-
- private:
-  using Scalars = detail::AdamWScalars;
-
-  void check_bf16_twin(ArenaLayout const& b) const {
-    ArenaLayout const& L = layout();
-    KUMIKI_CHECK(b.size() == L.size(), "AdamW: the bf16 model arena has ", b.size(), " tensors, the master ", L.size());
-    for (std::size_t i = 0; i < L.size(); ++i) {
-      KUMIKI_CHECK(b[i].name == L[i].name && b[i].shape == L[i].shape, "AdamW: bf16 model tensor ", i, " ('", b[i].name,
-                   "') does not match master tensor '", L[i].name, "'");
-      KUMIKI_CHECK(b[i].dtype == DType::bf16, "AdamW: model tensor '", b[i].name, "' is ", dtype_name(b[i].dtype),
-                   ", expected bf16");
-    }
-  }
-
-  template <class T>
-  static void write_pod(std::ostream& out, T v) {
-    out.write(reinterpret_cast<char const*>(&v), sizeof v);
-  }
-  template <class T>
-  static T read_pod(std::istream& in) {
-    T v{};
-    in.read(reinterpret_cast<char*>(&v), sizeof v);
-    KUMIKI_REQUIRE(in.good(), "AdamW state: truncated");
-    return v;
-  }
-
-  static constexpr char magic[8] = {'K', 'M', 'K', 'A', 'D', 'A', 'M', 'W'};
-  static constexpr std::uint32_t format_version = 1;
-
-  AdamWConfig config_;
-  Arena<Cpu> m_, v_;
-  std::int64_t step_ = 0;
-  std::vector<TensorHyper> hyper_;
-  std::vector<std::size_t> first_;
-  std::vector<Scalars> scalars_;
-};
-
-/// Copies a bf16 model arena into its fp32 master twin (exact: bf16 -> f32 widening).
-inline void copy_to_master(Arena<Cpu> const& model_bf16, Arena<Cpu>& master) {
-  ArenaLayout const &B = model_bf16.layout(), &M = master.layout();
-  KUMIKI_CHECK(B.size() == M.size(), "copy_to_master: ", B.size(), " model tensors vs ", M.size(), " master tensors");
-  for (std::size_t i = 0; i < B.size(); ++i) {
-    KUMIKI_CHECK(B[i].name == M[i].name && B[i].shape == M[i].shape && B[i].dtype == DType::bf16 && M[i].dtype == DType::f32,
-                 "copy_to_master: tensor '", B[i].name, "' must be bf16 in the model and f32 with the same shape in the master");
-    auto const src = model_bf16.get<bf16>(i);
-    auto const dst = master.get<float>(i);
-    std::int64_t const n = src.numel();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) dst.data()[k] = src.data()[k].to_float();
-  }
-}
-
-/// Rounds the fp32 master weights into the bf16 model arena (round to nearest, ties to even).
-inline void cast_to_model(Arena<Cpu> const& master, Arena<Cpu>& model_bf16) {
-  ArenaLayout const &B = model_bf16.layout(), &M = master.layout();
-  KUMIKI_CHECK(B.size() == M.size(), "cast_to_model: ", B.size(), " model tensors vs ", M.size(), " master tensors");
-  for (std::size_t i = 0; i < B.size(); ++i) {
-    KUMIKI_CHECK(B[i].name == M[i].name && B[i].shape == M[i].shape && B[i].dtype == DType::bf16 && M[i].dtype == DType::f32,
-                 "cast_to_model: tensor '", B[i].name, "' must be bf16 in the model and f32 with the same shape in the master");
-    auto const src = master.get<float>(i);
-    auto const dst = model_bf16.get<bf16>(i);
-    std::int64_t const n = src.numel();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) dst.data()[k] = bf16(src.data()[k]);
-  }
-}
 
 }  // namespace optim
 KUMIKI_NAMESPACE_END

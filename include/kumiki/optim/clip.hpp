@@ -1,4 +1,5 @@
-// kumiki/optim/clip.hpp: global L2 gradient-norm clipping (Megatron's coefficient) and the policy for non-finite norms.
+// kumiki/optim/clip.hpp: global L2 gradient-norm clipping (Megatron's coefficient) over any backend, and the
+// policy for non-finite norms.
 #pragma once
 
 #include <algorithm>
@@ -12,52 +13,40 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/dist/comm.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace optim {
 
-/// L2 norm over every element of an fp32 gradient arena, squares summed in double. The arena is
-/// cut into fixed blocks whose partial sums (OpenMP over blocks, SIMD within) are added in block
-/// order, so the result does not depend on the thread count. Inf or NaN anywhere gives a non-finite
-/// result.
-inline double global_grad_norm(Arena<Cpu> const& grads) {
-  constexpr std::int64_t block = 1 << 14;
-  struct Block {
-    float const* data;
-    std::int64_t n;
-  };
-  std::vector<Block> blocks;
-  for (auto const& e : grads.layout().entries()) {
-    KUMIKI_CHECK(e.dtype == DType::f32, "gradient norm expects fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
-    float const* g = reinterpret_cast<float const*>(grads.data() + e.offset);
-    std::int64_t const n = static_cast<std::int64_t>(e.numel());
-    for (std::int64_t b = 0; b < n; b += block) blocks.push_back({g + b, std::min(block, n - b)});
-  }
-  std::vector<double> partial(blocks.size());
-  std::int64_t const nb = static_cast<std::int64_t>(blocks.size());
-#pragma omp parallel for schedule(static)
-  for (std::int64_t b = 0; b < nb; ++b) {
-    float const* g = blocks[static_cast<std::size_t>(b)].data;
-    std::int64_t const n = blocks[static_cast<std::size_t>(b)].n;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (std::int64_t k = 0; k < n; ++k) s += static_cast<double>(g[k]) * static_cast<double>(g[k]);
-    partial[static_cast<std::size_t>(b)] = s;
-  }
-  double sum = 0.0;
-  for (double s : partial) sum += s;
-  return std::sqrt(sum);
+/// Squared L2 norm and scaling of an fp32 gradient arena over a FlatRange of its elements (a ZeRO-1
+/// shard, or the whole arena). The primary template only names the interface; backends specialize
+/// it: optim/cpu/grad_norm.hpp (Cpu), optim/cuda/grad_norm.cuh (Cuda). Each specialization sums in
+/// double in an order fixed by the arena, never by the thread count.
+template <class Backend>
+struct GradNorm {
+  static_assert(always_false<Backend>, "kumiki: no GradNorm for this backend; include kumiki/cpu.hpp (Cpu) or "
+                                       "kumiki/cuda.cuh (Cuda)");
+};
+
+/// The GradNorm signature: sum_squares (grads, range) -> double; scale (grads, range, coeff).
+template <class Op, class Backend>
+concept GradNormOp = requires(ops::Ctx<Backend>& ctx, Arena<Backend>& g, Arena<Backend> const& cg, FlatRange r, float c) {
+  { Op::sum_squares(ctx, cg, r) } -> std::same_as<double>;
+  { Op::scale(ctx, g, r, c) } -> std::same_as<void>;
+};
+
+/// L2 norm over every element of an fp32 gradient arena (in `range`, summed over the ranks of `comm`).
+/// Inf or NaN anywhere gives a non-finite result.
+template <class Backend, class Comm = dist::NoComm>
+double global_grad_norm(ops::Ctx<Backend>& ctx, Arena<Backend> const& grads, FlatRange range = {}, Comm const& comm = {}) {
+  return std::sqrt(comm.all_reduce_sum(GradNorm<Backend>::sum_squares(ctx, grads, range)));
 }
 
-/// Multiplies every gradient by `coeff` (fp32 multiply).
-inline void scale_grads(Arena<Cpu>& grads, float coeff) {
-  for (auto const& e : grads.layout().entries()) {
-    KUMIKI_CHECK(e.dtype == DType::f32, "scale_grads expects fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
-    float* g = reinterpret_cast<float*>(grads.data() + e.offset);
-    std::int64_t const n = static_cast<std::int64_t>(e.numel());
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) g[k] *= coeff;
-  }
+/// Multiplies every gradient in `range` by `coeff` (fp32 multiply).
+template <class Backend>
+void scale_grads(ops::Ctx<Backend>& ctx, Arena<Backend>& grads, float coeff, FlatRange range = {}) {
+  GradNorm<Backend>::scale(ctx, grads, range, coeff);
 }
 
 struct ClipResult {
@@ -70,15 +59,17 @@ struct ClipResult {
 /// Megatron-LM clip_grad_norm: coeff = max_norm / (norm + 1e-6), gradients scaled when coeff < 1.
 /// A non-finite norm leaves the gradients as they are and reports finite = false.
 /// max_norm <= 0 disables clipping (the norm is still computed).
-inline ClipResult clip_grad_norm(Arena<Cpu>& grads, double max_norm) {
+template <class Backend, class Comm = dist::NoComm>
+ClipResult clip_grad_norm(ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double max_norm, FlatRange range = {},
+                          Comm const& comm = {}) {
   ClipResult r;
-  r.norm = global_grad_norm(grads);
+  r.norm = global_grad_norm(ctx, grads, range, comm);
   r.finite = std::isfinite(r.norm);
   if (!r.finite || max_norm <= 0.0) return r;
   double const coeff = max_norm / (r.norm + 1.0e-6);
   if (coeff < 1.0) {
     r.coeff = coeff;
-    scale_grads(grads, static_cast<float>(coeff));
+    scale_grads(ctx, grads, static_cast<float>(coeff), range);
   }
   return r;
 }

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -175,19 +177,26 @@ inline std::int64_t parse_step_count(std::string const& text, std::string const&
 
 namespace detail {
 
-/// Copies every tensor of `arena` from the safetensors file, names and shapes required to match.
-inline void load_arena(io::SafetensorsView const& file, Arena<Cpu>& arena, std::string const& prefix = "") {
+/// Copies every tensor of `arena` from the safetensors file, where tensor `name` is stored as
+/// prefix + name; names, dtypes and shapes must match. `kind` ("checkpoint", "optimizer") and `owner`
+/// ("the model", "the optimizer") word the errors.
+inline void load_tensors(io::SafetensorsView const& file, Arena<Cpu>& arena, std::string const& prefix,
+                         char const* kind, char const* owner) {
   for (std::size_t i = 0; i < arena.layout().size(); ++i) {
     ArenaEntry const& e = arena.layout()[i];
     std::string const name = prefix + e.name;
-    KUMIKI_REQUIRE(file.contains(name), "checkpoint file '", file.source(), "' has no tensor '", name, "'");
+    KUMIKI_REQUIRE(file.contains(name), kind, " file '", file.source(), "' has no tensor '", name, "'");
     io::SafetensorsEntry const& se = file.entry(name);
-    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "checkpoint tensor '", name, "' in '", file.source(),
-                   "' is ", dtype_name(se.dtype), " ", se.shape, ", the model expects ", dtype_name(e.dtype), " ",
-                   e.shape);
+    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, kind, " tensor '", name, "' in '", file.source(), "' is ",
+                   dtype_name(se.dtype), " ", se.shape, ", ", owner, " expects ", dtype_name(e.dtype), " ", e.shape);
     auto const bytes = file.bytes(se);
     std::memcpy(arena.view(i).data, bytes.data(), bytes.size());
   }
+}
+
+/// The weights of a checkpoint's model file: every tensor of `arena`, and nothing else in the file.
+inline void load_arena(io::SafetensorsView const& file, Arena<Cpu>& arena) {
+  load_tensors(file, arena, "", "checkpoint", "the model");
   KUMIKI_REQUIRE(file.size() == arena.layout().size(), "checkpoint file '", file.source(), "' holds ", file.size(),
                  " tensors, the model has ", arena.layout().size());
 }
@@ -230,15 +239,46 @@ inline std::filesystem::path write_checkpoint(std::filesystem::path const& root,
 }
 }  // namespace detail
 
-/// Writes one checkpoint under `root` (see CheckpointWriter: appears complete or not at all).
+namespace detail {
+/// The host arena a checkpoint reads from for `a`: `a` itself on the CPU, else a copy staged in
+/// `staging` (the one place a checkpoint crosses devices).
+template <class Backend>
+Arena<Cpu> const& on_host(Arena<Backend> const& a, std::optional<Arena<Cpu>>& staging) {
+  if constexpr (std::is_same_v<Backend, Cpu>) {
+    return a;
+  } else {
+    staging.emplace(a.layout());
+    copy(*staging, a);
+    return *staging;
+  }
+}
+
+/// Runs `read(host arena)` to fill `a`: directly on the CPU, else through a host staging arena copied
+/// to the device afterwards.
+template <class Backend, class Read>
+void fill_from_host(Arena<Backend>& a, Read&& read) {
+  if constexpr (std::is_same_v<Backend, Cpu>) {
+    read(a);
+  } else {
+    Arena<Cpu> host(a.layout());
+    read(host);
+    copy(a, host);
+  }
+}
+}  // namespace detail
+
+/// Writes one checkpoint under `root` (see CheckpointWriter: appears complete or not at all): the
+/// parameters and the AdamW moments of any backend, staged through host memory when on a device.
 /// `before_commit` runs after the files are written and before the manifest (tests crash there).
-inline std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Cpu> const& params,
-                                             optim::AdamW<Cpu> const& opt, TrainState const& state,
-                                             std::string const& recipe_text,
-                                             std::function<void()> const& before_commit = {}) {
-  std::vector<io::NamedTensor> moments = detail::prefixed(opt.exp_avg(), "exp_avg.");
-  for (auto& t : detail::prefixed(opt.exp_avg_sq(), "exp_avg_sq.")) moments.push_back(std::move(t));
-  return detail::write_checkpoint(root, params, {}, moments, opt.step_count(), state, recipe_text, before_commit);
+template <class Backend>
+std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Backend> const& params,
+                                      optim::AdamW<Backend> const& opt, TrainState const& state,
+                                      std::string const& recipe_text, std::function<void()> const& before_commit = {}) {
+  std::optional<Arena<Cpu>> p_stage, m_stage, v_stage;
+  std::vector<io::NamedTensor> moments = detail::prefixed(detail::on_host(opt.exp_avg(), m_stage), "exp_avg.");
+  for (auto& t : detail::prefixed(detail::on_host(opt.exp_avg_sq(), v_stage), "exp_avg_sq.")) moments.push_back(std::move(t));
+  return detail::write_checkpoint(root, detail::on_host(params, p_stage), {}, moments, opt.step_count(), state,
+                                  recipe_text, before_commit);
 }
 
 /// Writes `params` as a weights-only checkpoint at step 0 under `root`: the same files as
@@ -268,29 +308,22 @@ inline CheckpointManifest verify_training_checkpoint(std::filesystem::path const
 /// Loads a verified checkpoint into `params` and `opt`; returns the position and the recipe text.
 /// Every problem with the files (a tensor missing or of another dtype or shape, a malformed
 /// step_count or state.json) is a kumiki::InputError naming the file.
-inline TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Cpu>& params, optim::AdamW<Cpu>& opt,
-                                  std::string* recipe_text = nullptr) {
+template <class Backend>
+TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, optim::AdamW<Backend>& opt,
+                           std::string* recipe_text = nullptr) {
   verify_training_checkpoint(dir);
   {
     io::SafetensorsFile const model(dir / ckpt_model_file);
-    detail::load_arena(model, params);
+    detail::fill_from_host(params, [&](Arena<Cpu>& host) { detail::load_arena(model, host); });
   }
   {
     io::SafetensorsFile const o(dir / ckpt_optimizer_file);
     KUMIKI_REQUIRE(o.size() == 2 * opt.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
                    " tensors, expected ", 2 * opt.layout().size());
     for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}})
-      for (std::size_t i = 0; i < arena->layout().size(); ++i) {
-        ArenaEntry const& e = arena->layout()[i];
-        std::string const name = prefix + e.name;
-        KUMIKI_REQUIRE(o.contains(name), "optimizer file '", o.source(), "' has no tensor '", name, "'");
-        io::SafetensorsEntry const& se = o.entry(name);
-        KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, "optimizer tensor '", name, "' in '", o.source(),
-                       "' is ", dtype_name(se.dtype), " ", se.shape, ", the optimizer expects ", dtype_name(e.dtype),
-                       " ", e.shape);
-        auto const bytes = o.bytes(se);
-        std::memcpy(arena->view(i).data, bytes.data(), bytes.size());
-      }
+      detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
+        detail::load_tensors(o, host, prefix, "optimizer", "the optimizer");
+      });
     auto const it = o.metadata().find("step_count");
     KUMIKI_REQUIRE(it != o.metadata().end(), "optimizer file '", o.source(), "' has no step_count metadata");
     opt.set_step_count(parse_step_count(it->second, o.source()));

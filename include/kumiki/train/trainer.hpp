@@ -1,6 +1,7 @@
-// kumiki/train/trainer.hpp: the multi-stage training loop on the CPU backend: gradient accumulation,
-// clipping, AdamW, per-stage data blends and schedules, held-out evaluation, JSONL logs, checkpoints
-// with exact resume, non-finite step handling, and a clean stop on SIGINT / SIGTERM.
+// kumiki/train/trainer.hpp: the multi-stage training loop on any backend: gradient accumulation, the
+// data-parallel gradient reduction, clipping, AdamW, per-stage data blends and schedules, held-out
+// evaluation, JSONL logs, checkpoints with exact resume, non-finite step handling, and a clean stop on
+// SIGINT / SIGTERM.
 #pragma once
 
 #include <sys/resource.h>
@@ -26,8 +27,10 @@
 #include "kumiki/core/json.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
+#include "kumiki/dist/comm.hpp"
 #include "kumiki/core/atomic_file.hpp"
 #include "kumiki/nn/transformer.hpp"
+#include "kumiki/ops/fill.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
 #include "kumiki/train/checkpoint.hpp"
@@ -51,6 +54,10 @@ struct TrainerOptions {
   /// at step 0. Called only when the run has no valid checkpoint: a resumed run's own checkpoint wins.
   std::function<Arena<Cpu>()> init_weights;
   std::string init_source;            ///< where init_weights reads from, for messages
+  /// Test hook "<point>:<step>": the process kills itself (SIGKILL) at that point of that step
+  /// (points: "step" after a step, "checkpoint" inside a checkpoint write before its manifest). The
+  /// resume test sets it (through the kumiki CLI's KUMIKI_CRASH_AT); empty: never.
+  std::string crash_at;
 };
 
 /// How a run ended.
@@ -85,14 +92,8 @@ class StopSignals {
   struct sigaction old_term_ {};
 };
 
-/// Test hook: KUMIKI_CRASH_AT="<point>:<step>" kills the process with SIGKILL at that point
-/// (points: "step" after a step, "checkpoint" inside a checkpoint write before its manifest).
-/// The resume test uses it to crash at exact places; nothing else reads it.
-inline void maybe_crash(char const* point, std::int64_t step) {
-  static std::string const spec = [] {
-    char const* s = std::getenv("KUMIKI_CRASH_AT");
-    return std::string(s ? s : "");
-  }();
+/// TrainerOptions::crash_at: SIGKILL when `spec` is "<point>:<step>".
+inline void maybe_crash(std::string const& spec, char const* point, std::int64_t step) {
   if (spec.empty()) return;
   if (spec == std::string(point) + ":" + std::to_string(step)) {
     std::fflush(nullptr);
@@ -191,18 +192,28 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
   return sum / static_cast<double>(samples);
 }
 
-/// Trains `nn::Transformer<Cfg, Cpu>` through the stages of a recipe, writing into `out`:
+/// Trains `nn::Transformer<Cfg, Backend>` through the stages of a recipe, writing into `out`:
 /// log.jsonl, checkpoints/step_*/ and, at the end, the last checkpoint. Rerunning with the same
 /// recipe and directory resumes from the newest complete checkpoint.
-template <auto Cfg>
+///
+/// One step: zero the gradients; forward + backward over the micro-batches (gradient accumulation);
+/// `comm.reduce_gradients` (nothing for one process; the data-parallel all-reduce or reduce-scatter
+/// otherwise); the gradient norm (summed over ranks) and clipping; the AdamW update; log, evaluate,
+/// checkpoint. Checkpoints and initial weights cross devices through host staging copies only.
+/// \tparam Cfg     a TransformerConfig
+/// \tparam Backend device tag (`Cpu`; `Cuda` once its ops exist)
+/// \tparam Comm    a dist::Communicator (dist::NoComm: one process)
+template <auto Cfg, class Backend = Cpu, class Comm = dist::NoComm>
+  requires dist::Communicator<Comm, Backend>
 class Trainer {
  public:
-  using Model = nn::Transformer<Cfg, Cpu, float>;
+  using Model = nn::Transformer<Cfg, Backend, float>;
 
-  Trainer(Recipe recipe, fs::path out, TrainerOptions options = {})
+  Trainer(Recipe recipe, fs::path out, TrainerOptions options = {}, Comm comm = {})
       : recipe_(std::move(recipe)),
         out_(std::move(out)),
         options_(options),
+        comm_(std::move(comm)),
         model_(std::make_unique<Model>()),
         opt_(model_->params().layout(), adamw_config(recipe_.optimizer)) {
     fs::create_directories(out_);
@@ -240,11 +251,13 @@ class Trainer {
       double const lr = recipe_.lr(state_.step);
       nn::LossResult const losses = accumulate_gradients(stage);
       double const loss = losses.loss;
-      optim::ClipResult const clip = optim::clip_grad_norm(model_->grads(), recipe_.optimizer.clip_grad);
+      comm_.reduce_gradients(model_->context(), model_->grads());
+      optim::ClipResult const clip =
+          optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad, {}, comm_);
       bool const finite = std::isfinite(losses.objective()) && clip.finite;
       optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
       if (verdict == optim::StepVerdict::apply)
-        opt_.step(model_->params(), model_->grads(), static_cast<float>(lr));
+        opt_.step(model_->context(), model_->params(), model_->grads(), static_cast<float>(lr));
       else
         ++state_.skipped_total;
       state_.nonfinite_run = guard.consecutive();
@@ -275,7 +288,7 @@ class Trainer {
       ema_step_s = ema_step_s == 0 ? step_s : 0.9 * ema_step_s + 0.1 * step_s;
       if (options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
         std::fprintf(stderr, "%s\n", progress_line(rec, total, ema_step_s * static_cast<double>(total - state_.step)).c_str());
-      detail::maybe_crash("step", state_.step);
+      detail::maybe_crash(options_.crash_at, "step", state_.step);
 
       if (verdict == optim::StepVerdict::stop) {
         fs::path const dir = checkpoint(ckpt_root, stage);
@@ -361,15 +374,15 @@ class Trainer {
 
   void copy_init_weights(Arena<Cpu> const& src) {
     KUMIKI_REQUIRE(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
-                 " do not have the parameter layout of model '", recipe_.model, "'");
-    std::memcpy(model_->params().data(), src.data(), src.total_bytes());
+                   " do not have the parameter layout of model '", recipe_.model, "'");
+    copy(model_->params(), src);
   }
 
   void begin_stage(std::size_t si, JsonlLog& log) {
     StageRecipe const& stage = recipe_.stages[si];
     if (stage.reset_optimizer && si > 0) {
-      opt_.exp_avg().zero();
-      opt_.exp_avg_sq().zero();
+      for (Arena<Backend>* m : {&opt_.exp_avg(), &opt_.exp_avg_sq()})  // queued on the model's stream
+        ops::Fill<Backend>::zero_bytes(model_->context(), m->data(), m->total_bytes());
       opt_.set_step_count(0);
     }
     log.write(StageRecord{stage.name, state_.step, state_.tokens});
@@ -455,7 +468,7 @@ class Trainer {
     state_.consumed_per_dataset = blend_->consumed_per_dataset(state_.stage_step * recipe_.global_batch);
     std::int64_t const step = state_.step;
     fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text,
-                                         [step] { detail::maybe_crash("checkpoint", step); });
+                                         [&, step] { detail::maybe_crash(options_.crash_at, "checkpoint", step); });
     prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints));
     return dir;
   }
@@ -464,8 +477,9 @@ class Trainer {
   fs::path out_;
   fs::path cache_dir_;
   TrainerOptions options_;
+  Comm comm_;
   std::unique_ptr<Model> model_;
-  optim::AdamW<Cpu> opt_;
+  optim::AdamW<Backend> opt_;
   TrainState state_;
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;

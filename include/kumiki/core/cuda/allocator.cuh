@@ -11,7 +11,9 @@ KUMIKI_NAMESPACE_BEGIN
 
 template <>
 struct Allocator<Cuda> {
-  /// cudaMalloc returns 256-byte aligned memory, which satisfies the arena's 64-byte slots.
+  /// cudaMalloc returns 256-byte aligned memory; arena slots on the device are aligned as much, what
+  /// cuBLASLt and vectorized (128-bit) loads want.
+  static constexpr std::size_t alignment = 256;
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
     void* p = nullptr;
@@ -21,6 +23,27 @@ struct Allocator<Cuda> {
   static void deallocate(void* p, std::size_t) noexcept { (void)cudaFree(p); }
   static void zero(void* p, std::size_t bytes) {
     if (bytes) KUMIKI_CUDA_CHECK(cudaMemset(p, 0, bytes));
+  }
+};
+
+template <>
+struct Copy<Cuda, Cpu> {
+  static void bytes(void* dst, void const* src, std::size_t n) {
+    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+  }
+};
+
+template <>
+struct Copy<Cpu, Cuda> {
+  static void bytes(void* dst, void const* src, std::size_t n) {
+    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+  }
+};
+
+template <>
+struct Copy<Cuda, Cuda> {
+  static void bytes(void* dst, void const* src, std::size_t n) {
+    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice));
   }
 };
 

@@ -10,6 +10,7 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/moe/dispatch.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace moe {
@@ -18,7 +19,7 @@ template <>
 struct Dispatch<Cpu> {
   /// Stable counting sort of topk_idx (N, k) by expert: rows of expert e are offsets[e] ..
   /// offsets[e + 1] - 1, in token order.
-  static void plan(std::int32_t const* topk_idx, std::int64_t N, std::int64_t k, std::int64_t E, std::int64_t* offsets,
+  static void plan(ops::Ctx<Cpu>& /*ctx*/, std::int32_t const* topk_idx, std::int64_t N, std::int64_t k, std::int64_t E, std::int64_t* offsets,
                    std::int32_t* row_token, std::int32_t* token_row) {
     std::fill(offsets, offsets + E + 1, std::int64_t{0});
     for (std::int64_t i = 0; i < N * k; ++i) {
@@ -37,7 +38,7 @@ struct Dispatch<Cpu> {
 
   /// xg (rows, C) = x[row_token].
   template <class T>
-  static void gather(T const* x, std::int32_t const* row_token, std::int64_t rows, std::int64_t C, T* xg) {
+  static void gather(ops::Ctx<Cpu>& /*ctx*/, T const* x, std::int32_t const* row_token, std::int64_t rows, std::int64_t C, T* xg) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < rows; ++r)
       std::memcpy(xg + r * C, x + static_cast<std::int64_t>(row_token[r]) * C, static_cast<std::size_t>(C) * sizeof(T));
@@ -45,7 +46,7 @@ struct Dispatch<Cpu> {
 
   /// d_x (N, C) (+)= sum_j d_xg[token_row[t, j]], j in order: the backward of gather.
   template <class T>
-  static void scatter_add(T const* d_xg, std::int32_t const* token_row, std::int64_t N, std::int64_t k, std::int64_t C,
+  static void scatter_add(ops::Ctx<Cpu>& /*ctx*/, T const* d_xg, std::int32_t const* token_row, std::int64_t N, std::int64_t k, std::int64_t C,
                           T* d_x, bool accumulate) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < N; ++t) {
@@ -60,7 +61,7 @@ struct Dispatch<Cpu> {
 
   /// out (N, C) = sum_j w[t, j] * y[token_row[t, j]].
   template <class T>
-  static void combine(T const* y, std::int32_t const* token_row, T const* w, std::int64_t N, std::int64_t k,
+  static void combine(ops::Ctx<Cpu>& /*ctx*/, T const* y, std::int32_t const* token_row, T const* w, std::int64_t N, std::int64_t k,
                       std::int64_t C, T* out) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < N; ++t) {
@@ -76,7 +77,7 @@ struct Dispatch<Cpu> {
 
   /// Backward of combine: d_y[token_row[t, j]] = w[t, j] * d_out[t], d_w[t, j] = <d_out[t], y[row]>.
   template <class T>
-  static void combine_backward(T const* d_out, T const* y, std::int32_t const* token_row, T const* w, std::int64_t N,
+  static void combine_backward(ops::Ctx<Cpu>& /*ctx*/, T const* d_out, T const* y, std::int32_t const* token_row, T const* w, std::int64_t N,
                                std::int64_t k, std::int64_t C, T* d_y, T* d_w) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < N; ++t) {
@@ -96,6 +97,8 @@ struct Dispatch<Cpu> {
     }
   }
 };
+
+static_assert(DispatchOp<Dispatch<Cpu>, Cpu, float> && DispatchOp<Dispatch<Cpu>, Cpu, double>);
 
 }  // namespace moe
 KUMIKI_NAMESPACE_END

@@ -10,6 +10,7 @@
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/moe/router.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace moe {
@@ -17,7 +18,7 @@ namespace moe {
 template <>
 struct Router<Cpu> {
   template <class T>
-  static RouterLosses forward(RouterArgs const& a, T const* logits, T* probs, T* lse, std::int32_t* topk_idx, T* topk_w,
+  static RouterLosses forward(ops::Ctx<Cpu>& /*ctx*/, RouterArgs const& a, T const* logits, T* probs, T* lse, std::int32_t* topk_idx, T* topk_w,
                               std::int64_t* counts) {
     std::int64_t const N = a.tokens, E = a.experts, K = a.top_k;
     KUMIKI_CHECK(N >= 0 && E > 0 && K >= 1 && K <= E, "router: bad sizes N=", N, " E=", E, " k=", K);
@@ -73,7 +74,7 @@ struct Router<Cpu> {
   }
 
   template <class T>
-  static void backward(RouterArgs const& a, double grad_scale, T const* probs, T const* lse,
+  static void backward(ops::Ctx<Cpu>& /*ctx*/, RouterArgs const& a, double grad_scale, T const* probs, T const* lse,
                        std::int32_t const* topk_idx, T const* topk_w, std::int64_t const* counts, T const* d_topk_w,
                        T* d_logits) {
     std::int64_t const N = a.tokens, E = a.experts, K = a.top_k;
@@ -108,6 +109,8 @@ struct Router<Cpu> {
     }
   }
 };
+
+static_assert(RouterOp<Router<Cpu>, Cpu, float> && RouterOp<Router<Cpu>, Cpu, double>);
 
 }  // namespace moe
 KUMIKI_NAMESPACE_END

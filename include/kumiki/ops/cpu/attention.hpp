@@ -12,6 +12,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/ops/attention.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/cpu/gemm.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -24,7 +25,7 @@ struct Attention<Cpu> {
 
   /// doc_start (B, T) for Megatron's reset-attention-mask: a document ends with (and includes) an
   /// end-of-document token; the next position starts a new one.
-  static void document_starts(std::int32_t const* tokens, std::int64_t batch, std::int64_t seq,
+  static void document_starts(Ctx<Cpu>& /*ctx*/, std::int32_t const* tokens, std::int64_t batch, std::int64_t seq,
                               std::int32_t eod_token, std::int32_t* doc_start) {
     for (std::int64_t b = 0; b < batch; ++b) {
       std::int32_t start = 0;
@@ -41,7 +42,7 @@ struct Attention<Cpu> {
   /// reset-attention-mask); a query then sees keys in [doc_start[t], t] only. Parallel over
   /// (batch, head, query tile); each output is computed by one task in a fixed order.
   template <class T>
-  static void forward(AttentionShape const& s, T const* q, T const* k, T const* v, T* o, T* lse,
+  static void forward(Ctx<Cpu>& /*ctx*/, AttentionShape const& s, T const* q, T const* k, T const* v, T* o, T* lse,
                       std::int32_t const* doc_start, T scale) {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using ops::cpu::detail::cmap;
@@ -106,7 +107,7 @@ struct Attention<Cpu> {
   /// d_k / d_v rows of its group and the d_q rows of the group's heads, and accumulates them in a
   /// fixed order, so the result is bitwise the same for any thread count.
   template <class T>
-  static void backward(AttentionShape const& s, T const* q, T const* k, T const* v, T const* o, T const* d_o,
+  static void backward(Ctx<Cpu>& /*ctx*/, AttentionShape const& s, T const* q, T const* k, T const* v, T const* o, T const* d_o,
                        T const* lse, T* d_q, T* d_k, T* d_v, std::int32_t const* doc_start, T scale) {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using ops::cpu::detail::cmap;
@@ -183,6 +184,8 @@ struct Attention<Cpu> {
     return {lo, hi};
   }
 };
+
+static_assert(AttentionOp<Attention<Cpu>, Cpu, float> && AttentionOp<Attention<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

@@ -8,6 +8,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/embedding.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -17,7 +18,7 @@ template <>
 struct Embedding<Cpu> {
   /// out (n, c) = table[tokens] with table (rows, c); a token outside [0, rows) throws kumiki::Error.
   template <class T>
-  static void forward(std::int32_t const* tokens, T const* table, T* out, std::int64_t n, std::int64_t c,
+  static void forward(Ctx<Cpu>& /*ctx*/, std::int32_t const* tokens, T const* table, T* out, std::int64_t n, std::int64_t c,
                       std::int64_t rows) {
     for (std::int64_t i = 0; i < n; ++i)
       KUMIKI_CHECK(tokens[i] >= 0 && tokens[i] < rows, "token id ", tokens[i], " at position ", i,
@@ -28,7 +29,7 @@ struct Embedding<Cpu> {
   /// d_table[tokens[i]] += d_out[i]. Threads own fixed column blocks and walk the tokens in order,
   /// so repeated tokens sum in the same order for any thread count.
   template <class T>
-  static void backward(std::int32_t const* tokens, T const* d_out, T* d_table, std::int64_t n, std::int64_t c) {
+  static void backward(Ctx<Cpu>& /*ctx*/, std::int32_t const* tokens, T const* d_out, T* d_table, std::int64_t n, std::int64_t c) {
     constexpr std::int64_t block = 64;
     std::int64_t const blocks = (c + block - 1) / block;
 #pragma omp parallel for schedule(static)
@@ -42,6 +43,8 @@ struct Embedding<Cpu> {
     }
   }
 };
+
+static_assert(EmbeddingOp<Embedding<Cpu>, Cpu, float> && EmbeddingOp<Embedding<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

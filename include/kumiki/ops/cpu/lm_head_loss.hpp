@@ -13,6 +13,7 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/cpu/gemm.hpp"
 #include "kumiki/ops/lm_head_loss.hpp"
 
@@ -29,7 +30,7 @@ struct LmHeadLoss<Cpu> {
   /// grad_scale * loss (padded rows included: they are part of the softmax). logits (N, V_pad),
   /// optional, receives the raw logits. scratch: scratch_elems(a) elements.
   template <class T>
-  static LmHeadLossResult run(LmHeadLossArgs const& a, T const* x, T const* w, std::int32_t const* targets,
+  static LmHeadLossResult run(Ctx<Cpu>& /*ctx*/, LmHeadLossArgs const& a, T const* x, T const* w, std::int32_t const* targets,
                               T const* loss_mask, T* d_x, T* d_w, T* logits, T* scratch) {
     std::int64_t const N = a.tokens, C = a.hidden, V = a.vocab, Vp = a.padded_vocab;
     KUMIKI_CHECK(0 < V && V <= Vp, "vocab ", V, " must be in (0, padded_vocab ", Vp, "]");
@@ -101,6 +102,8 @@ struct LmHeadLoss<Cpu> {
     return res;
   }
 };
+
+static_assert(LmHeadLossOp<LmHeadLoss<Cpu>, Cpu, float> && LmHeadLossOp<LmHeadLoss<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

@@ -10,6 +10,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/rmsnorm.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -24,7 +25,7 @@ struct RmsNorm<Cpu> {
 
   /// y (n, c) = x * rstd * w, rstd[i] = 1 / sqrt(mean_j x[i,j]^2 + eps), saved for the backward.
   template <class T>
-  static void forward(T const* x, T const* w, T* y, T* rstd, std::int64_t n, std::int64_t c, double eps) {
+  static void forward(Ctx<Cpu>& /*ctx*/, T const* x, T const* w, T* y, T* rstd, std::int64_t n, std::int64_t c, double eps) {
     ConstRow<T> const wr(w, c);
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
@@ -38,7 +39,7 @@ struct RmsNorm<Cpu> {
   /// With g = w * d_y: d_x = rstd * g - x * rstd^3 * mean_j(g * x) (written, or added when
   /// accumulate, e.g. into a residual-stream gradient); d_w += sum_i d_y * x * rstd.
   template <class T>
-  static void backward(T const* d_y, T const* x, T const* w, T const* rstd, T* d_x, T* d_w, std::int64_t n,
+  static void backward(Ctx<Cpu>& /*ctx*/, T const* d_y, T const* x, T const* w, T const* rstd, T* d_x, T* d_w, std::int64_t n,
                        std::int64_t c, bool accumulate) {
     ConstRow<T> const wr(w, c);
 #pragma omp parallel for schedule(static)
@@ -62,6 +63,8 @@ struct RmsNorm<Cpu> {
     }
   }
 };
+
+static_assert(RmsNormOp<RmsNorm<Cpu>, Cpu, float> && RmsNormOp<RmsNorm<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

@@ -6,6 +6,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/rope.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -16,7 +17,7 @@ struct Rope<Cpu> {
   /// cos / sin tables (seq, head_dim / 2): angle(t, i) = t * base^(-2i / head_dim), evaluated in double
   /// and rounded once (Hugging Face computes the same angles in fp32; the values agree to rounding).
   template <class T>
-  static void tables(T* cos_t, T* sin_t, std::int64_t seq, std::int64_t head_dim, double base) {
+  static void tables(Ctx<Cpu>& /*ctx*/, T* cos_t, T* sin_t, std::int64_t seq, std::int64_t head_dim, double base) {
     std::int64_t const half = head_dim / 2;
     for (std::int64_t t = 0; t < seq; ++t)
       for (std::int64_t i = 0; i < half; ++i) {
@@ -32,7 +33,7 @@ struct Rope<Cpu> {
   /// forward: [x1 cos - x2 sin, x2 cos + x1 sin]; backward (inverse = true) applies the transpose,
   /// [d1 cos + d2 sin, d2 cos - d1 sin], which maps d_out to d_in.
   template <class T>
-  static void apply(T* x, std::int64_t batch, std::int64_t seq, std::int64_t heads, std::int64_t head_dim,
+  static void apply(Ctx<Cpu>& /*ctx*/, T* x, std::int64_t batch, std::int64_t seq, std::int64_t heads, std::int64_t head_dim,
                     std::int64_t ld, T const* cos_t, T const* sin_t, bool inverse) {
     std::int64_t const half = head_dim / 2;
     T const sgn = inverse ? T(-1) : T(1);
@@ -55,6 +56,8 @@ struct Rope<Cpu> {
     }
   }
 };
+
+static_assert(RopeOp<Rope<Cpu>, Cpu, float> && RopeOp<Rope<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

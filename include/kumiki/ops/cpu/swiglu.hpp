@@ -7,6 +7,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/swiglu.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -22,7 +23,7 @@ struct SwiGlu<Cpu> {
   /// h (n, f) = silu(gate) * up; gate and up rows have stride ld_in (they may be the two halves of one
   /// fused (n, 2f) projection), h rows stride ld_h.
   template <class T>
-  static void forward(T const* gate, T const* up, std::int64_t ld_in, T* h, std::int64_t ld_h, std::int64_t n,
+  static void forward(Ctx<Cpu>& /*ctx*/, T const* gate, T const* up, std::int64_t ld_in, T* h, std::int64_t ld_h, std::int64_t n,
                       std::int64_t f) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
@@ -34,7 +35,7 @@ struct SwiGlu<Cpu> {
   /// With s = sigmoid(gate): d_up = d_h * gate * s, d_gate = d_h * up * s * (1 + gate * (1 - s)).
   /// d_gate / d_up rows stride ld_d; they must not alias the inputs.
   template <class T>
-  static void backward(T const* d_h, std::int64_t ld_h, T const* gate, T const* up, std::int64_t ld_in, T* d_gate,
+  static void backward(Ctx<Cpu>& /*ctx*/, T const* d_h, std::int64_t ld_h, T const* gate, T const* up, std::int64_t ld_in, T* d_gate,
                        T* d_up, std::int64_t ld_d, std::int64_t n, std::int64_t f) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
@@ -46,6 +47,8 @@ struct SwiGlu<Cpu> {
     }
   }
 };
+
+static_assert(SwiGluOp<SwiGlu<Cpu>, Cpu, float> && SwiGluOp<SwiGlu<Cpu>, Cpu, double>);
 
 }  // namespace ops
 KUMIKI_NAMESPACE_END

@@ -15,6 +15,7 @@
 
 KUMIKI_NAMESPACE_BEGIN
 namespace optim::detail {
+inline namespace KUMIKI_CPU_ISA {  // the SIMD path below depends on the instruction set
 
 /// Per-tensor scalars of one AdamW step (computed in double, rounded to fp32 once).
 struct AdamWScalars {
@@ -113,5 +114,6 @@ inline void adamw_update(float* p, float const* g, float* m, float* v, bf16* out
   }
 }
 
+}  // namespace KUMIKI_CPU_ISA
 }  // namespace optim::detail
 KUMIKI_NAMESPACE_END

@@ -1,0 +1,40 @@
+// kumiki/dist/comm.hpp: what the trainer asks of a data-parallel communicator, and the one-process one.
+#pragma once
+
+#include <concepts>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/device.hpp"
+#include "kumiki/ops/context.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace dist {
+
+/// A communicator over the data-parallel ranks of a run, on backend `Backend`:
+///   rank(), size()                       this process's rank and the number of ranks;
+///   reduce_gradients(ctx, grads)         after gradient accumulation and before clipping: every rank's
+///                                        gradients summed and divided by size() (an all-reduce, or a
+///                                        reduce-scatter into this rank's ZeRO-1 range);
+///   all_reduce_sum(x)                    a host double summed over ranks (the squared gradient norm).
+template <class C, class Backend>
+concept Communicator = requires(C& c, ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double x) {
+  { c.rank() } -> std::convertible_to<int>;
+  { c.size() } -> std::convertible_to<int>;
+  { c.reduce_gradients(ctx, grads) } -> std::same_as<void>;
+  { c.all_reduce_sum(x) } -> std::same_as<double>;
+};
+
+/// One process: nothing to reduce.
+struct NoComm {
+  static constexpr int rank() { return 0; }
+  static constexpr int size() { return 1; }
+  template <class Backend>
+  void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& /*grads*/) {}
+  static constexpr double all_reduce_sum(double x) { return x; }
+};
+
+static_assert(Communicator<NoComm, Cpu> && Communicator<NoComm, Cuda>);
+
+}  // namespace dist
+KUMIKI_NAMESPACE_END

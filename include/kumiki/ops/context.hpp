@@ -1,0 +1,36 @@
+// kumiki/ops/context.hpp: the backend context every op takes first, and the op contract.
+#pragma once
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/device.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace ops {
+
+/// What an op needs from its backend besides its arguments. Every op's functions take a
+/// `Ctx<Backend>&` first, so a backend can hand its ops a stream, library handles and scratch
+/// without globals:
+///   - Cpu: nothing (empty); CPU ops use OpenMP threads and host temporaries of their own.
+///   - Cuda (ops/cuda/context.cuh): the stream every kernel and copy is queued on, the cuBLASLt
+///     handle with its workspace, and a device scratch arena for ops that need temporaries.
+/// A model owns one context (`Transformer::context()`); tests and benchmarks make their own.
+///
+/// The op contract (docs/architecture.md):
+///   1. a primary template `ops::Name<Backend>` whose body is a static_assert naming the missing
+///      specialization, so an unsupported backend fails at compile time with a readable message;
+///   2. the signature, stated once by a concept `ops::NameOp<Op, Backend, T>` in the op's generic
+///      header; every specialization is static_asserted against it for the scalar types it supports;
+///   3. memory the op does not own (outputs, saved activations, device scratch) comes from the caller.
+/// \tparam Backend device tag (`Cpu`, `Cuda`)
+template <class Backend>
+struct Ctx {
+  static_assert(always_false<Backend>, "kumiki: no op context for this backend; include kumiki/cpu.hpp (Cpu) or "
+                                       "kumiki/cuda.cuh (Cuda)");
+};
+
+/// The CPU needs no context.
+template <>
+struct Ctx<Cpu> {};
+
+}  // namespace ops
+KUMIKI_NAMESPACE_END

@@ -1,0 +1,24 @@
+// Expected-failure compile test (cuda.generic_instantiation): the generic model, block, MoE layer,
+// trainer, optimizer and gradient norm instantiated for the Cuda backend. Everything above the ops
+// is backend-generic, so this must fail ONLY because CUDA specializations of the ops do not exist
+// yet: each error is a missing-specialization static_assert ("kumiki: no ... for this backend") or a
+// consequence of one (check_expected_failure.cmake classifies every error nvcc prints). When the
+// CUDA ops land, this file compiles, and the test is turned into a plain compile test.
+#include "kumiki/cuda.cuh"
+#include "kumiki/train/trainer.hpp"  // host-side layer, included by name
+
+namespace k = kumiki;
+
+// The dense and the MoE model, their blocks and the MoE layer, everything they call.
+template struct k::nn::TransformerBlock<k::models::tiny_test, k::Cuda, float>;
+template struct k::moe::MoeLayer<k::models::tiny_moe_test, k::Cuda, float>;
+template class k::nn::Transformer<k::models::tiny_test, k::Cuda, float>;
+template class k::nn::Transformer<k::models::tiny_moe_test, k::Cuda, float>;
+// The trainer over the Cuda model, AdamW<Cuda> and the gradient norm, with the one-process communicator.
+template class k::train::Trainer<k::models::tiny_test, k::Cuda, k::dist::NoComm>;
+template k::optim::ClipResult k::optim::clip_grad_norm<k::Cuda, k::dist::NoComm>(
+    k::ops::Ctx<k::Cuda>&, k::Arena<k::Cuda>&, double, k::FlatRange, k::dist::NoComm const&);
+template double k::optim::global_grad_norm<k::Cuda, k::dist::NoComm>(k::ops::Ctx<k::Cuda>&, k::Arena<k::Cuda> const&,
+                                                                    k::FlatRange, k::dist::NoComm const&);
+
+int main() { return 0; }
