@@ -372,34 +372,15 @@ inline Arena<Cpu> load_hf_weights(std::filesystem::path const& dir, ArenaLayout 
                                   std::string_view model = "the model", std::int64_t vocab_rows = -1) {
   SafetensorsModel const m(dir);
   Arena<Cpu> arena(layout);
-  for (ArenaEntry const& e : layout.entries()) {
-    KUMIKI_REQUIRE(m.contains(e.name), "model '", dir.string(), "' has no tensor '", e.name, "' (expected ", e.shape, ")");
-    SafetensorsEntry const& se = m.entry(e.name);
-    Shape expected = e.shape;
-    bool const pad = is_vocab_tensor(e.name) && vocab_rows > 0 && vocab_rows < e.shape[0];
-    if (pad) expected = Shape{vocab_rows, e.shape[1]};
-    KUMIKI_REQUIRE(se.shape == expected, "model '", dir.string(), "': tensor '", e.name, "' is ", se.shape, ", expected ",
-                   expected);
-    KUMIKI_REQUIRE(se.dtype == DType::f32 || se.dtype == DType::bf16 || se.dtype == DType::f16, "model '", dir.string(),
-                   "': tensor '", e.name, "' is ", dtype_name(se.dtype), " (weights must be F32, BF16 or F16)");
-    AnyView dst = arena.view(e.name);
-    if (!pad) {
-      m.copy_to(e.name, dst);
-      continue;
-    }
-    dst.shape = expected;  // the first vocab_rows rows
-    m.copy_to(e.name, dst);
-    auto* rows = static_cast<float*>(dst.data);
-    std::int64_t const C = e.shape[1];
-    for (std::int64_t r = vocab_rows; r < e.shape[0]; ++r)
-      std::copy(rows + (vocab_rows - 1) * C, rows + vocab_rows * C, rows + r * C);
-  }
-  for (std::string const& n : m.names()) {
-    if (layout.contains(n)) continue;
+  FillOptions o;
+  o.convert_dtype = true;
+  o.owner = std::string(model);
+  o.ignorable = [](std::string_view n) {
     std::string_view const skip = "rotary_emb.inv_freq";
-    KUMIKI_REQUIRE(n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0, "model '",
-                 dir.string(), "' holds tensor '", n, "' which ", model, " has no place for");
-  }
+    return n.size() >= skip.size() && n.compare(n.size() - skip.size(), skip.size(), skip) == 0;
+  };
+  o.stored_rows = [vocab_rows](ArenaEntry const& e) { return is_vocab_tensor(e.name) ? vocab_rows : std::int64_t{0}; };
+  fill_arena(m, arena, o);
   return arena;
 }
 

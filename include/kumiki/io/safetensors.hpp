@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -263,6 +264,13 @@ class SafetensorsView {
   Metadata const& metadata() const { return metadata_; }
   /// Tensors in file (offset) order.
   std::vector<SafetensorsEntry> const& entries() const { return entries_; }
+  /// Tensor names, in file order.
+  std::vector<std::string> names() const {
+    std::vector<std::string> n;
+    n.reserve(entries_.size());
+    for (auto const& e : entries_) n.push_back(e.name);
+    return n;
+  }
   std::size_t size() const { return entries_.size(); }
   /// Bytes before the data section: 8 + header length.
   std::uint64_t data_start() const { return data_start_; }
@@ -576,6 +584,7 @@ class SafetensorsModel {
   }
 
   std::filesystem::path const& path() const { return path_; }
+  std::string source() const { return path_.string(); }
   std::vector<SafetensorsFile> const& files() const { return files_; }
   /// The `__metadata__` of the first file (in file name order).
   Metadata const& metadata() const { return files_.front().metadata(); }
@@ -663,19 +672,72 @@ class SafetensorsModel {
   std::map<std::string, std::size_t> where_;  // name -> index into files_
 };
 
+/// How `fill_arena` reads tensors into an arena.
+struct FillOptions {
+  std::string prefix;         ///< the file's tensor for arena tensor `n` is prefix + n (e.g. "exp_avg.")
+  bool convert_dtype = false; ///< floating file dtypes (F32, BF16, F16) convert into the arena's; else equal dtypes
+  bool allow_unused = false;  ///< file tensors the arena has no place for are skipped instead of refused
+  /// Unused file tensors that are never an error (e.g. the rotary inv_freq buffers of some exports).
+  std::function<bool(std::string_view)> ignorable;
+  /// Rows the file stores for an arena tensor, when fewer than the arena's (an unpadded vocabulary):
+  /// the arena's remaining rows are copies of the last stored row. Unset or <= 0: all rows.
+  std::function<std::int64_t(ArenaEntry const&)> stored_rows;
+  std::string kind = "model";       ///< the file in errors: "<kind> '<source>' has no tensor ..."
+  std::string owner = "the arena";  ///< the destination in errors: "... which <owner> has no place for"
+};
+
+/// Fills every tensor of the host `arena` from `src` (a SafetensorsView / SafetensorsFile or a sharded
+/// SafetensorsModel): the one way kumiki reads tensors into an arena (checkpoints, optimizer moments,
+/// Hugging Face weights). Every tensor must be present with its shape (and dtype unless converting);
+/// file tensors the arena has no place for are refused unless allowed or ignorable. Each problem is a
+/// kumiki::InputError naming the file and the tensor.
+template <class Source>
+void fill_arena(Source const& src, Arena<Cpu>& arena, FillOptions const& opt = {}) {
+  std::string const source = src.source();
+  std::string_view const kind = opt.kind;
+  std::string_view const tensor_kind = kind.substr(0, kind.find(' '));  // "optimizer file" -> "optimizer"
+  for (ArenaEntry const& e : arena.layout().entries()) {
+    std::string const name = opt.prefix + e.name;
+    KUMIKI_REQUIRE(src.contains(name), kind, " '", source, "' has no tensor '", name, "' (expected ", e.shape, ")");
+    SafetensorsEntry const& se = src.entry(name);
+    std::int64_t const rows = opt.stored_rows ? opt.stored_rows(e) : 0;
+    bool const pad = rows > 0 && e.shape.rank() == 2 && rows < e.shape[0];
+    Shape const expected = pad ? Shape{rows, e.shape[1]} : e.shape;
+    KUMIKI_REQUIRE(se.shape == expected, kind, " '", source, "': tensor '", name, "' is ", se.shape, ", expected ", expected);
+    if (opt.convert_dtype)
+      KUMIKI_REQUIRE(se.dtype == DType::f32 || se.dtype == DType::bf16 || se.dtype == DType::f16, kind, " '", source,
+                     "': tensor '", name, "' is ", dtype_name(se.dtype), " (weights must be F32, BF16 or F16)");
+    else
+      KUMIKI_REQUIRE(se.dtype == e.dtype, tensor_kind, " tensor '", name, "' in '", source, "' is ", dtype_name(se.dtype),
+                     " ", se.shape, ", ", opt.owner, " expects ", dtype_name(e.dtype), " ", e.shape);
+    AnyView dst = arena.view(e.name);
+    dst.shape = expected;  // the stored rows; padded rows are filled below
+    src.copy_to(name, dst);
+    if (pad) {
+      auto* base = reinterpret_cast<std::byte*>(dst.data);
+      std::size_t const row_bytes = static_cast<std::size_t>(e.shape[1]) * dtype_size(e.dtype);
+      for (std::int64_t r = rows; r < e.shape[0]; ++r)
+        std::memcpy(base + static_cast<std::size_t>(r) * row_bytes, base + static_cast<std::size_t>(rows - 1) * row_bytes,
+                    row_bytes);
+    }
+  }
+  if (opt.allow_unused) return;
+  for (std::string const& n : src.names()) {
+    bool const ours = n.size() >= opt.prefix.size() && n.compare(0, opt.prefix.size(), opt.prefix) == 0 &&
+                      arena.layout().contains(std::string_view(n).substr(opt.prefix.size()));
+    KUMIKI_REQUIRE(ours || (opt.ignorable && opt.ignorable(n)), kind, " '", source, "' holds tensor '", n, "' which ",
+                   opt.owner, " has no place for");
+  }
+}
+
 /// Fills every tensor of `arena` from the model tensor of the same name and shape, converting
 /// floating dtypes (a bf16 model into an f32 arena). Missing tensors are an error; so are model
 /// tensors the arena does not hold, unless `allow_unused` (then they are skipped).
 inline void load_arena(SafetensorsModel const& model, Arena<Cpu>& arena, bool allow_unused = false) {
-  for (ArenaEntry const& e : arena.layout().entries()) {
-    if (!model.contains(e.name))
-      KUMIKI_FAIL("model '", model.path().string(), "' has no tensor '", e.name, "' (", e.shape, ")");
-    model.copy_to(e.name, arena.view(e.name));
-  }
-  if (!allow_unused)
-    for (std::string const& name : model.names())
-      if (!arena.layout().contains(name))
-        KUMIKI_FAIL("model '", model.path().string(), "' holds tensor '", name, "' which the arena has no place for");
+  FillOptions o;
+  o.convert_dtype = true;
+  o.allow_unused = allow_unused;
+  fill_arena(model, arena, o);
 }
 
 }  // namespace io

@@ -4,6 +4,7 @@
 // Cfg.num_experts > 0.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -15,6 +16,7 @@
 #include "kumiki/moe/router.hpp"
 #include "kumiki/ops/context.hpp"
 #include "kumiki/ops/linear.hpp"
+#include "kumiki/ops/linear_group.hpp"
 #include "kumiki/ops/swiglu.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -72,7 +74,8 @@ struct MoeLayer {
   static RouterArgs router_args(std::int64_t N) {
     return RouterArgs{N, E, K, Cfg.moe_pre_softmax, Cfg.moe_aux_loss_coeff, Cfg.moe_z_loss_coeff};
   }
-  static bool fused(MoeWeights<T> const& w) { return w.w3 == w.w1 + Fe * C; }
+  /// An expert's w1 | w3 (gate | up): one GEMM when adjacent (the model's arenas).
+  static constexpr ops::LinearGroup<Backend, 2> w13_group{{Fe, Fe}};
 
   /// out (N, C) = sum over each token's k experts of weight * expert(x); returns the router losses.
   static RouterLosses forward(ops::Ctx<Backend>& ctx, MoeWeights<T> const& w, MoeActivations<T> const& a, T const* x, std::int64_t N, T* out) {
@@ -84,12 +87,7 @@ struct MoeLayer {
     std::int64_t const R = N * K;
     Dispatch<Backend>::gather(ctx, x, a.row_token, R, C, a.xg);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
-      if (fused(w)) {
-        Linear::forward(ctx, a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, 2 * Fe);
-      } else {
-        Linear::forward(ctx, a.xg + r0 * C, w.w1 + e * w.stride, a.gu + r0 * 2 * Fe, n, C, Fe, false, 0, 2 * Fe);
-        Linear::forward(ctx, a.xg + r0 * C, w.w3 + e * w.stride, a.gu + r0 * 2 * Fe + Fe, n, C, Fe, false, 0, 2 * Fe);
-      }
+      w13_group.forward(ctx, a.xg + r0 * C, std::array{w.w1 + e * w.stride, w.w3 + e * w.stride}, a.gu + r0 * 2 * Fe, n, C);
     });
     ops::SwiGlu<Backend>::forward(ctx, a.gu, a.gu + Fe, 2 * Fe, a.h, Fe, R, Fe);
     for_each_expert(a, [&](std::int64_t e, std::int64_t r0, std::int64_t n) {
@@ -115,15 +113,8 @@ struct MoeLayer {
       T const* dgu = s.d_gu + r0 * 2 * Fe;
       T const* xg = a.xg + r0 * C;
       T* dxg = s.d_xg + r0 * C;
-      if (fused(w) && fused(d_w)) {
-        Linear::backward_input(ctx, dgu, w.w1 + e * w.stride, dxg, n, C, 2 * Fe);
-        Linear::backward_weight(ctx, dgu, xg, d_w.w1 + e * d_w.stride, n, C, 2 * Fe);
-      } else {
-        Linear::backward_input(ctx, dgu, w.w1 + e * w.stride, dxg, n, C, Fe, false, 2 * Fe);
-        Linear::backward_input(ctx, dgu + Fe, w.w3 + e * w.stride, dxg, n, C, Fe, true, 2 * Fe);
-        Linear::backward_weight(ctx, dgu, xg, d_w.w1 + e * d_w.stride, n, C, Fe, 2 * Fe);
-        Linear::backward_weight(ctx, dgu + Fe, xg, d_w.w3 + e * d_w.stride, n, C, Fe, 2 * Fe);
-      }
+      w13_group.backward(ctx, dgu, xg, std::array{w.w1 + e * w.stride, w.w3 + e * w.stride},
+                         std::array{d_w.w1 + e * d_w.stride, d_w.w3 + e * d_w.stride}, dxg, n, C);
     });
     Dispatch<Backend>::scatter_add(ctx, s.d_xg, a.token_row, N, K, C, d_x, false);
     Router<Backend>::backward(ctx, router_args(N), grad_scale, a.probs, a.lse, a.topk_idx, a.topk_w, a.counts, s.d_w,

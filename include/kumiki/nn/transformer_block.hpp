@@ -3,6 +3,7 @@
 // caller-owned buffers.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "kumiki/ops/attention.hpp"
 #include "kumiki/ops/context.hpp"
 #include "kumiki/ops/linear.hpp"
+#include "kumiki/ops/linear_group.hpp"
 #include "kumiki/ops/residual.hpp"
 #include "kumiki/ops/residual_rmsnorm.hpp"
 #include "kumiki/ops/rmsnorm.hpp"
@@ -116,6 +118,9 @@ struct TransformerBlock {
 
   using Linear = ops::Linear<Backend>;
   using Norm = ops::RmsNorm<Backend>;
+  /// q | k | v and gate | up: one GEMM each when the weights are adjacent (the model's arenas).
+  static constexpr ops::LinearGroup<Backend, 3> qkv_group{{C, KV, KV}};
+  static constexpr ops::LinearGroup<Backend, 2> gate_up_group{{F, F}};
   struct NoMoe {};
   using Moe = std::conditional_t<(Cfg.num_experts > 0), moe::MoeLayer<Cfg, Backend, T>, NoMoe>;
 
@@ -132,13 +137,7 @@ struct TransformerBlock {
     using detail::timed;
     timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(ctx, x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
     timed(tm, &StepTimings::linear, [&] {
-      if (w.k == w.q + C * C && w.v == w.k + KV * C) {
-        Linear::forward(ctx, a.ln1, w.q, a.qkv, N, C, QKV);  // one GEMM for the adjacent q, k, v weights
-      } else {
-        Linear::forward(ctx, a.ln1, w.q, a.qkv, N, C, C, false, 0, QKV);
-        Linear::forward(ctx, a.ln1, w.k, a.qkv + C, N, C, KV, false, 0, QKV);
-        Linear::forward(ctx, a.ln1, w.v, a.qkv + C + KV, N, C, KV, false, 0, QKV);
-      }
+      qkv_group.forward(ctx, a.ln1, std::array{w.q, w.k, w.v}, a.qkv, N, C);
     });
     timed(tm, &StepTimings::rope, [&] {
       ops::Rope<Backend>::apply(ctx, a.qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, false);
@@ -159,12 +158,7 @@ struct TransformerBlock {
       });
     } else {
       timed(tm, &StepTimings::linear, [&] {
-        if (w.up == w.gate + F * C) {
-          Linear::forward(ctx, a.ln2, w.gate, a.gu, N, C, 2 * F);
-        } else {
-          Linear::forward(ctx, a.ln2, w.gate, a.gu, N, C, F, false, 0, 2 * F);
-          Linear::forward(ctx, a.ln2, w.up, a.gu + F, N, C, F, false, 0, 2 * F);
-        }
+        gate_up_group.forward(ctx, a.ln2, std::array{w.gate, w.up}, a.gu, N, C);
       });
       timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(ctx, a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
       timed(tm, &StepTimings::linear, [&] { Linear::forward(ctx, a.h, w.down, s.tmp, N, F, C); });
@@ -192,15 +186,7 @@ struct TransformerBlock {
         ops::SwiGlu<Backend>::backward(ctx, s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
       });
       timed(tm, &StepTimings::linear, [&] {
-        if (w.up == w.gate + F * C && d_w.up == d_w.gate + F * C) {
-          Linear::backward_input(ctx, s.d_gu, w.gate, s.d_ln, N, C, 2 * F);
-          Linear::backward_weight(ctx, s.d_gu, a.ln2, d_w.gate, N, C, 2 * F);
-        } else {
-          Linear::backward_input(ctx, s.d_gu, w.gate, s.d_ln, N, C, F, false, 2 * F);
-          Linear::backward_input(ctx, s.d_gu + F, w.up, s.d_ln, N, C, F, true, 2 * F);
-          Linear::backward_weight(ctx, s.d_gu, a.ln2, d_w.gate, N, C, F, 2 * F);
-          Linear::backward_weight(ctx, s.d_gu + F, a.ln2, d_w.up, N, C, F, 2 * F);
-        }
+        gate_up_group.backward(ctx, s.d_gu, a.ln2, std::array{w.gate, w.up}, std::array{d_w.gate, d_w.up}, s.d_ln, N, C);
       });
     }
     timed(tm, &StepTimings::rmsnorm,
@@ -220,17 +206,7 @@ struct TransformerBlock {
       ops::Rope<Backend>::apply(ctx, s.d_qkv + C, bc.batch, bc.seq, G, hd, QKV, bc.rope_cos, bc.rope_sin, true);
     });
     timed(tm, &StepTimings::linear, [&] {
-      if (w.k == w.q + C * C && w.v == w.k + KV * C && d_w.k == d_w.q + C * C && d_w.v == d_w.k + KV * C) {
-        Linear::backward_input(ctx, s.d_qkv, w.q, s.d_ln, N, C, QKV);
-        Linear::backward_weight(ctx, s.d_qkv, a.ln1, d_w.q, N, C, QKV);
-      } else {
-        Linear::backward_input(ctx, s.d_qkv, w.q, s.d_ln, N, C, C, false, QKV);
-        Linear::backward_input(ctx, s.d_qkv + C, w.k, s.d_ln, N, C, KV, true, QKV);
-        Linear::backward_input(ctx, s.d_qkv + C + KV, w.v, s.d_ln, N, C, KV, true, QKV);
-        Linear::backward_weight(ctx, s.d_qkv, a.ln1, d_w.q, N, C, C, QKV);
-        Linear::backward_weight(ctx, s.d_qkv + C, a.ln1, d_w.k, N, C, KV, QKV);
-        Linear::backward_weight(ctx, s.d_qkv + C + KV, a.ln1, d_w.v, N, C, KV, QKV);
-      }
+      qkv_group.backward(ctx, s.d_qkv, a.ln1, std::array{w.q, w.k, w.v}, std::array{d_w.q, d_w.k, d_w.v}, s.d_ln, N, C);
     });
     timed(tm, &StepTimings::rmsnorm, [&] { Norm::backward(ctx, s.d_ln, x_in, w.ln1, a.rstd1, d_res, d_w.ln1, N, C, true); });
   }

@@ -177,28 +177,12 @@ inline std::int64_t parse_step_count(std::string const& text, std::string const&
 
 namespace detail {
 
-/// Copies every tensor of `arena` from the safetensors file, where tensor `name` is stored as
-/// prefix + name; names, dtypes and shapes must match. `kind` ("checkpoint", "optimizer") and `owner`
-/// ("the model", "the optimizer") word the errors.
-inline void load_tensors(io::SafetensorsView const& file, Arena<Cpu>& arena, std::string const& prefix,
-                         char const* kind, char const* owner) {
-  for (std::size_t i = 0; i < arena.layout().size(); ++i) {
-    ArenaEntry const& e = arena.layout()[i];
-    std::string const name = prefix + e.name;
-    KUMIKI_REQUIRE(file.contains(name), kind, " file '", file.source(), "' has no tensor '", name, "'");
-    io::SafetensorsEntry const& se = file.entry(name);
-    KUMIKI_REQUIRE(se.dtype == e.dtype && se.shape == e.shape, kind, " tensor '", name, "' in '", file.source(), "' is ",
-                   dtype_name(se.dtype), " ", se.shape, ", ", owner, " expects ", dtype_name(e.dtype), " ", e.shape);
-    auto const bytes = file.bytes(se);
-    std::memcpy(arena.view(i).data, bytes.data(), bytes.size());
-  }
-}
-
 /// The weights of a checkpoint's model file: every tensor of `arena`, and nothing else in the file.
 inline void load_arena(io::SafetensorsView const& file, Arena<Cpu>& arena) {
-  load_tensors(file, arena, "", "checkpoint", "the model");
-  KUMIKI_REQUIRE(file.size() == arena.layout().size(), "checkpoint file '", file.source(), "' holds ", file.size(),
-                 " tensors, the model has ", arena.layout().size());
+  io::FillOptions o;
+  o.kind = "checkpoint file";
+  o.owner = "the model";
+  io::fill_arena(file, arena, o);
 }
 
 inline std::vector<io::NamedTensor> prefixed(Arena<Cpu> const& arena, std::string const& prefix) {
@@ -322,7 +306,10 @@ TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& par
                    " tensors, expected ", 2 * opt.layout().size());
     for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}})
       detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
-        detail::load_tensors(o, host, prefix, "optimizer", "the optimizer");
+        io::FillOptions f;
+        f.prefix = prefix, f.kind = "optimizer file", f.owner = "the optimizer";
+        f.allow_unused = true;  // the file holds both moments; its tensor count is checked above
+        io::fill_arena(o, host, f);
       });
     auto const it = o.metadata().find("step_count");
     KUMIKI_REQUIRE(it != o.metadata().end(), "optimizer file '", o.source(), "' has no step_count metadata");
