@@ -13,6 +13,7 @@
 
 #include "command.hpp"
 #include "kumiki/cpu.hpp"
+#include "kumiki/data/batch.hpp"
 #include "kumiki/io/hf.hpp"
 #include "kumiki/train/hf_interop.hpp"
 #include "kumiki/io/safetensors.hpp"
@@ -138,6 +139,7 @@ void dump(DumpArgs const& a) {
   }
   models::dispatch_config(name, [&](auto tag) {
     constexpr auto Cfg = decltype(tag)::config;
+    data::check_token_ids(tk.ids, Cfg.vocab_size, "tokens file '" + a.tokens + "'");
     nn::Transformer<Cfg, Cpu, float> model;
     KUMIKI_REQUIRE(model.params().layout() == params->layout(), "parameter layout mismatch");
     std::memcpy(model.params().data(), params->data(), params->total_bytes());

@@ -32,11 +32,10 @@
 #define KUMIKI_UNROLL
 #endif
 
-// The instruction set this translation unit's CPU code is compiled for. Kernels whose code depends on
-// it (explicit SIMD paths) sit in `inline namespace KUMIKI_CPU_ISA`, so two translation units built
-// for different instruction sets get different symbols and the linker never swaps one kernel for
-// another. (The Eigen-based ops do not: every CPU translation unit of a program is built with the
-// kumiki target's one -march; CUDA translation units compile no CPU code at all.)
+// The instruction set this translation unit's CPU code is compiled for. The `Cpu` device tag
+// (core/device.hpp) and the kernels with explicit SIMD paths sit in `inline namespace KUMIKI_CPU_ISA`,
+// so two translation units built for different instruction sets get different symbols for every CPU
+// specialization and the Eigen code it instantiates: the linker never swaps one kernel for another.
 #if defined(__AVX512F__)
 #define KUMIKI_CPU_ISA isa_avx512
 #elif defined(__AVX2__)

@@ -17,6 +17,7 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/mmap.hpp"
 #include "kumiki/core/philox.hpp"
+#include "kumiki/core/precision.hpp"
 #include "kumiki/core/shape.hpp"
 #include "kumiki/core/tensor.hpp"
 #include "kumiki/core/toml.hpp"
@@ -40,6 +41,7 @@
 #include "kumiki/sched/toml.hpp"
 
 // data: Megatron indexed datasets, GPT samples, blending, byte-level tokenizer
+#include "kumiki/data/batch.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/data/indexed_dataset.hpp"

@@ -14,6 +14,13 @@ template struct k::nn::TransformerBlock<k::models::tiny_test, k::Cuda, float>;
 template struct k::moe::MoeLayer<k::models::tiny_moe_test, k::Cuda, float>;
 template class k::nn::Transformer<k::models::tiny_test, k::Cuda, float>;
 template class k::nn::Transformer<k::models::tiny_moe_test, k::Cuda, float>;
+// The same in the mixed precision a GPU trains in: bf16 weights and activations, fp32 statistics,
+// gradients and master weights. Generic code that mixes up the policy's types fails here.
+using Mixed = k::Precision<k::bf16, k::bf16, float, float, float>;
+template struct k::nn::TransformerBlock<k::models::tiny_test, k::Cuda, Mixed>;
+template struct k::moe::MoeLayer<k::models::tiny_moe_test, k::Cuda, Mixed>;
+template class k::nn::Transformer<k::models::tiny_test, k::Cuda, Mixed>;
+template class k::nn::Transformer<k::models::tiny_moe_test, k::Cuda, Mixed>;
 // The trainer over the Cuda model, AdamW<Cuda> and the gradient norm, with the one-process communicator.
 template class k::train::Trainer<k::models::tiny_test, k::Cuda, k::dist::NoComm>;
 template k::optim::ClipResult k::optim::clip_grad_norm<k::Cuda, k::dist::NoComm>(

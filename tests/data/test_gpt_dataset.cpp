@@ -6,6 +6,7 @@
 #include <map>
 #include <numeric>
 
+#include "kumiki/data/batch.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/data/sampler.hpp"
@@ -272,4 +273,23 @@ TEST_CASE("blended dataset: greedy index, surplus, sample reads, resume equivale
   REQUIRE(single.source(777) == std::pair<std::int64_t, std::int64_t>{0, 777});
   REQUIRE_THROWS_AS(kd::parse_data_path({"0.5", "a", "0.5"}), kumiki::Error);
   REQUIRE_THROWS_AS(kd::parse_data_path({"x", "a", "0.5", "b"}), kumiki::Error);
+}
+
+TEST_CASE("fill_batch: inputs and next-token targets, every id checked once with its origin", "[data][batch]") {
+  // Row r of the source is r*10 .. r*10+4 (L + 1 = 5 tokens): inputs drop the last, targets the first.
+  std::vector<std::int32_t> sample, tokens, targets;
+  auto get = [](std::int64_t r, std::int32_t* dst) {
+    for (int t = 0; t < 5; ++t) dst[t] = static_cast<std::int32_t>(r * 10 + t);
+  };
+  auto describe = [](std::int64_t r) { return "row " + std::to_string(r) + " of the test source"; };
+  kd::fill_batch(get, describe, 3, 4, 100, sample, tokens, targets);
+  REQUIRE(tokens == std::vector<std::int32_t>{0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
+  REQUIRE(targets == std::vector<std::int32_t>{1, 2, 3, 4, 11, 12, 13, 14, 21, 22, 23, 24});
+  // Vocabulary 24: row 2 holds 24 as its last token (a target only), which is refused all the same.
+  CHECK_THROWS_AS(kd::fill_batch(get, describe, 3, 4, 24, sample, tokens, targets), kumiki::InputError);
+  CHECK_THROWS_WITH(kd::fill_batch(get, describe, 3, 4, 24, sample, tokens, targets),
+                    Catch::Contains("token id 24 at position 4 of row 2 of the test source is outside the vocabulary "
+                                    "of the model (24 tokens, ids 0..23)"));
+  std::vector<std::int32_t> const negative{3, -1};
+  CHECK_THROWS_WITH(kd::check_token_ids(negative, 24, "x"), Catch::Contains("token id -1 at position 1 of x"));
 }

@@ -7,11 +7,14 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/core/precision.hpp"
+#include "kumiki/data/batch.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
 
@@ -31,6 +34,17 @@ constexpr models::TransformerConfig det_cfg{
     .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 128,
     .untie_embeddings = true, .z_loss = 1e-4, .init_std = 0.1};
 
+// The precision policy: a scalar means that type for every buffer; the CPU computes in uniform float
+// or double only; a GPU's mixed policy names each buffer's type.
+using Mixed = Precision<bf16, bf16, float, float, float>;
+static_assert(std::is_same_v<nn::Transformer<grad_cfg>::precision, Precision<float>>);
+static_assert(std::is_same_v<nn::Transformer<grad_cfg, Cpu, double>::precision, Precision<double>>);
+static_assert(std::is_same_v<nn::Transformer<grad_cfg, Cpu, Precision<double>>::stat_type, double>);
+static_assert(std::is_same_v<precision_t<Mixed>::grad, float> && std::is_same_v<precision_t<Mixed>::act, bf16> &&
+              !Mixed::uniform && Precision<float>::uniform);
+static_assert(supports_precision_v<Cpu, Precision<float>> && supports_precision_v<Cpu, Precision<double>>);
+static_assert(!supports_precision_v<Cpu, Mixed> && !supports_precision_v<Cpu, Precision<bf16>> &&
+              !supports_precision_v<Cpu, Precision<float, float, double>>);
 }  // namespace
 
 TEST_CASE("2-layer GQA model gradients match finite differences in double", "[nn][grad]") {
@@ -168,8 +182,14 @@ TEST_CASE("forward returns HF-style logits and rejects bad input", "[nn]") {
   }
   CHECK(r.loss == Approx(sum / (B * T)).epsilon(1e-5));
   CHECK(r.loss == Approx(std::log(64.0)).epsilon(0.05));  // init std 0.02: nearly uniform over 64 ids
-  tokens[3] = 50;  // a padded id is not a token
-  CHECK_THROWS_WITH(m.forward(tokens.data(), targets.data(), B, T), Catch::Contains("outside the vocabulary"));
+  // Token ids are checked where a batch is made: a padded id is not a token.
+  tokens[3] = 50;
+  CHECK_THROWS_AS(data::check_token_ids(tokens, models::tiny_test.vocab_size, "the test batch"), InputError);
+  CHECK_THROWS_WITH(data::check_token_ids(tokens, models::tiny_test.vocab_size, "the test batch"),
+                    Catch::Contains("token id 50 at position 3 of the test batch is outside the vocabulary"));
+  // The CPU embedding still refuses to read outside its table (an internal invariant, not validation).
+  tokens[3] = 64;
+  CHECK_THROWS_WITH(m.forward(tokens.data(), targets.data(), B, T), Catch::Contains("outside the embedding table"));
   tokens[3] = 1;
   std::vector<std::int32_t> long_tokens(40, 1);
   CHECK_THROWS_WITH(m.forward(long_tokens.data(), long_tokens.data(), 1, 40), Catch::Contains("max_seq_len"));

@@ -358,7 +358,7 @@ inline models::TransformerConfig model_config(std::string_view name) {
 
 /// True for the tensors with one row per vocabulary id (the embedding and the LM head).
 inline bool is_vocab_tensor(std::string_view name) {
-  return name == "model.embed_tokens.weight" || name == "lm_head.weight";
+  return name == models::hf::embedding_name || name == models::hf::lm_head_name;
 }
 
 /// Reads the weights of a Hugging Face model directory (one file or sharded; F32, BF16 or F16) into

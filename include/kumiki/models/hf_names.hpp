@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
@@ -26,6 +27,15 @@ inline std::string expert_prefix(std::int64_t layer, std::int64_t expert) {
 inline constexpr char const* embedding_name = "model.embed_tokens.weight";
 inline constexpr char const* final_norm_name = "model.norm.weight";
 inline constexpr char const* lm_head_name = "lm_head.weight";
+
+/// Whether a parameter is an output projection, whose Megatron init std is init_std / sqrt(2 L):
+/// attention's o_proj, the MLP's down_proj and an expert's w2 (down).
+inline bool is_output_projection(std::string_view name) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  return ends_with(".self_attn.o_proj.weight") || ends_with(".mlp.down_proj.weight") || ends_with(".w2.weight");
+}
 
 /// Parameter names and shapes of configuration `c` in Hugging Face Llama (dense) or Mixtral (MoE)
 /// order, every tensor of type `dtype`. Within a layer q, k, v and gate, up (an expert's w1, w3) are

@@ -16,15 +16,17 @@ namespace moe {
 
 /// The Dispatch signature: plan (topk_idx, N, k, E, offsets, row_token, token_row), gather (x, row_token,
 /// rows, C, xg), scatter_add (d_xg, token_row, N, k, C, d_x, accumulate), combine (y, token_row, w, N, k,
-/// C, out) and combine_backward (d_out, y, token_row, w, N, k, C, d_y, d_w).
-template <class Op, class Backend, class T>
-concept DispatchOp = requires(ops::Ctx<Backend>& ctx, T const* c, T* p, std::int32_t const* ci, std::int32_t* pi,
-                              std::int64_t* pl, std::int64_t n, bool acc) {
+/// C, out) and combine_backward (d_out, y, token_row, w, N, k, C, d_y, d_w); rows are activations of
+/// the activation type, the routing weights w and d_w the router's statistics type.
+template <class Op, class Backend, class X>
+concept DispatchOp = requires(ops::Ctx<Backend>& ctx, act_of<X> const* c, act_of<X>* p, stat_of<X> const* cs,
+                              stat_of<X>* s, std::int32_t const* ci, std::int32_t* pi, std::int64_t* pl, std::int64_t n,
+                              bool acc) {
   { Op::plan(ctx, ci, n, n, n, pl, pi, pi) } -> std::same_as<void>;
   { Op::gather(ctx, c, ci, n, n, p) } -> std::same_as<void>;
   { Op::scatter_add(ctx, c, ci, n, n, n, p, acc) } -> std::same_as<void>;
-  { Op::combine(ctx, c, ci, c, n, n, n, p) } -> std::same_as<void>;
-  { Op::combine_backward(ctx, c, c, ci, c, n, n, n, p, p) } -> std::same_as<void>;
+  { Op::combine(ctx, c, ci, cs, n, n, n, p) } -> std::same_as<void>;
+  { Op::combine_backward(ctx, c, c, ci, cs, n, n, n, p, s) } -> std::same_as<void>;
 };
 
 /// Dispatch of N tokens with k assignments each (no capacity limit, nothing dropped):

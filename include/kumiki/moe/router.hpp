@@ -31,9 +31,10 @@ struct RouterLosses {
 };
 
 /// The Router signature: forward (args, logits, probs, lse, topk_idx, topk_w, counts) -> RouterLosses and
-/// backward (args, grad_scale, probs, lse, topk_idx, topk_w, counts, d_topk_w, d_logits).
-template <class Op, class Backend, class T>
-concept RouterOp = requires(ops::Ctx<Backend>& ctx, RouterArgs const& a, T const* c, T* p, std::int32_t const* ci,
+/// backward (args, grad_scale, probs, lse, topk_idx, topk_w, counts, d_topk_w, d_logits); every
+/// floating-point buffer is of the statistics type (the router runs in fp32 beside bf16 activations).
+template <class Op, class Backend, class X>
+concept RouterOp = requires(ops::Ctx<Backend>& ctx, RouterArgs const& a, stat_of<X> const* c, stat_of<X>* p, std::int32_t const* ci,
                             std::int32_t* pi, std::int64_t const* cl, std::int64_t* pl, double g) {
   { Op::forward(ctx, a, c, p, p, pi, p, pl) } -> std::same_as<RouterLosses>;
   { Op::backward(ctx, a, g, c, c, ci, c, cl, c, p) } -> std::same_as<void>;

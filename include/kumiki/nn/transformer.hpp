@@ -15,6 +15,7 @@
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
+#include "kumiki/core/precision.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/models/hf_names.hpp"
 #include "kumiki/models/transformer_config.hpp"
@@ -48,17 +49,25 @@ struct LossResult : ops::LmHeadLossResult {
 
 /// The decoder: embedding, Cfg.num_layers TransformerBlocks, final RMSNorm, untied LM head, fused loss.
 /// \tparam Cfg     a TransformerConfig (compile-time; validated by models::check_config)
-/// \tparam Backend device tag (`Cpu`; `Cuda` once its ops exist)
-/// \tparam T       scalar of parameters, gradients and activations (float; double for gradient checks)
-template <auto Cfg, class Backend = Cpu, class T = float>
+/// \tparam Backend device tag (`Cpu`, `Cuda`)
+/// \tparam P       precision policy (core/precision.hpp) or one scalar type for every buffer: float;
+///                 double for gradient checks
+template <auto Cfg, class Backend = Cpu, class P = float>
   requires models::TransformerConfigLike<decltype(Cfg)>
 class Transformer {
   static_assert(models::check_config<Cfg>());
 
  public:
-  using Block = TransformerBlock<Cfg, Backend, T>;
-  using scalar_type = T;
+  using precision = precision_t<P>;
+  using param_type = typename precision::param;  // params()
+  using grad_type = typename precision::grad;    // grads()
+  using act_type = typename precision::act;      // activations, loss mask, logits
+  using stat_type = typename precision::stat;    // rstd, lse, RoPE tables, router
+  using Block = TransformerBlock<Cfg, Backend, precision>;
   using backend = Backend;
+  static_assert(supports_precision_v<Backend, precision>,
+                "kumiki: this backend's ops do not compute in this precision policy (the CPU takes "
+                "Precision<float> or Precision<double>: one type for every buffer)");
   static constexpr auto config = Cfg;
   static constexpr std::int64_t L = Cfg.num_layers, C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads;
   static constexpr std::int64_t KV = Cfg.kv_width(), QKV = C + 2 * KV, V = Cfg.vocab_size, Vp = Cfg.padded_vocab();
@@ -68,11 +77,13 @@ class Transformer {
   /// router and w1, w3, w2 of every expert (MoE).
   static constexpr std::size_t tensors_per_layer = Cfg.is_moe() ? 7 + 3 * static_cast<std::size_t>(E) : 9;
 
-  /// Parameter names and shapes in Hugging Face Llama / Mixtral order (gradients use the same layout).
+  /// Parameter names and shapes in Hugging Face Llama / Mixtral order, in the parameter type.
   /// Within a layer q, k, v and gate, up (an expert's w1, w3) are adjacent, so each group runs as one GEMM.
-  static ArenaLayout param_layout() { return models::hf::param_layout(Cfg, dtype_v<T>); }
+  static ArenaLayout param_layout() { return models::hf::param_layout(Cfg, dtype_v<param_type>); }
+  /// The same names and shapes in the gradient type.
+  static ArenaLayout grad_layout() { return models::hf::param_layout(Cfg, dtype_v<grad_type>); }
 
-  Transformer() : params_(param_layout()), grads_(param_layout()) {
+  Transformer() : params_(param_layout()), grads_(grad_layout()) {
     KUMIKI_CHECK(static_cast<std::int64_t>(params_.layout().numel()) == Cfg.num_params(),
                  "parameter layout disagrees with the config's parameter count");
   }
@@ -96,12 +107,11 @@ class Transformer {
     double const std0 = Cfg.init_std, std_out = Cfg.init_std / std::sqrt(2.0 * static_cast<double>(L));
     for (std::size_t i = 0; i < layout.size(); ++i) {
       ArenaEntry const& e = layout[i];
-      T* p = params_.template get<T>(i).data();
+      param_type* p = params_.template get<param_type>(i).data();
       auto const n = static_cast<std::int64_t>(e.numel());
       if (e.shape.rank() == 1)
-        ops::Fill<Backend>::constant(ctx_, p, n, T(1));
-      else if (ends_with(e.name, "o_proj.weight") || ends_with(e.name, "down_proj.weight") ||
-               ends_with(e.name, ".w2.weight"))
+        ops::Fill<Backend>::constant(ctx_, p, n, param_type(1));
+      else if (models::hf::is_output_projection(e.name))
         ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std_out);
       else
         ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std0);
@@ -112,64 +122,65 @@ class Transformer {
   void zero_grad() { ops::Fill<Backend>::zero_bytes(ctx_, grads_.data(), grads_.total_bytes()); }
 
   /// Loss of tokens (B, T) against targets (B, T), and, added into grads(), the gradient of
-  /// opt.grad_scale * loss. loss_mask (B, T), optional, weights each target.
+  /// opt.grad_scale * loss. loss_mask (B, T), optional, weights each target. Token ids must lie in
+  /// [0, vocab_size): they are checked where a batch is made (data::fill_batch, data::check_token_ids),
+  /// not here, since on a device backend `tokens` is device memory.
   LossResult forward_backward(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t batch,
-                              std::int64_t seq, StepOptions const& opt = {}, T const* loss_mask = nullptr) {
+                              std::int64_t seq, StepOptions const& opt = {}, act_type const* loss_mask = nullptr) {
     return run(tokens, targets, batch, seq, opt, loss_mask, nullptr, true);
   }
 
   /// Loss only; logits (B, T, V_pad), optional, receives the raw LM-head outputs.
   LossResult forward(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t batch, std::int64_t seq,
-                     StepOptions const& opt = {}, T const* loss_mask = nullptr, T* logits = nullptr) {
+                     StepOptions const& opt = {}, act_type const* loss_mask = nullptr, act_type* logits = nullptr) {
     return run(tokens, targets, batch, seq, opt, loss_mask, logits, false);
   }
 
-  BlockWeights<T> block_weights(Arena<Backend> const& a, std::int64_t l) const {
+  /// Layer l's tensors of the parameter arena (U = param_type) or the gradient arena (U = grad_type).
+  template <class U>
+  static BlockWeights<U> block_weights(Arena<Backend> const& a, std::int64_t l) {
     std::size_t const base = 1 + static_cast<std::size_t>(l) * tensors_per_layer;
-    auto at = [&](std::size_t k) { return a.template get<T>(base + k).data(); };
+    auto at = [&](std::size_t k) { return a.template get<U>(base + k).data(); };
     if constexpr (Cfg.is_moe()) {
-      BlockWeights<T> w{at(0), at(1), at(2), at(3), at(4), at(5), nullptr, nullptr, nullptr};
+      BlockWeights<U> w{at(0), at(1), at(2), at(3), at(4), at(5), nullptr, nullptr, nullptr};
       // Every expert has the same three shapes, so consecutive experts are a constant stride apart.
       std::int64_t const stride = E > 1 ? at(10) - at(7) : 0;
-      w.moe = moe::MoeWeights<T>{at(6), at(7), at(8), at(9), stride};
+      w.moe = moe::MoeWeights<U>{at(6), at(7), at(8), at(9), stride};
       return w;
     } else {
-      return BlockWeights<T>{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)};
+      return BlockWeights<U>{at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)};
     }
   }
 
  private:
-  static bool ends_with(std::string const& s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-  }
-
   /// Activation arena for (B, T): block inputs x.0..x.L always; saved block activations for every
   /// layer, or for one reused slot when recomputing; final norm; backward scratch; RoPE tables.
+  /// Activations are act_type, row statistics (rstd, lse, the router, RoPE tables) stat_type.
   void ensure_activations(std::int64_t B, std::int64_t Tn, StepOptions const& opt) {
     std::int64_t const chunk = std::min(opt.loss_chunk, B * Tn);
     if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && chunk == chunk_) return;
     B_ = B, T_ = Tn, recompute_ = opt.recompute, chunk_ = chunk;
     std::int64_t const N = B * Tn;
-    DType const dt = dtype_v<T>;
+    DType const dt = dtype_v<act_type>, st = dtype_v<stat_type>;
     ArenaLayout l;
     for (std::int64_t i = 0; i <= L; ++i) l.add("x." + std::to_string(i), dt, Shape{N, C});
     std::int64_t const slots = recompute_ ? 1 : L;
     for (std::int64_t i = 0; i < slots; ++i) {
       std::string const p = "block." + std::to_string(i) + ".";
       l.add(p + "ln1", dt, Shape{N, C});
-      l.add(p + "rstd1", dt, Shape{N});
+      l.add(p + "rstd1", st, Shape{N});
       l.add(p + "qkv", dt, Shape{N, QKV});
       l.add(p + "att", dt, Shape{N, C});
-      l.add(p + "lse", dt, Shape{B, H, Tn});
+      l.add(p + "lse", st, Shape{B, H, Tn});
       l.add(p + "x_mid", dt, Shape{N, C});
       l.add(p + "ln2", dt, Shape{N, C});
-      l.add(p + "rstd2", dt, Shape{N});
+      l.add(p + "rstd2", st, Shape{N});
       if constexpr (Cfg.is_moe()) {
-        l.add(p + "moe.logits", dt, Shape{N, E});
-        l.add(p + "moe.probs", dt, Shape{N, E});
-        l.add(p + "moe.lse", dt, Shape{N});
+        l.add(p + "moe.logits", st, Shape{N, E});
+        l.add(p + "moe.probs", st, Shape{N, E});
+        l.add(p + "moe.lse", st, Shape{N});
         l.add(p + "moe.topk_idx", DType::i32, Shape{N, K});
-        l.add(p + "moe.topk_w", dt, Shape{N, K});
+        l.add(p + "moe.topk_w", st, Shape{N, K});
         l.add(p + "moe.counts", DType::i64, Shape{E});
         l.add(p + "moe.offsets", DType::i64, Shape{E + 1});
         l.add(p + "moe.row_token", DType::i32, Shape{N * K});
@@ -184,7 +195,7 @@ class Transformer {
       }
     }
     l.add("final.ln", dt, Shape{N, C});
-    l.add("final.rstd", dt, Shape{N});
+    l.add("final.rstd", st, Shape{N});
     l.add("scratch.tmp", dt, Shape{N, C});
     l.add("scratch.d_res", dt, Shape{N, C});
     l.add("scratch.d_ln", dt, Shape{N, C});
@@ -195,82 +206,87 @@ class Transformer {
       l.add("scratch.moe.d_h", dt, Shape{N * K, Fe});
       l.add("scratch.moe.d_gu", dt, Shape{N * K, 2 * Fe});
       l.add("scratch.moe.d_xg", dt, Shape{N * K, C});
-      l.add("scratch.moe.d_w", dt, Shape{N, K});
-      l.add("scratch.moe.d_logits", dt, Shape{N, E});
+      l.add("scratch.moe.d_w", st, Shape{N, K});
+      l.add("scratch.moe.d_logits", st, Shape{N, E});
     } else {
       l.add("scratch.d_h", dt, Shape{N, F});
       l.add("scratch.d_gu", dt, Shape{N, 2 * F});
     }
-    l.add("scratch.loss", dt, Shape{chunk, Vp});
-    l.add("rope.cos", dt, Shape{Tn, hd / 2});
-    l.add("rope.sin", dt, Shape{Tn, hd / 2});
+    l.add("scratch.loss", st, Shape{chunk, Vp});
+    l.add("rope.cos", st, Shape{Tn, hd / 2});
+    l.add("rope.sin", st, Shape{Tn, hd / 2});
     l.add("doc_start", DType::i32, Shape{B, Tn});
     acts_ = Arena<Backend>(std::move(l));
     resolve_views();
     ops::Rope<Backend>::tables(ctx_, views_.rope_cos, views_.rope_sin, Tn, hd, Cfg.rope_base);
   }
 
+  using A = act_type;
+  using S = stat_type;
+
   /// Every activation and scratch pointer of the current arena, looked up by name once per shape
   /// (not per call): block inputs, each slot's saved activations, the shared scratch, the head.
   struct ActivationViews {
-    std::vector<T*> x;                          // x.0 .. x.L: block inputs (x.L: the final norm's input)
-    std::vector<BlockActivations<T>> blocks;    // L slots, or 1 when recomputing
-    BlockScratch<T> scratch{};
-    T *final_ln = nullptr, *final_rstd = nullptr, *d_res = nullptr, *loss_scratch = nullptr;
-    T *rope_cos = nullptr, *rope_sin = nullptr;
+    std::vector<A*> x;                          // x.0 .. x.L: block inputs (x.L: the final norm's input)
+    std::vector<BlockActivations<A, S>> blocks; // L slots, or 1 when recomputing
+    BlockScratch<A, S> scratch{};
+    A *final_ln = nullptr, *d_res = nullptr;
+    S *final_rstd = nullptr, *loss_scratch = nullptr, *rope_cos = nullptr, *rope_sin = nullptr;
     std::int32_t* doc_start = nullptr;
   };
 
   void resolve_views() {
     ActivationViews v;
-    for (std::int64_t i = 0; i <= L; ++i) v.x.push_back(act("x." + std::to_string(i)));
+    for (std::int64_t i = 0; i <= L; ++i) v.x.push_back(act<A>("x." + std::to_string(i)));
     for (std::int64_t i = 0; i < (recompute_ ? 1 : L); ++i) v.blocks.push_back(lookup_block_acts(i));
     v.scratch = lookup_block_scratch();
-    v.final_ln = act("final.ln"), v.final_rstd = act("final.rstd"), v.d_res = act("scratch.d_res");
-    v.loss_scratch = act("scratch.loss"), v.rope_cos = act("rope.cos"), v.rope_sin = act("rope.sin");
+    v.final_ln = act<A>("final.ln"), v.final_rstd = act<S>("final.rstd"), v.d_res = act<A>("scratch.d_res");
+    v.loss_scratch = act<S>("scratch.loss"), v.rope_cos = act<S>("rope.cos"), v.rope_sin = act<S>("rope.sin");
     v.doc_start = act<std::int32_t>("doc_start");
     views_ = std::move(v);
   }
 
-  template <class U = T>
+  template <class U>
   U* act(std::string_view name) const { return acts_.template get<U>(name).data(); }
 
-  BlockActivations<T> const& block_acts(std::int64_t l) const {
+  BlockActivations<A, S> const& block_acts(std::int64_t l) const {
     return views_.blocks[static_cast<std::size_t>(recompute_ ? 0 : l)];
   }
 
-  BlockActivations<T> lookup_block_acts(std::int64_t slot) const {
+  BlockActivations<A, S> lookup_block_acts(std::int64_t slot) const {
     std::string const p = "block." + std::to_string(slot) + ".";
-    BlockActivations<T> a{act(p + "ln1"), act(p + "rstd1"), act(p + "qkv"), act(p + "att"), act(p + "lse"),
-                          act(p + "x_mid"), act(p + "ln2"), act(p + "rstd2")};
+    BlockActivations<A, S> a{act<A>(p + "ln1"),   act<S>(p + "rstd1"), act<A>(p + "qkv"), act<A>(p + "att"),
+                             act<S>(p + "lse"),   act<A>(p + "x_mid"), act<A>(p + "ln2"), act<S>(p + "rstd2")};
     if constexpr (Cfg.is_moe()) {
       std::string const m = p + "moe.";
-      a.moe = moe::MoeActivations<T>{act(m + "logits"), act(m + "probs"), act(m + "lse"),
-                                     act<std::int32_t>(m + "topk_idx"), act(m + "topk_w"),
-                                     act<std::int64_t>(m + "counts"), act<std::int64_t>(m + "offsets"),
-                                     act<std::int32_t>(m + "row_token"), act<std::int32_t>(m + "token_row"),
-                                     act(m + "xg"), act(m + "gu"), act(m + "h"), act(m + "y")};
+      a.moe = moe::MoeActivations<A, S>{act<S>(m + "logits"), act<S>(m + "probs"), act<S>(m + "lse"),
+                                        act<std::int32_t>(m + "topk_idx"), act<S>(m + "topk_w"),
+                                        act<std::int64_t>(m + "counts"), act<std::int64_t>(m + "offsets"),
+                                        act<std::int32_t>(m + "row_token"), act<std::int32_t>(m + "token_row"),
+                                        act<A>(m + "xg"), act<A>(m + "gu"), act<A>(m + "h"), act<A>(m + "y")};
     } else {
-      a.gu = act(p + "gu");
-      a.h = act(p + "h");
+      a.gu = act<A>(p + "gu");
+      a.h = act<A>(p + "h");
     }
     return a;
   }
 
-  BlockScratch<T> lookup_block_scratch() const {
-    BlockScratch<T> s{act("scratch.tmp"), act("scratch.d_ln"), act("scratch.d_att"), act("scratch.d_qkv")};
+  BlockScratch<A, S> lookup_block_scratch() const {
+    BlockScratch<A, S> s{act<A>("scratch.tmp"), act<A>("scratch.d_ln"), act<A>("scratch.d_att"),
+                         act<A>("scratch.d_qkv")};
     if constexpr (Cfg.is_moe()) {
-      s.moe = moe::MoeScratch<T>{act("scratch.moe.d_y"), act("scratch.moe.d_h"), act("scratch.moe.d_gu"),
-                                 act("scratch.moe.d_xg"), act("scratch.moe.d_w"), act("scratch.moe.d_logits")};
+      s.moe = moe::MoeScratch<A, S>{act<A>("scratch.moe.d_y"),  act<A>("scratch.moe.d_h"),
+                                    act<A>("scratch.moe.d_gu"), act<A>("scratch.moe.d_xg"),
+                                    act<S>("scratch.moe.d_w"),  act<S>("scratch.moe.d_logits")};
     } else {
-      s.d_h = act("scratch.d_h");
-      s.d_gu = act("scratch.d_gu");
+      s.d_h = act<A>("scratch.d_h");
+      s.d_gu = act<A>("scratch.d_gu");
     }
     return s;
   }
 
   LossResult run(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t B, std::int64_t Tn,
-                 StepOptions const& opt, T const* loss_mask, T* logits, bool backward) {
+                 StepOptions const& opt, A const* loss_mask, A* logits, bool backward) {
     KUMIKI_CHECK(B > 0 && Tn > 0, "batch and sequence length must be positive, got ", B, " x ", Tn);
     KUMIKI_CHECK(Tn <= Cfg.max_seq_len, "sequence length ", Tn, " exceeds the config's max_seq_len ",
                  Cfg.max_seq_len);
@@ -279,14 +295,10 @@ class Transformer {
     KUMIKI_CHECK(!opt.reset_attention_mask || opt.eod_token >= 0,
                  "reset_attention_mask needs the end-of-document token id (eod_token)");
     std::int64_t const N = B * Tn;
-    for (std::int64_t i = 0; i < N; ++i)
-      KUMIKI_REQUIRE(tokens[i] >= 0 && tokens[i] < V, "token id ", tokens[i], " at position ", i,
-                     " is outside the vocabulary of the model (", V, " tokens, ids 0..", V - 1,
-                     "): tokenize the input with the model's tokenizer");
     ensure_activations(B, Tn, opt);
 
     moe::RouterLosses router_losses;
-    BlockContext<T> bc{B, Tn, views_.rope_cos, views_.rope_sin, nullptr, opt.timings, opt.grad_scale, &router_losses};
+    BlockContext<S> bc{B, Tn, views_.rope_cos, views_.rope_sin, nullptr, opt.timings, opt.grad_scale, &router_losses};
     StepTimings* const tm = opt.timings;
     using detail::timed;
     if (opt.reset_attention_mask) {
@@ -294,16 +306,18 @@ class Transformer {
       ops::Attention<Backend>::document_starts(ctx_, tokens, B, Tn, opt.eod_token, ds);
       bc.doc_start = ds;
     }
-    BlockScratch<T> const& s = views_.scratch;
+    BlockScratch<A, S> const& s = views_.scratch;
     auto x = [&](std::int64_t i) { return views_.x[static_cast<std::size_t>(i)]; };
 
-    T const* embed = params_.template get<T>(0).data();
+    using Wt = param_type;
+    using G = grad_type;
+    Wt const* embed = params_.template get<Wt>(0).data();
     timed(tm, &StepTimings::embedding, [&] { ops::Embedding<Backend>::forward(ctx_, tokens, embed, x(0), N, C, Vp); });
-    for (std::int64_t l = 0; l < L; ++l) Block::forward(ctx_, block_weights(params_, l), block_acts(l), s, bc, x(l), x(l + 1));
+    for (std::int64_t l = 0; l < L; ++l) Block::forward(ctx_, block_weights<Wt>(params_, l), block_acts(l), s, bc, x(l), x(l + 1));
 
     std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * tensors_per_layer, i_head = i_norm + 1;
-    T const* w_norm = params_.template get<T>(i_norm).data();
-    T const* w_head = params_.template get<T>(i_head).data();
+    Wt const* w_norm = params_.template get<Wt>(i_norm).data();
+    Wt const* w_head = params_.template get<Wt>(i_head).data();
     timed(tm, &StepTimings::rmsnorm, [&] {
       ops::RmsNorm<Backend>::forward(ctx_, x(L), w_norm, views_.final_ln, views_.final_rstd, N, C, Cfg.rms_eps);
     });
@@ -311,31 +325,31 @@ class Transformer {
     ops::LmHeadLossArgs la;
     la.tokens = N, la.hidden = C, la.vocab = V, la.padded_vocab = Vp, la.chunk = chunk_;
     la.ignore_index = opt.ignore_index, la.z_loss = Cfg.z_loss, la.grad_scale = opt.grad_scale;
-    T* d_res = views_.d_res;
-    T* d_ln = s.d_ln;
+    A* d_res = views_.d_res;
+    A* d_ln = s.d_ln;
     LossResult res;
     res.moe_aux = router_losses.aux;
     res.moe_z = router_losses.z;
     timed(tm, &StepTimings::lm_head_loss, [&] {
       static_cast<ops::LmHeadLossResult&>(res) = ops::LmHeadLoss<Backend>::run(ctx_, la, views_.final_ln, w_head, targets, loss_mask, backward ? d_ln : nullptr,
-                                          backward ? grads_.template get<T>(i_head).data() : nullptr, logits,
+                                          backward ? grads_.template get<G>(i_head).data() : nullptr, logits,
                                           views_.loss_scratch);
     });
     if (!backward) return res;
 
     timed(tm, &StepTimings::rmsnorm, [&] {
       ops::RmsNorm<Backend>::backward(ctx_, d_ln, x(L), w_norm, views_.final_rstd, d_res,
-                                      grads_.template get<T>(i_norm).data(), N, C, false);
+                                      grads_.template get<G>(i_norm).data(), N, C, false);
     });
     bc.moe_losses = nullptr;  // a recomputed forward must not count its router losses twice
     for (std::int64_t l = L - 1; l >= 0; --l) {
-      BlockWeights<T> const w = block_weights(params_, l);
-      BlockActivations<T> const& a = block_acts(l);
+      BlockWeights<Wt> const w = block_weights<Wt>(params_, l);
+      BlockActivations<A, S> const& a = block_acts(l);
       if (recompute_) Block::forward(ctx_, w, a, s, bc, x(l), x(l + 1));
-      Block::backward(ctx_, w, block_weights(grads_, l), a, s, bc, x(l), d_res);
+      Block::backward(ctx_, w, block_weights<G>(grads_, l), a, s, bc, x(l), d_res);
     }
     timed(tm, &StepTimings::embedding,
-          [&] { ops::Embedding<Backend>::backward(ctx_, tokens, d_res, grads_.template get<T>(0).data(), N, C); });
+          [&] { ops::Embedding<Backend>::backward(ctx_, tokens, d_res, grads_.template get<G>(0).data(), N, C); });
     return res;
   }
 

@@ -11,6 +11,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/core/precision.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/moe/moe_layer.hpp"
 #include "kumiki/ops/attention.hpp"
@@ -26,48 +27,50 @@
 KUMIKI_NAMESPACE_BEGIN
 namespace nn {
 
-/// A block's weights (or their gradients), HF layouts: q (C, C), k / v (KV, C), o (C, C),
-/// gate / up (F, C), down (C, F), norms (C); for an MoE block `moe` instead of gate / up / down.
-template <class T>
+/// A block's weights (W = the parameter type) or their gradients (W = the gradient type), HF
+/// layouts: q (C, C), k / v (KV, C), o (C, C), gate / up (F, C), down (C, F), norms (C); for an MoE
+/// block `moe` instead of gate / up / down.
+template <class W>
 struct BlockWeights {
-  T* ln1 = nullptr;
-  T* q = nullptr;
-  T* k = nullptr;
-  T* v = nullptr;
-  T* o = nullptr;
-  T* ln2 = nullptr;
-  T* gate = nullptr;
-  T* up = nullptr;
-  T* down = nullptr;
-  moe::MoeWeights<T> moe{};
+  W* ln1 = nullptr;
+  W* q = nullptr;
+  W* k = nullptr;
+  W* v = nullptr;
+  W* o = nullptr;
+  W* ln2 = nullptr;
+  W* gate = nullptr;
+  W* up = nullptr;
+  W* down = nullptr;
+  moe::MoeWeights<W> moe{};
 };
 
-/// What a block's forward saves for its backward (N = B * T tokens).
-template <class T>
+/// What a block's forward saves for its backward (N = B * T tokens): activations in A, row
+/// statistics in S.
+template <class A, class S = A>
 struct BlockActivations {
-  T* ln1 = nullptr;    // (N, C) normed input
-  T* rstd1 = nullptr;  // (N)
-  T* qkv = nullptr;    // (N, C + 2 KV): q | k | v per token, q and k after RoPE
-  T* att = nullptr;    // (N, C) attention output before o_proj
-  T* lse = nullptr;    // (B, H, T)
-  T* x_mid = nullptr;  // (N, C) residual stream after attention
-  T* ln2 = nullptr;    // (N, C)
-  T* rstd2 = nullptr;  // (N)
-  T* gu = nullptr;     // (N, 2F): gate | up per token (dense MLP)
-  T* h = nullptr;      // (N, F) silu(gate) * up (dense MLP)
-  moe::MoeActivations<T> moe{};  // MoE MLP
+  A* ln1 = nullptr;    // (N, C) normed input
+  S* rstd1 = nullptr;  // (N)
+  A* qkv = nullptr;    // (N, C + 2 KV): q | k | v per token, q and k after RoPE
+  A* att = nullptr;    // (N, C) attention output before o_proj
+  S* lse = nullptr;    // (B, H, T)
+  A* x_mid = nullptr;  // (N, C) residual stream after attention
+  A* ln2 = nullptr;    // (N, C)
+  S* rstd2 = nullptr;  // (N)
+  A* gu = nullptr;     // (N, 2F): gate | up per token (dense MLP)
+  A* h = nullptr;      // (N, F) silu(gate) * up (dense MLP)
+  moe::MoeActivations<A, S> moe{};  // MoE MLP
 };
 
 /// Scratch shared by all blocks during the backward (and the o/down projection outputs forward).
-template <class T>
+template <class A, class S = A>
 struct BlockScratch {
-  T* tmp = nullptr;    // (N, C)
-  T* d_ln = nullptr;   // (N, C)
-  T* d_att = nullptr;  // (N, C)
-  T* d_qkv = nullptr;  // (N, C + 2 KV)
-  T* d_h = nullptr;    // (N, F)
-  T* d_gu = nullptr;   // (N, 2F)
-  moe::MoeScratch<T> moe{};
+  A* tmp = nullptr;    // (N, C)
+  A* d_ln = nullptr;   // (N, C)
+  A* d_att = nullptr;  // (N, C)
+  A* d_qkv = nullptr;  // (N, C + 2 KV)
+  A* d_h = nullptr;    // (N, F)
+  A* d_gu = nullptr;   // (N, 2F)
+  moe::MoeScratch<A, S> moe{};
 };
 
 /// Wall-clock seconds per op family, accumulated over calls when a step is given a StepTimings
@@ -95,25 +98,35 @@ void timed(StepTimings* t, double StepTimings::*field, F&& f) {
 }
 }  // namespace detail
 
-/// Per-call context: sizes, RoPE tables, optional document starts (reset attention mask).
-template <class T>
+/// Per-call context: sizes, RoPE tables (statistics type S), optional document starts (reset
+/// attention mask).
+template <class S>
 struct BlockContext {
   std::int64_t batch = 0, seq = 0;
-  T const* rope_cos = nullptr;  // (T, head_dim / 2)
-  T const* rope_sin = nullptr;
+  S const* rope_cos = nullptr;  // (T, head_dim / 2)
+  S const* rope_sin = nullptr;
   std::int32_t const* doc_start = nullptr;  // (B, T) or null
   StepTimings* timings = nullptr;           // optional per-op wall times
   double grad_scale = 1.0;                  // scale of the router losses' gradients (MoE)
   moe::RouterLosses* moe_losses = nullptr;  // MoE: the forward adds its router losses here when set
 };
 
-/// One transformer block of configuration `Cfg` on `Backend` in scalar type `T`. Stateless: it only
-/// sequences ops over the pointers it is given, so the CUDA backend can reuse it unchanged.
-template <auto Cfg, class Backend = Cpu, class T = float>
+/// One transformer block of configuration `Cfg` on `Backend` in precision `P` (a Precision policy or
+/// one scalar type; core/precision.hpp). Stateless: it only sequences ops over the pointers it is
+/// given, so every backend runs the same block.
+template <auto Cfg, class Backend = Cpu, class P = float>
   requires models::TransformerConfigLike<decltype(Cfg)>
 struct TransformerBlock {
   static_assert(models::check_config<Cfg>());
-  static constexpr std::int64_t C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads, G = Cfg.num_query_groups;
+  using precision = precision_t<P>;
+  using W = typename precision::param;  // weights
+  using A = typename precision::act;    // activations and their gradients
+  using S = typename precision::stat;   // rstd, lse, RoPE tables
+  using G = typename precision::grad;   // weight gradients
+  static_assert(supports_precision_v<Backend, precision>,
+                "kumiki: this backend's ops do not compute in this precision policy (the CPU takes "
+                "Precision<float> or Precision<double>: one type for every buffer)");
+  static constexpr std::int64_t C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads, Groups = Cfg.num_query_groups;
   static constexpr std::int64_t hd = Cfg.head_dim(), KV = Cfg.kv_width(), QKV = C + 2 * KV;
 
   using Linear = ops::Linear<Backend>;
@@ -122,16 +135,16 @@ struct TransformerBlock {
   static constexpr ops::LinearGroup<Backend, 3> qkv_group{{C, KV, KV}};
   static constexpr ops::LinearGroup<Backend, 2> gate_up_group{{F, F}};
   struct NoMoe {};
-  using Moe = std::conditional_t<(Cfg.num_experts > 0), moe::MoeLayer<Cfg, Backend, T>, NoMoe>;
+  using Moe = std::conditional_t<(Cfg.num_experts > 0), moe::MoeLayer<Cfg, Backend, precision>, NoMoe>;
 
-  static ops::AttentionShape attention_shape(BlockContext<T> const& bc) {
-    return ops::AttentionShape{bc.batch, bc.seq, H, G, hd, QKV, QKV, QKV, C};
+  static ops::AttentionShape attention_shape(BlockContext<S> const& bc) {
+    return ops::AttentionShape{bc.batch, bc.seq, H, Groups, hd, QKV, QKV, QKV, C};
   }
-  static T attention_scale() { return static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd))); }
+  static S attention_scale() { return static_cast<S>(1.0 / std::sqrt(static_cast<double>(hd))); }
 
   /// x_out (N, C) = block(x_in); fills `a`. x_out must not alias x_in.
-  static void forward(ops::Ctx<Backend>& ctx, BlockWeights<T> const& w, BlockActivations<T> const& a,
-                      BlockScratch<T> const& s, BlockContext<T> const& bc, T const* x_in, T* x_out) {
+  static void forward(ops::Ctx<Backend>& ctx, BlockWeights<W> const& w, BlockActivations<A, S> const& a,
+                      BlockScratch<A, S> const& s, BlockContext<S> const& bc, A const* x_in, A* x_out) {
     std::int64_t const N = bc.batch * bc.seq;
     StepTimings* const tm = bc.timings;
     using detail::timed;
@@ -141,7 +154,7 @@ struct TransformerBlock {
     });
     timed(tm, &StepTimings::rope, [&] {
       ops::Rope<Backend>::apply(ctx, a.qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, false);
-      ops::Rope<Backend>::apply(ctx, a.qkv + C, bc.batch, bc.seq, G, hd, QKV, bc.rope_cos, bc.rope_sin, false);
+      ops::Rope<Backend>::apply(ctx, a.qkv + C, bc.batch, bc.seq, Groups, hd, QKV, bc.rope_cos, bc.rope_sin, false);
     });
     timed(tm, &StepTimings::attention, [&] {
       ops::Attention<Backend>::forward(ctx, attention_shape(bc), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
@@ -167,9 +180,9 @@ struct TransformerBlock {
   }
 
   /// d_res holds dL/dx_out on entry and dL/dx_in on return; weight gradients accumulate into `d_w`.
-  static void backward(ops::Ctx<Backend>& ctx, BlockWeights<T> const& w, BlockWeights<T> const& d_w,
-                       BlockActivations<T> const& a, BlockScratch<T> const& s, BlockContext<T> const& bc, T const* x_in,
-                       T* d_res) {
+  static void backward(ops::Ctx<Backend>& ctx, BlockWeights<W> const& w, BlockWeights<G> const& d_w,
+                       BlockActivations<A, S> const& a, BlockScratch<A, S> const& s, BlockContext<S> const& bc,
+                       A const* x_in, A* d_res) {
     std::int64_t const N = bc.batch * bc.seq;
     StepTimings* const tm = bc.timings;
     using detail::timed;
@@ -203,7 +216,7 @@ struct TransformerBlock {
     });
     timed(tm, &StepTimings::rope, [&] {
       ops::Rope<Backend>::apply(ctx, s.d_qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, true);
-      ops::Rope<Backend>::apply(ctx, s.d_qkv + C, bc.batch, bc.seq, G, hd, QKV, bc.rope_cos, bc.rope_sin, true);
+      ops::Rope<Backend>::apply(ctx, s.d_qkv + C, bc.batch, bc.seq, Groups, hd, QKV, bc.rope_cos, bc.rope_sin, true);
     });
     timed(tm, &StepTimings::linear, [&] {
       qkv_group.backward(ctx, s.d_qkv, a.ln1, std::array{w.q, w.k, w.v}, std::array{d_w.q, d_w.k, d_w.v}, s.d_ln, N, C);

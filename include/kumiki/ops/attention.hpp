@@ -22,10 +22,11 @@ struct AttentionShape {
 
 /// The Attention signature: document_starts (tokens, B, T, eod, doc_start), forward (shape, q, k, v, o,
 /// lse, doc_start, scale) and backward (shape, q, k, v, o, d_o, lse, d_q, d_k, d_v, doc_start, scale);
-/// lse holds statistics of type S.
-template <class Op, class Backend, class T, class S = T>
-concept AttentionOp = requires(Ctx<Backend>& ctx, AttentionShape const& sh, T const* c, T* p, S const* cs, S* s,
-                               std::int32_t const* ci, std::int32_t* pi, std::int64_t n, T scale) {
+/// lse and the softmax scale are of the statistics type S.
+template <class Op, class Backend, class X>
+concept AttentionOp = requires(Ctx<Backend>& ctx, AttentionShape const& sh, act_of<X> const* c, act_of<X>* p,
+                               stat_of<X> const* cs, stat_of<X>* s, std::int32_t const* ci, std::int32_t* pi,
+                               std::int64_t n, stat_of<X> scale) {
   { Op::document_starts(ctx, ci, n, n, std::int32_t{0}, pi) } -> std::same_as<void>;
   { Op::forward(ctx, sh, c, c, c, p, s, ci, scale) } -> std::same_as<void>;
   { Op::backward(ctx, sh, c, c, c, c, c, cs, p, p, p, ci, scale) } -> std::same_as<void>;

@@ -3,6 +3,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
+#include "kumiki/core/precision.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
@@ -18,8 +19,10 @@ namespace ops {
 /// The op contract (docs/architecture.md):
 ///   1. a primary template `ops::Name<Backend>` whose body is a static_assert naming the missing
 ///      specialization, so an unsupported backend fails at compile time with a readable message;
-///   2. the signature, stated once by a concept `ops::NameOp<Op, Backend, T>` in the op's generic
-///      header; every specialization is static_asserted against it for the scalar types it supports;
+///   2. the signature, stated once by a concept `ops::NameOp<Op, Backend, X>` in the op's generic
+///      header, X a precision policy (core/precision.hpp) or one scalar type: activations are
+///      act_of<X>, weights param_of<X>, weight gradients grad_of<X>, row statistics stat_of<X>; every
+///      specialization is static_asserted against it for the policies it supports;
 ///   3. memory the op does not own (outputs, saved activations, device scratch) comes from the caller.
 /// \tparam Backend device tag (`Cpu`, `Cuda`)
 template <class Backend>

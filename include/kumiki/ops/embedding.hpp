@@ -14,10 +14,11 @@ namespace ops {
 
 /// The Embedding signature: forward (tokens, table, out, n, c, rows) and backward (tokens, d_out,
 /// d_table, n, c).
-template <class Op, class Backend, class T>
-concept EmbeddingOp = requires(Ctx<Backend>& ctx, std::int32_t const* ids, T const* c, T* p, std::int64_t n) {
-  { Op::forward(ctx, ids, c, p, n, n, n) } -> std::same_as<void>;
-  { Op::backward(ctx, ids, c, p, n, n) } -> std::same_as<void>;
+template <class Op, class Backend, class X>
+concept EmbeddingOp = requires(Ctx<Backend>& ctx, std::int32_t const* ids, param_of<X> const* table, act_of<X>* out,
+                               act_of<X> const* d_out, grad_of<X>* d_table, std::int64_t n) {
+  { Op::forward(ctx, ids, table, out, n, n, n) } -> std::same_as<void>;
+  { Op::backward(ctx, ids, d_out, d_table, n, n) } -> std::same_as<void>;
 };
 
 /// Token embedding: out[i] = table[tokens[i]]; backward scatter-adds rows into the table gradient.

@@ -13,8 +13,10 @@ KUMIKI_NAMESPACE_BEGIN
 namespace ops {
 
 /// The Fill signature: normal (p, n, seed, stream, mean, std), zero_bytes (p, bytes), constant (p, n, value).
-template <class Op, class Backend, class T>
-concept FillOp = requires(Ctx<Backend>& ctx, T* p, void* raw, std::int64_t n, std::uint64_t u, double d, T v) {
+/// X names the parameter type filled (a policy or one scalar type).
+template <class Op, class Backend, class X>
+concept FillOp = requires(Ctx<Backend>& ctx, param_of<X>* p, void* raw, std::int64_t n, std::uint64_t u, double d,
+                          param_of<X> v) {
   { Op::normal(ctx, p, n, u, u, d, d) } -> std::same_as<void>;
   { Op::zero_bytes(ctx, raw, std::size_t{0}) } -> std::same_as<void>;
   { Op::constant(ctx, p, n, v) } -> std::same_as<void>;

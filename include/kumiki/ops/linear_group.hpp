@@ -35,9 +35,9 @@ struct LinearGroup {
     return true;
   }
 
-  /// y (n, total) = x W^T, row stride of y `total`.
-  template <class T>
-  void forward(Ctx<Backend>& ctx, T const* x, std::array<T*, K> const& w, T* y, std::int64_t n, std::int64_t in) const {
+  /// y (n, total) = x W^T, row stride of y `total`. T: activations, W: weights.
+  template <class T, class W>
+  void forward(Ctx<Backend>& ctx, T const* x, std::array<W*, K> const& w, T* y, std::int64_t n, std::int64_t in) const {
     std::int64_t const t = total();
     if (adjacent(w, in)) {
       Linear<Backend>::forward(ctx, x, w[0], y, n, in, t);
@@ -51,9 +51,10 @@ struct LinearGroup {
   }
 
   /// d_x (n, in) = sum_j d_y_j W_j (written), d_W_j += d_y_j^T x, with d_y (n, total). One GEMM each
-  /// when both the weights and their gradients are adjacent.
-  template <class T>
-  void backward(Ctx<Backend>& ctx, T const* d_y, T const* x, std::array<T*, K> const& w, std::array<T*, K> const& d_w,
+  /// when both the weights and their gradients are adjacent. T: activations, W: weights, G: weight
+  /// gradients.
+  template <class T, class W, class G>
+  void backward(Ctx<Backend>& ctx, T const* d_y, T const* x, std::array<W*, K> const& w, std::array<G*, K> const& d_w,
                 T* d_x, std::int64_t n, std::int64_t in) const {
     std::int64_t const t = total();
     if (adjacent(w, in) && adjacent(d_w, in)) {

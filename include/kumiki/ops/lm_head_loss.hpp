@@ -33,11 +33,13 @@ struct LmHeadLossResult {
 };
 
 /// The LmHeadLoss signature: scratch_elems (args) and run (args, x, w, targets, loss_mask, d_x, d_w,
-/// logits, scratch) -> LmHeadLossResult.
-template <class Op, class Backend, class T>
-concept LmHeadLossOp = requires(Ctx<Backend>& ctx, LmHeadLossArgs const& a, T const* c, T* p, std::int32_t const* ci) {
+/// logits, scratch) -> LmHeadLossResult. x, loss_mask, d_x and logits are activations, w a parameter,
+/// d_w a weight gradient, and the logits chunk in `scratch` is of the statistics type (fp32 on a GPU).
+template <class Op, class Backend, class X>
+concept LmHeadLossOp = requires(Ctx<Backend>& ctx, LmHeadLossArgs const& a, act_of<X> const* c, act_of<X>* p,
+                                param_of<X> const* w, grad_of<X>* dw, stat_of<X>* s, std::int32_t const* ci) {
   { Op::scratch_elems(a) } -> std::same_as<std::int64_t>;
-  { Op::run(ctx, a, c, c, ci, c, p, p, p, p) } -> std::same_as<LmHeadLossResult>;
+  { Op::run(ctx, a, c, w, ci, c, p, dw, p, s) } -> std::same_as<LmHeadLossResult>;
 };
 
 /// Fused output layer and loss: logits = x W^T chunk by chunk, softmax over the whole padded

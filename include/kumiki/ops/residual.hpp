@@ -13,8 +13,8 @@ KUMIKI_NAMESPACE_BEGIN
 namespace ops {
 
 /// The Residual signature: forward (a, b, out, n) and accumulate (d_acc, d, n).
-template <class Op, class Backend, class T>
-concept ResidualOp = requires(Ctx<Backend>& ctx, T const* c, T* p, std::int64_t n) {
+template <class Op, class Backend, class X>
+concept ResidualOp = requires(Ctx<Backend>& ctx, act_of<X> const* c, act_of<X>* p, std::int64_t n) {
   { Op::forward(ctx, c, c, p, n) } -> std::same_as<void>;
   { Op::accumulate(ctx, p, c, n) } -> std::same_as<void>;
 };

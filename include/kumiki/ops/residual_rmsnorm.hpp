@@ -12,9 +12,10 @@ KUMIKI_NAMESPACE_BEGIN
 namespace ops {
 
 /// The ResidualRmsNorm signature: forward (a, b, sum, w, y, rstd, n, c, eps).
-template <class Op, class Backend, class T, class S = T>
-concept ResidualRmsNormOp = requires(Ctx<Backend>& ctx, T const* c, T* p, S* s, std::int64_t n, double eps) {
-  { Op::forward(ctx, c, c, p, c, p, s, n, n, eps) } -> std::same_as<void>;
+template <class Op, class Backend, class X>
+concept ResidualRmsNormOp = requires(Ctx<Backend>& ctx, act_of<X> const* c, act_of<X>* p, param_of<X> const* w,
+                                     stat_of<X>* s, std::int64_t n, double eps) {
+  { Op::forward(ctx, c, c, p, w, p, s, n, n, eps) } -> std::same_as<void>;
 };
 
 /// sum (n, c) = a + b, then y = RMSNorm(sum) * w with rstd (n) saved: the pre-norm block's

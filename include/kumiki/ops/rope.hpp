@@ -13,11 +13,12 @@ KUMIKI_NAMESPACE_BEGIN
 namespace ops {
 
 /// The Rope signature: tables (cos, sin, seq, head_dim, base) and apply (x, B, T, heads, head_dim, ld, cos,
-/// sin, inverse).
-template <class Op, class Backend, class T>
-concept RopeOp = requires(Ctx<Backend>& ctx, T const* c, T* p, std::int64_t n, double base, bool inv) {
-  { Op::tables(ctx, p, p, n, n, base) } -> std::same_as<void>;
-  { Op::apply(ctx, p, n, n, n, n, n, c, c, inv) } -> std::same_as<void>;
+/// sin, inverse); the tables are in the statistics type S (fp32 beside bf16 activations on a GPU).
+template <class Op, class Backend, class X>
+concept RopeOp = requires(Ctx<Backend>& ctx, stat_of<X> const* cs, stat_of<X>* s, act_of<X>* p, std::int64_t n,
+                          double base, bool inv) {
+  { Op::tables(ctx, s, s, n, n, base) } -> std::same_as<void>;
+  { Op::apply(ctx, p, n, n, n, n, n, cs, cs, inv) } -> std::same_as<void>;
 };
 
 /// RoPE on (B, T, heads, head_dim) rows: cos/sin tables, in-place rotation and its transpose.

@@ -14,8 +14,8 @@ namespace ops {
 
 /// The SwiGlu signature: forward (gate, up, ld_in, h, ld_h, n, f) and backward (d_h, ld_h, gate, up,
 /// ld_in, d_gate, d_up, ld_d, n, f).
-template <class Op, class Backend, class T>
-concept SwiGluOp = requires(Ctx<Backend>& ctx, T const* c, T* p, std::int64_t n) {
+template <class Op, class Backend, class X>
+concept SwiGluOp = requires(Ctx<Backend>& ctx, act_of<X> const* c, act_of<X>* p, std::int64_t n) {
   { Op::forward(ctx, c, c, n, p, n, n, n) } -> std::same_as<void>;
   { Op::backward(ctx, c, n, c, c, n, p, p, n, n, n) } -> std::same_as<void>;
 };

@@ -14,17 +14,19 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/json.hpp"
+#include "kumiki/core/precision.hpp"
+#include "kumiki/data/batch.hpp"
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/dist/comm.hpp"
@@ -134,27 +136,6 @@ inline std::string describe_sample(data::GptDataset const& ds, std::int64_t i) {
 
 }  // namespace detail
 
-/// Splits `rows` samples of L + 1 tokens (fetched by `get(row, dst)`) into inputs and next-token
-/// targets (rows, L) and checks every id against the model's vocabulary; `describe(row)` names the
-/// sample's origin (dataset prefix, sample number) in that error.
-template <class Get, class Describe>
-void fill_batch(Get&& get, Describe&& describe, std::int64_t rows, std::int64_t seq_len, std::int64_t vocab,
-                std::vector<std::int32_t>& sample, std::vector<std::int32_t>& tokens, std::vector<std::int32_t>& targets) {
-  sample.resize(static_cast<std::size_t>(seq_len + 1));
-  tokens.resize(static_cast<std::size_t>(rows * seq_len));
-  targets.resize(static_cast<std::size_t>(rows * seq_len));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    get(r, sample.data());
-    for (std::int32_t const id : sample)
-      KUMIKI_REQUIRE(id >= 0 && id < vocab, "token id ", id, " in ", describe(r), " is outside the model's vocabulary of ",
-                     vocab, " tokens: the data was made with another tokenizer (preprocess it with the model's)");
-    for (std::int64_t t = 0; t < seq_len; ++t) {
-      tokens[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t)];
-      targets[static_cast<std::size_t>(r * seq_len + t)] = sample[static_cast<std::size_t>(t + 1)];
-    }
-  }
-}
-
 /// Mean loss of `model` over the first `batches` micro-batches of `mb` samples of a GPT dataset.
 template <class Model>
 double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len, std::int64_t mb, std::int64_t batches,
@@ -164,7 +145,7 @@ double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len,
   std::vector<std::int32_t> sample, tokens, targets;
   double sum = 0;
   for (std::int64_t b = 0; b < batches; ++b) {
-    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); },
+    data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b * mb + r); }, mb, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
     sum += model.forward(tokens.data(), targets.data(), mb, seq_len, opt);
@@ -183,7 +164,7 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
   double sum = 0;
   for (std::int64_t b0 = 0; b0 < samples; b0 += mb) {
     std::int64_t const rows = std::min(mb, samples - b0);
-    fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b0 + r, dst); },
+    data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b0 + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b0 + r); }, rows, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
     sum += model.forward(tokens.data(), targets.data(), rows, seq_len, opt) * static_cast<double>(rows);
@@ -203,11 +184,15 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
 /// \tparam Cfg     a TransformerConfig
 /// \tparam Backend device tag (`Cpu`; `Cuda` once its ops exist)
 /// \tparam Comm    a dist::Communicator (dist::NoComm: one process)
-template <auto Cfg, class Backend = Cpu, class Comm = dist::NoComm>
+/// \tparam P       the model's precision policy (core/precision.hpp)
+template <auto Cfg, class Backend = Cpu, class Comm = dist::NoComm, class P = Precision<float>>
   requires dist::Communicator<Comm, Backend>
 class Trainer {
  public:
-  using Model = nn::Transformer<Cfg, Backend, float>;
+  using Model = nn::Transformer<Cfg, Backend, P>;
+  static_assert(std::is_same_v<typename Model::param_type, float> && Model::precision::uniform,
+                "kumiki: the trainer updates the parameter arena in place, so it trains fp32 policies only; "
+                "bf16 parameters with an fp32 master copy are not supported by the trainer yet");
 
   Trainer(Recipe recipe, fs::path out, TrainerOptions options = {}, Comm comm = {})
       : recipe_(std::move(recipe)),
@@ -422,7 +407,7 @@ class Trainer {
 
   template <class Get, class Describe>
   void fill(Get&& get, Describe&& describe, std::int64_t seq_len) {
-    fill_batch(get, describe, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
+    data::fill_batch(get, describe, recipe_.micro_batch, seq_len, Cfg.vocab_size, sample_, tokens_, targets_);
   }
 
   /// Forward + backward over the global batch's micro-batches; returns the mean losses. Gradients are

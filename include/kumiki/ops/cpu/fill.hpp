@@ -13,6 +13,7 @@
 #include "kumiki/ops/fill.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
+inline namespace KUMIKI_CPU_ISA {  // host loops the compiler vectorizes per instruction set (config.hpp)
 /// Fills `n` floats with mean + std * N(0,1) from `s`, element j taking sample `first + j`.
 /// Host loop; OpenMP-parallel over elements and therefore thread-count independent.
 inline void philox_fill_normal(float* out, std::size_t n, PhiloxStream s, float mean, float std,
@@ -29,6 +30,7 @@ inline void philox_fill_uniform(float* out, std::size_t n, PhiloxStream s, float
   for (std::int64_t j = 0; j < static_cast<std::int64_t>(n); ++j)
     out[j] = lo + (hi - lo) * s.uniform(first + static_cast<std::uint64_t>(j));
 }
+}  // namespace KUMIKI_CPU_ISA
 
 
 namespace ops {

@@ -11,6 +11,7 @@
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops::cpu {
+inline namespace KUMIKI_CPU_ISA {  // Eigen's packet code differs per instruction set (config.hpp)
 
 namespace detail {
 
@@ -87,5 +88,6 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   }
 }
 
+}  // namespace KUMIKI_CPU_ISA
 }  // namespace ops::cpu
 KUMIKI_NAMESPACE_END

@@ -183,34 +183,35 @@ class AdamW<Cpu> {
   std::vector<Scalars> scalars_;
 };
 
+namespace detail {
+/// dst[i] = convert(src[i]) for every element of every tensor of two twin arenas (same names and
+/// shapes; Src and Dst the element types each must hold). `what` names the caller in errors.
+template <class Src, class Dst, class Convert>
+void convert_twin(Arena<Cpu> const& src, Arena<Cpu>& dst, char const* what, Convert convert) {
+  ArenaLayout const &S = src.layout(), &D = dst.layout();
+  KUMIKI_CHECK(S.size() == D.size(), what, ": ", S.size(), " source tensors vs ", D.size(), " destination tensors");
+  for (std::size_t i = 0; i < S.size(); ++i) {
+    KUMIKI_CHECK(S[i].name == D[i].name && S[i].shape == D[i].shape && S[i].dtype == dtype_v<Src> &&
+                     D[i].dtype == dtype_v<Dst>,
+                 what, ": tensor '", S[i].name, "' must be ", dtype_name(dtype_v<Src>), " in the source and ",
+                 dtype_name(dtype_v<Dst>), " with the same name and shape in the destination");
+    Src const* const in = src.get<Src>(i).data();
+    Dst* const out = dst.get<Dst>(i).data();
+    auto const n = static_cast<std::int64_t>(S[i].numel());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t k = 0; k < n; ++k) out[k] = convert(in[k]);
+  }
+}
+}  // namespace detail
+
 /// Copies a bf16 model arena into its fp32 master twin (exact: bf16 -> f32 widening).
 inline void copy_to_master(Arena<Cpu> const& model_bf16, Arena<Cpu>& master) {
-  ArenaLayout const &B = model_bf16.layout(), &M = master.layout();
-  KUMIKI_CHECK(B.size() == M.size(), "copy_to_master: ", B.size(), " model tensors vs ", M.size(), " master tensors");
-  for (std::size_t i = 0; i < B.size(); ++i) {
-    KUMIKI_CHECK(B[i].name == M[i].name && B[i].shape == M[i].shape && B[i].dtype == DType::bf16 && M[i].dtype == DType::f32,
-                 "copy_to_master: tensor '", B[i].name, "' must be bf16 in the model and f32 with the same shape in the master");
-    auto const src = model_bf16.get<bf16>(i);
-    auto const dst = master.get<float>(i);
-    std::int64_t const n = src.numel();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) dst.data()[k] = src.data()[k].to_float();
-  }
+  detail::convert_twin<bf16, float>(model_bf16, master, "copy_to_master", [](bf16 x) { return x.to_float(); });
 }
 
 /// Rounds the fp32 master weights into the bf16 model arena (round to nearest, ties to even).
 inline void cast_to_model(Arena<Cpu> const& master, Arena<Cpu>& model_bf16) {
-  ArenaLayout const &B = model_bf16.layout(), &M = master.layout();
-  KUMIKI_CHECK(B.size() == M.size(), "cast_to_model: ", B.size(), " model tensors vs ", M.size(), " master tensors");
-  for (std::size_t i = 0; i < B.size(); ++i) {
-    KUMIKI_CHECK(B[i].name == M[i].name && B[i].shape == M[i].shape && B[i].dtype == DType::bf16 && M[i].dtype == DType::f32,
-                 "cast_to_model: tensor '", B[i].name, "' must be bf16 in the model and f32 with the same shape in the master");
-    auto const src = master.get<float>(i);
-    auto const dst = model_bf16.get<bf16>(i);
-    std::int64_t const n = src.numel();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t k = 0; k < n; ++k) dst.data()[k] = bf16(src.data()[k]);
-  }
+  detail::convert_twin<float, bf16>(master, model_bf16, "cast_to_model", [](float x) { return bf16(x); });
 }
 
 }  // namespace optim
