@@ -55,3 +55,13 @@ option(KUMIKI_NATIVE "Compile kumiki's programs, tests and benchmarks with -marc
 if(KUMIKI_NATIVE)
   target_compile_options(kumiki_all_deps INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
 endif()
+
+# CUDA programs, tests and benchmarks: host-compiler warnings (and nvcc's own) as for C++, errors with
+# KUMIKI_WERROR; libraries linked only when used (NCCL is not needed where no collective is called).
+function(kumiki_cuda_strict target)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+  if(KUMIKI_WERROR)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings -Xcompiler=-Werror>)
+  endif()
+  target_link_options(${target} PRIVATE -Wl,--as-needed)
+endfunction()

@@ -23,9 +23,13 @@
 #define KUMIKI_FORCEINLINE inline __attribute__((always_inline))
 #endif
 
-// Loop unrolling hint accepted by g++, clang and nvcc.
-#if defined(__CUDACC__) || defined(__clang__)
+// Loop unrolling hint accepted by g++, clang and nvcc. nvcc's device pass takes `unroll`; its host pass
+// hands the code to g++, which rejects `unroll` (-Wunknown-pragmas) while nvcc's front end rejects
+// `GCC unroll`, so that pass gets no hint.
+#if defined(__CUDA_ARCH__) || (defined(__clang__) && !defined(__CUDACC__))
 #define KUMIKI_UNROLL _Pragma("unroll")
+#elif defined(__CUDACC__)
+#define KUMIKI_UNROLL
 #elif defined(__GNUC__)
 #define KUMIKI_UNROLL _Pragma("GCC unroll 8")
 #else

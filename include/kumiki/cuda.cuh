@@ -1,5 +1,6 @@
 // kumiki/cuda.cuh: umbrella header for CUDA translation units (compile with nvcc): the CUDA backend
-// (device memory and copies, error checks, the op context) and the generic layers a device program is
+// (device memory and copies, error checks, the op context, every op of the dense model, AdamW and
+// the gradient norm) and the generic layers a device program is
 // made of: element types and arenas, model configs, the model, block and MoE layer, the optimizer and
 // gradient-norm interfaces, the communicator interface.
 //
@@ -27,7 +28,20 @@
 #include "kumiki/moe/moe_layer.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/ops/context.hpp"
+#include "kumiki/ops/cuda/attention.cuh"
 #include "kumiki/ops/cuda/context.cuh"
+#include "kumiki/ops/cuda/elementwise.cuh"
+#include "kumiki/ops/cuda/embedding.cuh"
+#include "kumiki/ops/cuda/fill.cuh"
+#include "kumiki/ops/cuda/linear.cuh"
+#include "kumiki/ops/cuda/lm_head_loss.cuh"
+#include "kumiki/ops/cuda/residual.cuh"
+#include "kumiki/ops/cuda/residual_rmsnorm.cuh"
+#include "kumiki/ops/cuda/rmsnorm.cuh"
+#include "kumiki/ops/cuda/rope.cuh"
+#include "kumiki/ops/cuda/swiglu.cuh"
 #include "kumiki/ops/residual_rmsnorm.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
+#include "kumiki/optim/cuda/adamw.cuh"
+#include "kumiki/optim/cuda/grad_norm.cuh"

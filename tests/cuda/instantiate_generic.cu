@@ -1,9 +1,10 @@
 // Expected-failure compile test (cuda.generic_instantiation): the generic model, block, MoE layer,
 // trainer, optimizer and gradient norm instantiated for the Cuda backend. Everything above the ops
-// is backend-generic, so this must fail ONLY because CUDA specializations of the ops do not exist
-// yet: each error is a missing-specialization static_assert ("kumiki: no ... for this backend") or a
+// is backend-generic, and every op of the dense model, AdamW and the gradient norm have their CUDA
+// specializations, so this must fail ONLY because the MoE router and dispatch have none yet: each
+// error is a missing-specialization static_assert ("kumiki: no ... for this backend") or a
 // consequence of one (check_expected_failure.cmake classifies every error nvcc prints). When the
-// CUDA ops land, this file compiles, and the test is turned into a plain compile test.
+// MoE ops land, this file compiles, and the test is turned into a plain compile test.
 #include "kumiki/cuda.cuh"
 #include "kumiki/train/trainer.hpp"  // host-side layer, included by name
 

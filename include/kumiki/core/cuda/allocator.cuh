@@ -21,29 +21,46 @@ struct Allocator<Cuda> {
     return p;
   }
   static void deallocate(void* p, std::size_t) noexcept { (void)cudaFree(p); }
+  /// Zeroes on the legacy stream and waits, so work queued afterwards on any stream sees zeros.
   static void zero(void* p, std::size_t bytes) {
-    if (bytes) KUMIKI_CUDA_CHECK(cudaMemset(p, 0, bytes));
+    if (bytes == 0) return;
+    KUMIKI_CUDA_CHECK(cudaMemset(p, 0, bytes));
+    KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());
   }
 };
+
+// Copies that cross the host/device boundary are synchronous with respect to ALL device work: they
+// wait for everything queued on every stream (the ops run on non-blocking streams, which the legacy
+// stream cudaMemcpy uses does not wait for), copy, and return once the bytes are in place (a pageable
+// host-to-device cudaMemcpy may return before its DMA lands). They serve host staging (checkpoints,
+// initial weights, tests), never the training step, so the device-wide waits cost nothing that matters.
+namespace detail {
+inline void copy_synchronously(void* dst, void const* src, std::size_t n, cudaMemcpyKind kind) {
+  if (n == 0) return;
+  KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());
+  KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, kind));
+  KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());
+}
+}  // namespace detail
 
 template <>
 struct Copy<Cuda, Cpu> {
   static void bytes(void* dst, void const* src, std::size_t n) {
-    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+    detail::copy_synchronously(dst, src, n, cudaMemcpyHostToDevice);
   }
 };
 
 template <>
 struct Copy<Cpu, Cuda> {
   static void bytes(void* dst, void const* src, std::size_t n) {
-    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+    detail::copy_synchronously(dst, src, n, cudaMemcpyDeviceToHost);
   }
 };
 
 template <>
 struct Copy<Cuda, Cuda> {
   static void bytes(void* dst, void const* src, std::size_t n) {
-    if (n) KUMIKI_CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice));
+    detail::copy_synchronously(dst, src, n, cudaMemcpyDeviceToDevice);
   }
 };
 

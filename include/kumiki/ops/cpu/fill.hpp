@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -38,13 +39,14 @@ namespace ops {
 template <>
 struct Fill<Cpu> {
   /// p[j] = mean + std * N_j with N_j the j-th normal of Philox stream (seed, stream): the same values
-  /// for any thread count and on any backend.
+  /// for any thread count and on any backend. One fused multiply-add in float (std::fma; the CUDA
+  /// fill uses __fmaf_rn), so the value does not depend on whether the compiler contracts.
   template <class T>
   static void normal(Ctx<Cpu>& /*ctx*/, T* p, std::int64_t n, std::uint64_t seed, std::uint64_t stream, double mean, double std) {
     PhiloxStream const s{seed, stream};
 #pragma omp parallel for schedule(static)
     for (std::int64_t j = 0; j < n; ++j)
-      p[j] = static_cast<T>(static_cast<float>(mean) + static_cast<float>(std) * s.normal(static_cast<std::uint64_t>(j)));
+      p[j] = static_cast<T>(std::fma(static_cast<float>(std), s.normal(static_cast<std::uint64_t>(j)), static_cast<float>(mean)));
   }
   /// Zeroes n bytes in 1 MiB pieces shared by the threads (gradient arenas are tens of MiB to GiB).
   static void zero_bytes(Ctx<Cpu>& /*ctx*/, void* p, std::size_t n) {

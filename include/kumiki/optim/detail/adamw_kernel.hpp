@@ -13,6 +13,14 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/bf16.hpp"
 
+// No fused multiply-adds: every product and sum above is rounded on its own, as torch computes it and
+// as the CUDA AdamW (optim/cuda/adamw.cuh, __fmul_rn / __fadd_rn) does, so CPU and GPU updates agree
+// bit for bit whatever -march allows. GCC otherwise contracts the intrinsics' mul + add into FMA.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 KUMIKI_NAMESPACE_BEGIN
 namespace optim::detail {
 inline namespace KUMIKI_CPU_ISA {  // the SIMD path below depends on the instruction set
@@ -117,3 +125,7 @@ inline void adamw_update(float* p, float const* g, float* m, float* v, bf16* out
 }  // namespace KUMIKI_CPU_ISA
 }  // namespace optim::detail
 KUMIKI_NAMESPACE_END
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

@@ -1,0 +1,16 @@
+// The Attention cases on the GPU (fp32 and mixed bf16): backend_ops.hpp's AttentionCase and the
+// extra shapes of cases_attention.hpp.
+#include "kumiki/ops/cuda/attention.cuh"
+#include "cuda_ops_impl.cuh"
+#include "cases_attention.hpp"
+
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionCase<false>);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionCase<true>);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionSeqOneCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionMhaOddCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionMqa130Case);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionDocumentsCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionAllEodCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionSeqOneEodCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionLlmJp4SmallCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionLlmJp4LargeCase);
