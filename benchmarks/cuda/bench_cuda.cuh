@@ -10,7 +10,7 @@
 
 #include "kumiki/core/bf16.hpp"
 #include "kumiki/core/cuda/allocator.cuh"
-#include "kumiki/core/philox.hpp"
+#include "device_fill.cuh"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/ops/cuda/context.cuh"
 
@@ -23,14 +23,6 @@ using kumiki::Cuda;
 constexpr auto cfg = kumiki::models::llmjp4_8b;
 constexpr std::int64_t N = 4096, C = cfg.hidden, F = cfg.ffn_hidden, H = cfg.num_heads, G = cfg.num_query_groups;
 constexpr std::int64_t hd = cfg.head_dim(), KV = cfg.kv_width(), QKV = C + 2 * KV, Vp = cfg.padded_vocab();
-
-template <class T>
-__global__ void fill_uniform(T* p, std::int64_t n, std::uint64_t stream, float lo, float hi) {
-  kumiki::PhiloxStream const s{0x62656e6368, stream};
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    p[i] = T(lo + (hi - lo) * s.uniform(static_cast<std::uint64_t>(i)));
-}
 
 /// n elements of T on the device, uniform in (lo, hi) from Philox stream `stream`.
 template <class T>

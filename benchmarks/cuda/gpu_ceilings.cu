@@ -17,18 +17,11 @@
 #include "kumiki/core/bf16.hpp"
 #include "kumiki/core/cuda/allocator.cuh"
 #include "kumiki/core/cuda/check.cuh"
-#include "kumiki/core/philox.hpp"
+#include "device_fill.cuh"
 
 namespace {
 
 using kumiki::bf16;
-
-__global__ void fill_uniform_bf16(bf16* p, std::int64_t n, std::uint64_t stream) {
-  kumiki::PhiloxStream const s{0x6365696c, stream};
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    p[i] = bf16(2.0f * s.uniform(static_cast<std::uint64_t>(i)) - 1.0f);
-}
 
 /// Mean milliseconds of `runs` calls of f after `warmup` calls, timed with events on `stream`.
 template <class F>
@@ -62,8 +55,8 @@ double gemm_bf16_tflops(cudaStream_t stream) {
   constexpr std::int64_t n = 8192;
   std::size_t const bytes = static_cast<std::size_t>(n * n) * sizeof(bf16);
   kumiki::Buffer<kumiki::Cuda> a(bytes), b(bytes), c(bytes), workspace(std::size_t{32} << 20);
-  fill_uniform_bf16<<<1024, 256, 0, stream>>>(reinterpret_cast<bf16*>(a.data()), n * n, 1);
-  fill_uniform_bf16<<<1024, 256, 0, stream>>>(reinterpret_cast<bf16*>(b.data()), n * n, 2);
+  kumiki_bench::fill_uniform<bf16><<<1024, 256, 0, stream>>>(reinterpret_cast<bf16*>(a.data()), n * n, 1, -1.0f, 1.0f);
+  kumiki_bench::fill_uniform<bf16><<<1024, 256, 0, stream>>>(reinterpret_cast<bf16*>(b.data()), n * n, 2, -1.0f, 1.0f);
   KUMIKI_CUDA_CHECK(cudaGetLastError());
 
   cublasLtHandle_t lt;

@@ -388,6 +388,13 @@ inline double relative_error(std::vector<double> const& got, std::vector<double>
   return scale > 0 ? diff / scale : diff;
 }
 
+/// Outputs holding integers (ids, offsets, counts, document starts): compared exactly, never with a
+/// tolerance, and equal in every precision.
+inline bool integer_output(std::string const& name) {
+  return name == "doc_start" || name == "topk_idx" || name == "counts" || name == "offsets" ||
+         name == "row_token" || name == "token_row";
+}
+
 /// ||got - ref||_2 / ||ref||_2 (absolute when the reference is all zeros); NaN anywhere in `got`
 /// (an element never written) gives NaN, which fails every comparison with a tolerance.
 inline double relative_l2(std::vector<double> const& got, std::vector<double> const& ref) {

@@ -25,11 +25,6 @@ namespace co = kumiki_test::cuda_ops;
 
 namespace {
 
-bool integer_output(std::string const& name) {
-  return name == "doc_start" || name == "topk_idx" || name == "counts" || name == "offsets" ||
-         name == "row_token" || name == "token_row";
-}
-
 /// Cases compared with the CPU in their own policy (a `bitwise` member) rather than in double.
 template <class Case>
 constexpr bool same_policy_reference() {
@@ -69,7 +64,7 @@ void check_against_cpu() {
       REQUIRE(got[k].first == out);
       REQUIRE(got[k].second.size() == ref[k].second.size());
       CHECK(bitwise_equal(got[k].second, again[k].second));
-      double const tol = integer_output(out) ? 0.0 : tolerance<Case>(dt);
+      double const tol = bo::integer_output(out) ? 0.0 : tolerance<Case>(dt);
       if (tol == 0.0) {
         CHECK(bitwise_equal(got[k].second, ref[k].second));
         continue;
