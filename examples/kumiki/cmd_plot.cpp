@@ -1,5 +1,7 @@
 // `kumiki plot LOG.jsonl --out curves.png`: training and eval loss and the learning rate against
-// consumed tokens, with stage boundaries marked, drawn by gnuplot (pngcairo, else png, else svg).
+// consumed tokens, with stage boundaries, skipped outlier steps and rollbacks marked (the steps a
+// rollback abandoned in grey), drawn by gnuplot (pngcairo, else png, else svg).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -39,7 +41,10 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   fs::path const out = fs::absolute(out_path);
   fs::path const work = fs::temp_directory_path() / ("kumiki-plot-" + std::to_string(::getpid()));
   fs::create_directories(work);
-  std::ofstream steps(work / "steps.dat");
+  std::ofstream steps(work / "steps.dat"), abandoned(work / "abandoned.dat"), outliers(work / "outliers.dat");
+  kumiki::train::RollbackBranches const branches(lines);
+  std::size_t n_abandoned = 0, n_outliers = 0;
+  double max_loss = 0;  // of the curve itself: an outlier far above it is drawn at the top edge
   // One data file per eval set, in order of first appearance: each gets its own colour and legend entry.
   std::vector<std::string> eval_sets;
   std::vector<std::ofstream> evals;
@@ -47,8 +52,15 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   std::size_t n_steps = 0, n_evals = 0;
   for (auto const& j : lines) {
     std::string const type = j.value("type", "");
-    if (type == "step" && !j.value("skipped", false) && j["loss"].is_number()) {
+    if (type == "step" && j["loss"].is_number() && j.value("skip_reason", "") != "" && j.value("skip_reason", "") != "nonfinite") {
+      outliers << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << '\n';
+      ++n_outliers;
+    } else if (type == "step" && !j.value("skipped", false) && j["loss"].is_number() && branches.abandoned(j)) {
+      abandoned << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << '\n';
+      ++n_abandoned;
+    } else if (type == "step" && !j.value("skipped", false) && j["loss"].is_number()) {
       steps << j["tokens"].get<double>() << ' ' << j["loss"].get<double>() << ' ' << j["lr"].get<double>() << '\n';
+      max_loss = std::max(max_loss, j["loss"].get<double>());
       ++n_steps;
     } else if (type == "eval" && j["loss"].is_number()) {
       std::string const set = j.value("dataset", "eval");
@@ -64,7 +76,7 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
       stages.emplace_back(j["tokens"].get<double>(), j.value("name", ""));
     }
   }
-  steps.close();
+  steps.close(), abandoned.close(), outliers.close();
   for (auto& e : evals) e.close();
   KUMIKI_REQUIRE(n_steps > 0, "log '", log_path, "' holds no training steps to plot");
 
@@ -83,8 +95,26 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
     }
   };
   mark_stages();
+  int k = static_cast<int>(stages.size()) + 1;
+  for (auto const& r : branches.records()) {  // where each rollback happened, in tokens
+    double const tokens = r.value("tokens", 0.0);
+    gp << "set arrow " << k << " from " << tokens << ", graph 0 to " << tokens << ", graph 1 nohead dt 3 lw 1.5 lc rgb '#d62728'\n";
+    gp << "set label " << k << " 'rollback to step " << r.value("to_step", 0LL) << "' at " << tokens
+       << ", graph 0.85 right offset -0.5,0 font ',9' tc rgb '#d62728'\n";
+    ++k;
+  }
+  // Outliers far above the curve would flatten it: the loss axis ends a little above the curve, and
+  // higher outliers sit on that edge (their value is in `kumiki spikes`).
+  double const top = 1.15 * max_loss;
+  if (n_outliers > 0 && max_loss > 0) gp << "set yrange [*:" << top << "]\n";
   gp << "set ylabel 'loss'\n"
      << "plot '" << (work / "steps.dat").string() << "' using 1:2 with lines lw 1 lc rgb '#1f77b4' title 'train loss'";
+  if (n_abandoned > 0)
+    gp << ", '" << (work / "abandoned.dat").string()
+       << "' using 1:2 with points pt 7 ps 0.3 lc rgb 'gray60' title 'steps undone by a rollback'";
+  if (n_outliers > 0)
+    gp << ", '" << (work / "outliers.dat").string() << "' using 1:($2 > " << top << " ? " << 0.99 * top
+       << " : $2) with points pt 2 ps 1.6 lw 2 lc rgb '#d62728' title 'skipped outlier'";
   // Colours after the training curve's blue, point types differ too (for grey-scale prints).
   static constexpr char const* eval_colors[] = {"#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
   static constexpr int eval_points[] = {7, 5, 9, 11, 13, 15, 4};
@@ -92,7 +122,7 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
     gp << ", '" << (work / ("eval" + std::to_string(k) + ".dat")).string() << "' using 1:2 with linespoints lw 1 pt "
        << eval_points[k % 7] << " ps 0.9 lc rgb '" << eval_colors[k % 7] << "' title '" << gnuplot_quote("eval loss: " + eval_sets[k])
        << "'";
-  gp << "\nset ylabel 'learning rate'\nset format y '%.1e'\n"
+  gp << "\nset autoscale y\nset ylabel 'learning rate'\nset format y '%.1e'\n"
      << "plot '" << (work / "steps.dat").string() << "' using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'lr'\n"
      << "unset multiplot\n";
   gp.close();
@@ -100,8 +130,9 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   int const rc = std::system(cmd.c_str());
   fs::remove_all(work);
   KUMIKI_REQUIRE(rc == 0, "gnuplot failed (exit ", rc, "); is gnuplot installed?");
-  std::printf("wrote %s (%zu steps, %zu evals of %zu eval sets, %zu stages)\n", out.string().c_str(), n_steps, n_evals,
-              eval_sets.size(), stages.size());
+  std::printf("wrote %s (%zu steps, %zu evals of %zu eval sets, %zu stages, %zu skipped outliers, %zu rollbacks)\n",
+              out.string().c_str(), n_steps, n_evals, eval_sets.size(), stages.size(), n_outliers,
+              branches.records().size());
 }
 
 kumiki_cli::Registration reg{60, [](CLI::App& app) {

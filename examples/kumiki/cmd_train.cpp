@@ -35,6 +35,9 @@ int train(TrainArgs const& a) {
   opt.step.recompute = a.recompute;
   // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
   if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
+  // The spike tests' synthetic spike (tests/train/spikes_test.py): "FIRST[-LAST]:FACTOR" data batches.
+  if (char const* spike = std::getenv("KUMIKI_SPIKE_AT"))
+    opt.spike_at = train::parse_spike_injection(spike, "KUMIKI_SPIKE_AT");
   // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
   // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
   if (!a.init_from.empty()) {
@@ -61,7 +64,8 @@ int train(TrainArgs const& a) {
   switch (outcome) {
     case train::RunOutcome::completed:
     case train::RunOutcome::interrupted: return 0;
-    case train::RunOutcome::stopped_nonfinite: return 3;
+    case train::RunOutcome::stopped_nonfinite:
+    case train::RunOutcome::stopped_spikes: return 3;
   }
   return 1;
 }

@@ -58,4 +58,5 @@
 #include "kumiki/train/hf_interop.hpp"
 #include "kumiki/train/log.hpp"
 #include "kumiki/train/recipe.hpp"
+#include "kumiki/train/spikes.hpp"
 #include "kumiki/train/trainer.hpp"

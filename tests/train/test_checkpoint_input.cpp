@@ -268,10 +268,10 @@ TEST_CASE("state.json keys are checked for type, sign and consistency", "[train]
 TEST_CASE("resuming truncates a log whose step is not a number with an input error", "[train][checkpoint]") {
   fs::path const dir = fresh_dir("kumiki-test-hostile-log");
   spit(dir / "log.jsonl", "{\"type\": \"step\", \"step\": 0}\n{\"type\": 5, \"step\": 1}\n{\"type\": \"step\", \"step\": \"2\"}\n");
-  CHECK_THAT(input_error([&] { train::detail::truncate_log(dir / "log.jsonl", 1); }),
+  CHECK_THAT(input_error([&] { train::detail::truncate_log(dir / "log.jsonl", 1, 0); }),
              Contains("log.jsonl' line 3: \"step\" is the string \"2\", expected an integer"));
   spit(dir / "log.jsonl", "{\"type\": \"step\", \"step\": 0}\n{\"type\": 5, \"step\": 1}\n{\"type\": \"step\", \"step\": 2}\n");
-  train::detail::truncate_log(dir / "log.jsonl", 2);
+  train::detail::truncate_log(dir / "log.jsonl", 2, 0);
   std::ifstream in(dir / "log.jsonl");
   std::string const kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(kept == "{\"step\":0,\"type\":\"step\"}\n{\"step\":1,\"type\":5}\n");

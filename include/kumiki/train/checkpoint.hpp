@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -27,6 +28,7 @@
 #include "kumiki/io/safetensors.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint_dir.hpp"
+#include "kumiki/train/spikes.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -50,6 +52,7 @@ struct TrainState {
   std::uint64_t data_seed = 0;       ///< data-order seed of the current stage
   std::vector<std::int64_t> consumed_per_dataset;  ///< samples of the current stage's blend, per dataset
   std::vector<std::string> datasets;               ///< the blend's prefixes, same order
+  SpikeState spikes;                 ///< spike window, counters, rollbacks, data skip (train/spikes.hpp)
 };
 
 inline nlohmann::json to_json(TrainState const& s) {
@@ -63,7 +66,8 @@ inline nlohmann::json to_json(TrainState const& s) {
           {"rng", {{"kind", "philox4x32-10 (counter-based; seeds are the whole state)"},
                    {"init_seed", s.init_seed},
                    {"data_seed", s.data_seed}}},
-          {"data", {{"datasets", s.datasets}, {"consumed_samples", s.consumed_per_dataset}}}};
+          {"data", {{"datasets", s.datasets}, {"consumed_samples", s.consumed_per_dataset}}},
+          {"spikes", s.spikes.to_json()}};
 }
 
 namespace detail {
@@ -102,6 +106,13 @@ class StateReader {
     KUMIKI_REQUIRE(v.is_number_unsigned(), where(path), " is ", ::kumiki::detail::json_describe(v),
                    ", expected an integer in [0, 2^64)");
     return v.get<std::uint64_t>();
+  }
+  bool has(std::string const& key) const { return root_.contains(key); }
+  double number(std::string const& path) const {
+    nlohmann::json const& v = at(path);
+    KUMIKI_REQUIRE(v.is_number() && std::isfinite(v.get<double>()), where(path), " is ",
+                   ::kumiki::detail::json_describe(v), ", expected a finite number");
+    return v.get<double>();
   }
   std::string string(nlohmann::json const& v, std::string const& path) const {
     KUMIKI_REQUIRE(v.is_string(), where(path), " is ", ::kumiki::detail::json_describe(v), ", expected a string");
@@ -152,6 +163,20 @@ inline TrainState train_state_from_json(nlohmann::json const& j, std::string con
   s.data_seed = r.seed("rng.data_seed");
   s.datasets = r.strings("data.datasets");
   s.consumed_per_dataset = r.counts("data.consumed_samples");
+  if (r.has("spikes")) {  // absent from checkpoints written before spike handling: its initial state
+    SpikeState& k = s.spikes;
+    k.window = SpikeWindow::from_json(r.at("spikes.window"), "checkpoint state '" + source + "': \"spikes.window\"");
+    k.consecutive = r.count("spikes.consecutive_outliers");
+    k.outliers_total = r.count("spikes.outliers_total");
+    k.rollbacks = r.count("spikes.rollbacks");
+    k.data_skip_batches = r.count("spikes.data_skip_batches");
+    k.lr_factor = r.number("spikes.lr_factor");
+    k.lr_factor_until = r.count("spikes.lr_factor_until");
+    KUMIKI_REQUIRE(k.lr_factor > 0 && k.lr_factor <= 1, "checkpoint state '", source, "': \"spikes.lr_factor\" is ",
+                   k.lr_factor, ", expected a number in (0, 1]");
+    KUMIKI_REQUIRE(k.consecutive <= s.step && k.outliers_total <= s.step, "checkpoint state '", source,
+                   "': the spike counters exceed the ", s.step, " steps of the whole run");
+  }
   // Every step, applied or skipped, counts in `step`: nothing within the run can exceed it.
   for (auto const& [key, v] : {std::pair{"stage_step", s.stage_step}, std::pair{"nonfinite_run", s.nonfinite_run},
                                std::pair{"skipped_total", s.skipped_total}})

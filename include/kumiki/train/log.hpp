@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/train/spikes.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -33,9 +35,13 @@ struct StepRecord {
   double mfu = 0;
   double peak_rss_mb = 0;
   double elapsed_s = 0;
-  bool skipped = false;          // non-finite loss or gradient: the update was not applied
+  bool skipped = false;          // the update was not applied (skip_reason says why)
+  std::string skip_reason;       // "nonfinite", "outlier" or "loss_ceiling" when skipped
   std::optional<double> moe_aux; // MoE models: load-balancing loss (summed over layers), batch mean
   std::optional<double> moe_z;   // MoE models: router z-loss (summed over layers), batch mean
+  SpikeJudgement spike;          // the spike detector's verdict (written when it judged the step)
+  std::int64_t data_skip = 0;    // global batches of this stage's data skipped by rollbacks so far
+  std::int64_t rollbacks = 0;    // rollbacks before this step (lines of an abandoned branch keep theirs)
 };
 
 /// One held-out evaluation.
@@ -47,6 +53,7 @@ struct EvalRecord {
   double loss = 0;
   double perplexity = 0;
   std::int64_t eval_tokens = 0;
+  std::int64_t rollbacks = 0;
 };
 
 /// A stage starting (boundaries are marked on plots).
@@ -54,6 +61,24 @@ struct StageRecord {
   std::string name;
   std::int64_t step = 0;
   std::int64_t tokens = 0;
+  std::int64_t rollbacks = 0;
+};
+
+/// A rollback (train/spikes.hpp): after step `step` the run went back to the checkpoint of step
+/// `to_step`. The steps it abandoned are the lines with the same `rollbacks` and a step >= to_step.
+struct RollbackRecord {
+  std::int64_t step = 0;              // the last step of the trouble
+  std::string stage;
+  std::int64_t tokens = 0;            // consumed tokens after that step
+  std::string reason;                 // "outliers", "loss_ceiling" or "nonfinite"
+  std::int64_t trouble_start = 0;     // first step of the trouble
+  std::int64_t to_step = 0;           // the checkpoint reloaded
+  std::int64_t skip_batches = 0;      // global batches of data skipped from there
+  std::int64_t data_skip = 0;         // the stage's data skip after this rollback
+  double lr_factor = 1.0;             // lr multiplied by this ...
+  std::int64_t lr_steps = 0;          // ... for this many steps from to_step
+  std::int64_t rollbacks = 0;         // rollbacks before this one
+  bool same_order = true;             // the rebuilt sample index agrees with the one read before
 };
 
 namespace detail {
@@ -71,15 +96,38 @@ inline nlohmann::json to_json(StepRecord const& r) {
                       {"skipped", r.skipped}};
   if (r.moe_aux) j["moe_aux_loss"] = detail::number(*r.moe_aux);
   if (r.moe_z) j["moe_z_loss"] = detail::number(*r.moe_z);
+  if (!r.skip_reason.empty()) j["skip_reason"] = r.skip_reason;
+  if (r.spike.judged) {
+    SpikeJudgement const& s = r.spike;
+    j["spike"] = {{"loss_mean", s.loss.mean},           {"loss_std", s.loss.std},
+                  {"loss_z", detail::number(s.loss.z)}, {"grad_norm_mean", s.grad_norm.mean},
+                  {"grad_norm_std", s.grad_norm.std},   {"grad_norm_z", detail::number(s.grad_norm.z)},
+                  {"outlier", s.kind()}};
+  }
+  if (r.data_skip != 0) j["data_skip"] = r.data_skip;
+  if (r.rollbacks != 0) j["rollbacks"] = r.rollbacks;
   return j;
 }
 inline nlohmann::json to_json(EvalRecord const& r) {
-  return {{"type", "eval"},   {"step", r.step},       {"stage", r.stage},
-          {"tokens", r.tokens}, {"dataset", r.dataset}, {"loss", detail::number(r.loss)},
-          {"perplexity", detail::number(r.perplexity)}, {"eval_tokens", r.eval_tokens}};
+  nlohmann::json j = {{"type", "eval"},   {"step", r.step},       {"stage", r.stage},
+                      {"tokens", r.tokens}, {"dataset", r.dataset}, {"loss", detail::number(r.loss)},
+                      {"perplexity", detail::number(r.perplexity)}, {"eval_tokens", r.eval_tokens}};
+  if (r.rollbacks != 0) j["rollbacks"] = r.rollbacks;
+  return j;
 }
 inline nlohmann::json to_json(StageRecord const& r) {
-  return {{"type", "stage"}, {"name", r.name}, {"step", r.step}, {"tokens", r.tokens}};
+  nlohmann::json j = {{"type", "stage"}, {"name", r.name}, {"step", r.step}, {"tokens", r.tokens}};
+  if (r.rollbacks != 0) j["rollbacks"] = r.rollbacks;
+  return j;
+}
+inline nlohmann::json to_json(RollbackRecord const& r) {
+  return {{"type", "rollback"},           {"step", r.step},
+          {"stage", r.stage},             {"tokens", r.tokens},
+          {"reason", r.reason},           {"trouble_start", r.trouble_start},
+          {"to_step", r.to_step},         {"skip_batches", r.skip_batches},
+          {"data_skip", r.data_skip},     {"lr_factor", r.lr_factor},
+          {"lr_steps", r.lr_steps},       {"rollbacks", r.rollbacks},
+          {"same_sample_order", r.same_order}};
 }
 
 /// Appends JSON lines to a file, flushing each line so a killed run loses at most the line in flight.
@@ -117,6 +165,29 @@ inline std::vector<nlohmann::json> read_jsonl(std::string const& path) {
   return lines;
 }
 
+/// Which log lines a rollback abandoned: a rollback record ends the branch of its `rollbacks` count
+/// from its `to_step` on, so a line of that branch at or after that step was undone.
+class RollbackBranches {
+ public:
+  explicit RollbackBranches(std::vector<nlohmann::json> const& lines) {
+    for (auto const& j : lines)
+      if (j.value("type", "") == "rollback") {
+        ended_[rollbacks_of(j)] = j.value("to_step", std::int64_t{0});
+        records_.push_back(j);
+      }
+  }
+  static std::int64_t rollbacks_of(nlohmann::json const& j) { return j.value("rollbacks", std::int64_t{0}); }
+  bool abandoned(nlohmann::json const& j) const {
+    auto const it = ended_.find(rollbacks_of(j));
+    return it != ended_.end() && j.value("step", std::int64_t{0}) >= it->second;
+  }
+  std::vector<nlohmann::json> const& records() const { return records_; }
+
+ private:
+  std::map<std::int64_t, std::int64_t> ended_;
+  std::vector<nlohmann::json> records_;
+};
+
 /// "1h02m03s" style durations for the progress line.
 inline std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -137,7 +208,7 @@ inline std::string progress_line(StepRecord const& r, std::int64_t total_steps, 
   char buf[256];
   std::snprintf(buf, sizeof buf, "[%s] step %lld/%lld loss %.4f lr %.3e gnorm %.3f %.0f tok/s ETA %s%s",
                 r.stage.c_str(), static_cast<long long>(r.step + 1), static_cast<long long>(total_steps), r.loss,
-                r.lr, r.grad_norm, r.tokens_per_s, format_duration(eta_s).c_str(), r.skipped ? " (skipped)" : "");
+                r.lr, r.grad_norm, r.tokens_per_s, format_duration(eta_s).c_str(), r.skipped ? (" (skipped: " + r.skip_reason + ")").c_str() : "");
   return buf;
 }
 

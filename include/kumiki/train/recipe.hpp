@@ -23,6 +23,7 @@
 #include "kumiki/sched/common.hpp"
 #include "kumiki/sched/schedule.hpp"
 #include "kumiki/sched/toml.hpp"
+#include "kumiki/train/spikes.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -78,6 +79,7 @@ struct StageRecipe {
   std::int64_t eval_batches = 4;          ///< micro-batches per eval set
   std::int64_t checkpoint_interval = 0;   ///< steps; 0: only at the end of the stage
   std::int64_t keep_checkpoints = 3;      ///< newest N kept under DIR/checkpoints (0: keep all)
+  SpikePolicy spikes;                     ///< resolved: the recipe's [spikes], then the stage's own keys
 };
 
 struct OptimizerRecipe {
@@ -216,17 +218,51 @@ inline std::vector<LrSegment> resolve_lr(Recipe const& r) {
 
 /// The keys of each table of a recipe, and the names earlier kumiki versions read.
 inline std::vector<std::string_view> const recipe_keys{"model", "seed", "seq_len", "global_batch", "micro_batch",
-                                                       "peak_flops", "data_cache", "optimizer", "stages"};
+                                                       "peak_flops", "data_cache", "optimizer", "spikes", "stages"};
 inline std::vector<std::string_view> const optimizer_keys{"beta1", "beta2", "eps", "weight_decay", "clip_grad", "max_nonfinite"};
 inline std::vector<std::string_view> const stage_keys{
     "name", "data", "steps", "tokens", "seq_len", "schedule", "lr", "min_lr", "lr_decay_iters", "lr_wsd_decay_style",
-    "reset_optimizer", "seed", "eval", "eval_interval", "eval_batches", "checkpoint_interval", "keep_checkpoints", "split"};
+    "reset_optimizer", "seed", "eval", "eval_interval", "eval_batches", "checkpoint_interval", "keep_checkpoints", "split", "spikes"};
+inline std::vector<std::string_view> const spike_keys{"detect", "window", "sigma", "min_history", "skip", "max_consecutive",
+                                                      "loss_ceiling", "rollback", "rollback_skip_batches",
+                                                      "rollback_lr_factor", "rollback_lr_steps", "max_rollbacks"};
 inline std::vector<std::string_view> const eval_keys{"name", "prefix", "split"};
 inline constexpr RenamedKey stage_renamed[] = {
     {"decay_to", "min_lr", "the lr a branch or anneal ends at, as Megatron's --min-lr"},
     {"decay_steps", "lr_decay_iters", "the length of a branch or anneal, as Megatron's --lr-decay-iters"},
     {"decay_shape", "lr_wsd_decay_style", "the shape of a branch or anneal, as Megatron's --lr-wsd-decay-style"},
 };
+
+/// Reads a spikes table (`[spikes]` or `[stages.spikes]`) over `p`: a key that is absent keeps p's
+/// value. `min_history_given` records whether some table set min_history (else it follows the window).
+inline void read_spikes(TomlReader& r, SpikePolicy& p, bool& min_history_given) {
+  r.allow(spike_keys);
+  r.read("detect", p.detect);
+  r.read("window", p.window);
+  r.read_finite("sigma", p.sigma);
+  if (r.contains("min_history")) {
+    r.read("min_history", p.min_history);
+    min_history_given = true;
+    if (p.min_history < 3) r.fail("min_history", "must be >= 3 (two earlier steps give the first standard deviation)");
+  }
+  r.read("skip", p.skip);
+  r.read("max_consecutive", p.max_consecutive);
+  r.read_finite("loss_ceiling", p.loss_ceiling);
+  r.read("rollback", p.rollback);
+  r.read("rollback_skip_batches", p.rollback_skip_batches);
+  r.read_finite("rollback_lr_factor", p.rollback_lr_factor);
+  r.read("rollback_lr_steps", p.rollback_lr_steps);
+  r.read("max_rollbacks", p.max_rollbacks);
+  if (p.window < 2) r.fail("window", "must be >= 2 steps, got " + std::to_string(p.window));
+  if (!(p.sigma > 0)) r.fail("sigma", "must be > 0 (standard deviations above the mean)");
+  if (p.max_consecutive < 0) r.fail("max_consecutive", "must be >= 0 (0: the first skipped outlier rolls back or stops)");
+  if (p.loss_ceiling < 0) r.fail("loss_ceiling", "must be >= 0 (0: no ceiling)");
+  if (p.rollback_skip_batches < 0)
+    r.fail("rollback_skip_batches", "must be >= 0 (batches skipped beyond those the abandoned steps read)");
+  if (!(p.rollback_lr_factor > 0 && p.rollback_lr_factor <= 1)) r.fail("rollback_lr_factor", "must be in (0, 1]");
+  if (p.rollback_lr_steps < 0) r.fail("rollback_lr_steps", "must be >= 0");
+  if (p.max_rollbacks < 0) r.fail("max_rollbacks", "must be >= 0");
+}
 
 }  // namespace detail
 
@@ -291,6 +327,13 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       if (!(opt.weight_decay >= 0) || !std::isfinite(opt.weight_decay)) o.fail("weight_decay", "must be a finite number >= 0");
       if (!(opt.clip_grad >= 0) || !std::isfinite(opt.clip_grad)) o.fail("clip_grad", "must be a finite number >= 0 (0: no clipping)");
       detail::positive(o, "max_nonfinite", opt.max_nonfinite);
+    }
+
+    SpikePolicy run_spikes;  // the recipe's [spikes]: every stage starts from it
+    bool run_min_history = false;
+    if (toml::Value const* sv = top.table_value("spikes")) {
+      TomlReader sr(*sv, "spikes");
+      detail::read_spikes(sr, run_spikes, run_min_history);
     }
 
     auto const* stages = top.array("stages");
@@ -394,6 +437,26 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       detail::positive(s, "eval_batches", st.eval_batches);
       if (st.checkpoint_interval < 0) s.fail("checkpoint_interval", "must be >= 0");
       if (st.keep_checkpoints < 0) s.fail("keep_checkpoints", "must be >= 0");
+      st.spikes = run_spikes;
+      bool min_history = run_min_history;
+      if (toml::Value const* sv = s.table_value("spikes")) {
+        TomlReader sr(*sv, path + ".spikes");
+        detail::read_spikes(sr, st.spikes, min_history);
+      }
+      SpikePolicy& sp = st.spikes;
+      if (!min_history) sp.min_history = SpikePolicy::default_min_history(sp.window);
+      auto const spikes_fail = [&](std::string const& what) {
+        if (s.contains("spikes")) s.fail("spikes", what);
+        if (toml::Value const* sv = top.find("spikes")) top.fail("spikes", sv, what + " (for stage '" + st.name + "')");
+        s.fail("name", what);
+      };
+      if (sp.min_history > sp.window + 1)
+        spikes_fail("min_history " + std::to_string(sp.min_history) + " is more than window + 1 = " +
+                    std::to_string(sp.window + 1) + ": the window never holds that much history");
+      if (sp.rollback && st.checkpoint_interval == 0)
+        spikes_fail("rollback = true needs checkpoint_interval > 0 in stage '" + st.name +
+                    "': a rollback reloads the newest checkpoint before the trouble");
+      if (sp.rollback && sp.max_rollbacks == 0) spikes_fail("rollback = true with max_rollbacks = 0 never rolls back");
       r.stages.push_back(std::move(st));
     }
     r.lr_segments = detail::resolve_lr(r);

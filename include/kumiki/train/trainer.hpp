@@ -1,7 +1,8 @@
 // kumiki/train/trainer.hpp: the multi-stage training loop on any backend: gradient accumulation, the
 // data-parallel gradient reduction, clipping, AdamW, per-stage data blends and schedules, held-out
-// evaluation, JSONL logs, checkpoints with exact resume, non-finite step handling, and a clean stop on
-// SIGINT / SIGTERM.
+// evaluation, JSONL logs, checkpoints with exact resume, non-finite step handling, loss and
+// gradient-norm spikes (skipped steps, rollbacks with data skip: train/spikes.hpp), and a clean stop
+// on SIGINT / SIGTERM.
 #pragma once
 
 #include <sys/resource.h>
@@ -39,6 +40,7 @@
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/log.hpp"
 #include "kumiki/train/recipe.hpp"
+#include "kumiki/train/spikes.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -56,14 +58,46 @@ struct TrainerOptions {
   /// at step 0. Called only when the run has no valid checkpoint: a resumed run's own checkpoint wins.
   std::function<Arena<Cpu>()> init_weights;
   std::string init_source;            ///< where init_weights reads from, for messages
-  /// Test hook "<point>:<step>": the process kills itself (SIGKILL) at that point of that step
-  /// (points: "step" after a step, "checkpoint" inside a checkpoint write before its manifest). The
-  /// resume test sets it (through the kumiki CLI's KUMIKI_CRASH_AT); empty: never.
+  /// Test hook "<point>:<step>[@<rollbacks>]": the process kills itself (SIGKILL) at that point of
+  /// that step, after that many rollbacks (default 0) (points: "step" after a step, "checkpoint" inside
+  /// a checkpoint write before its manifest, "rollback" inside a rollback, after the abandoned
+  /// checkpoints are removed and before the reload). The resume tests set it (through the kumiki
+  /// CLI's KUMIKI_CRASH_AT); empty: never.
   std::string crash_at;
+  /// Test hook: the loss and the gradients of the steps that read these global data batches are
+  /// multiplied by `factor` (a synthetic spike). A data batch is counted over the whole recipe:
+  /// stage start + stage step + the batches rollbacks skipped, so after a rollback that skips them
+  /// the spike is not read again. The spike tests set it (the CLI's KUMIKI_SPIKE_AT, "FIRST[-LAST]:FACTOR").
+  struct SpikeInjection {
+    std::int64_t first = -1, last = -1;
+    double factor = 1.0;
+    bool covers(std::int64_t batch) const { return batch >= first && batch <= last; }
+  } spike_at;
 };
 
+/// Parses the spike hook "FIRST[-LAST]:FACTOR" (data batches, a factor > 0); `source` names its origin.
+inline TrainerOptions::SpikeInjection parse_spike_injection(std::string const& text, std::string const& source) {
+  TrainerOptions::SpikeInjection h;
+  auto const colon = text.find(':');
+  KUMIKI_REQUIRE(colon != std::string::npos, source, " is '", text, "', expected FIRST[-LAST]:FACTOR (data batches, a factor)");
+  std::string const range = text.substr(0, colon), factor = text.substr(colon + 1);
+  auto const dash = range.find('-');
+  try {
+    std::size_t used = 0;
+    h.first = std::stoll(range.substr(0, dash), &used);
+    h.last = dash == std::string::npos ? h.first : std::stoll(range.substr(dash + 1));
+    h.factor = std::stod(factor, &used);
+    KUMIKI_REQUIRE(used == factor.size(), source, ": trailing characters in the factor '", factor, "'");
+  } catch (std::logic_error const&) {
+    KUMIKI_FAIL(source, " is '", text, "', expected FIRST[-LAST]:FACTOR (data batches, a factor)");
+  }
+  KUMIKI_REQUIRE(h.first >= 0 && h.last >= h.first && h.factor > 0 && std::isfinite(h.factor), source, " is '", text,
+                 "': needs 0 <= FIRST <= LAST and a finite factor > 0");
+  return h;
+}
+
 /// How a run ended.
-enum class RunOutcome { completed, interrupted, stopped_nonfinite };
+enum class RunOutcome { completed, interrupted, stopped_nonfinite, stopped_spikes };
 
 namespace detail {
 
@@ -94,10 +128,12 @@ class StopSignals {
   struct sigaction old_term_ {};
 };
 
-/// TrainerOptions::crash_at: SIGKILL when `spec` is "<point>:<step>".
-inline void maybe_crash(std::string const& spec, char const* point, std::int64_t step) {
+/// TrainerOptions::crash_at: SIGKILL when `spec` is "<point>:<step>" (no rollback yet) or
+/// "<point>:<step>@<rollbacks>".
+inline void maybe_crash(std::string const& spec, char const* point, std::int64_t step, std::int64_t rollbacks = 0) {
   if (spec.empty()) return;
-  if (spec == std::string(point) + ":" + std::to_string(step)) {
+  std::string const at = std::string(point) + ":" + std::to_string(step);
+  if (spec == at + "@" + std::to_string(rollbacks) || (rollbacks == 0 && spec == at)) {
     std::fflush(nullptr);
     std::raise(SIGKILL);
   }
@@ -109,9 +145,10 @@ inline double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-/// Keeps the log lines that precede `step` completed steps: a resumed run then writes exactly the
-/// lines an uninterrupted run would have written after that point.
-inline void truncate_log(fs::path const& path, std::int64_t step) {
+/// Keeps the log lines that precede `step` completed steps after `rollbacks` rollbacks: a resumed run
+/// then writes exactly the lines an uninterrupted run would have written after that point. Lines of
+/// earlier branches (fewer rollbacks: the steps a rollback abandoned, and the rollback itself) stay.
+inline void truncate_log(fs::path const& path, std::int64_t step, std::int64_t rollbacks) {
   if (!fs::exists(path)) return;
   std::string kept;
   std::size_t line = 0;
@@ -119,11 +156,15 @@ inline void truncate_log(fs::path const& path, std::int64_t step) {
     ++line;
     auto const t = j.find("type");
     auto const st = j.find("step");
+    auto const rb = j.find("rollbacks");
     KUMIKI_REQUIRE(st == j.end() || st->is_number_integer(), "log file '", path.string(), "' line ", line,
                    ": \"step\" is ", ::kumiki::detail::json_describe(*st), ", expected an integer");
+    KUMIKI_REQUIRE(rb == j.end() || rb->is_number_integer(), "log file '", path.string(), "' line ", line,
+                   ": \"rollbacks\" is ", ::kumiki::detail::json_describe(*rb), ", expected an integer");
     std::string const type = t != j.end() && t->is_string() ? t->get<std::string>() : std::string();
     std::int64_t const s = st == j.end() ? 0 : st->get<std::int64_t>();
-    bool const keep = (type == "eval") ? s <= step : s < step;
+    std::int64_t const r = rb == j.end() ? 0 : rb->get<std::int64_t>();
+    bool const keep = r < rollbacks || (r == rollbacks && ((type == "eval") ? s <= step : s < step));
     if (keep) kept += j.dump() + "\n";
   }
   write_file_atomic(path, kept);
@@ -232,19 +273,39 @@ class Trainer {
       if (state_.stage_step == 0) begin_stage(si, log);
       ensure_stage_data(si);
 
+      SpikePolicy const& sp = stage.spikes;
+      SpikeState& spikes = state_.spikes;
       auto const t0 = std::chrono::steady_clock::now();
-      double const lr = recipe_.lr(state_.step);
+      double const lr = spikes.lr(recipe_.lr(state_.step), state_.step);
       nn::LossResult const losses = accumulate_gradients(stage);
-      double const loss = losses.loss;
+      // The loss every rank judges and logs: the mean over ranks (the gradients are reduced the same way).
+      double const loss = comm_.all_reduce_sum(losses.loss) / static_cast<double>(comm_.size());
       comm_.reduce_gradients(model_->context(), model_->grads());
       optim::ClipResult const clip =
           optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad, {}, comm_);
       bool const finite = std::isfinite(losses.objective()) && clip.finite;
       optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
-      if (verdict == optim::StepVerdict::apply)
+      // Spikes: judged against the stage's window of accepted steps, on finite steps only.
+      SpikeJudgement judged;
+      bool ceiling = false;
+      if (finite && sp.detect) {
+        judged = spikes.window.judge(loss, clip.norm, sp);
+        if (judged.outlier()) ++spikes.outliers_total;
+        else spikes.window.push(loss, clip.norm, sp.window);
+      }
+      if (finite && sp.loss_ceiling > 0 && loss > sp.loss_ceiling) ceiling = true;
+      bool const outlier_skip = judged.outlier() && sp.skip;
+      std::string skip_reason;
+      if (verdict != optim::StepVerdict::apply) skip_reason = "nonfinite";
+      else if (ceiling) skip_reason = "loss_ceiling";
+      else if (outlier_skip) skip_reason = "outlier";
+      if (skip_reason.empty()) {
         opt_.step(model_->context(), model_->params(), model_->grads(), static_cast<float>(lr));
-      else
-        ++state_.skipped_total;
+        spikes.consecutive = 0;
+      } else {
+        ++state_.skipped_total;  // no update, and AdamW's step count stays
+        if (outlier_skip) ++spikes.consecutive;
+      }
       state_.nonfinite_run = guard.consecutive();
       double const step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -263,9 +324,16 @@ class Trainer {
       rec.mfu = recipe_.peak_flops > 0 ? flops / recipe_.peak_flops : 0.0;
       rec.peak_rss_mb = detail::peak_rss_mb();
       rec.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-      rec.skipped = verdict != optim::StepVerdict::apply;
+      rec.skipped = !skip_reason.empty();
+      rec.skip_reason = skip_reason;
+      rec.spike = judged;
+      rec.data_skip = spikes.data_skip_batches;
+      rec.rollbacks = spikes.rollbacks;
       if constexpr (Cfg.is_moe()) rec.moe_aux = losses.moe_aux, rec.moe_z = losses.moe_z;
       log.write(rec);
+      if (judged.outlier() && options_.progress)
+        say("kumiki: step ", rec.step, ": ", judged.kind(), " outlier (loss ", loss, ", z ", judged.loss.z, "; grad norm ",
+            clip.norm, ", z ", judged.grad_norm.z, ")", sp.skip ? ": update skipped" : ": logged only (skip = false)");
 
       ++state_.step;
       ++state_.stage_step;
@@ -273,7 +341,42 @@ class Trainer {
       ema_step_s = ema_step_s == 0 ? step_s : 0.9 * ema_step_s + 0.1 * step_s;
       if (options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
         std::fprintf(stderr, "%s\n", progress_line(rec, total, ema_step_s * static_cast<double>(total - state_.step)).c_str());
-      detail::maybe_crash(options_.crash_at, "step", state_.step);
+      detail::maybe_crash(options_.crash_at, "step", state_.step, spikes.rollbacks);
+
+      // Trouble that skipping alone does not end: too many skipped outliers in a row, a loss above the
+      // ceiling, or (with rollback on) the non-finite bound. With rollback: back to the newest
+      // checkpoint before it, skipping the data; without: stop, the last good state saved.
+      TroubleKind trouble = TroubleKind::none;
+      std::int64_t trouble_start = state_.step - 1;
+      if (ceiling) {
+        trouble = TroubleKind::loss_ceiling;
+      } else if (outlier_skip && spikes.consecutive > sp.max_consecutive) {
+        trouble = TroubleKind::outliers;
+        trouble_start = state_.step - spikes.consecutive;
+      } else if (verdict == optim::StepVerdict::stop && sp.rollback) {
+        trouble = TroubleKind::nonfinite;
+        trouble_start = state_.step - guard.consecutive();
+      }
+      if (trouble != TroubleKind::none) {
+        if (sp.rollback && roll_back(ckpt_root, stage, trouble, trouble_start, log)) {
+          guard = optim::NonFiniteGuard(static_cast<int>(recipe_.optimizer.max_nonfinite));
+          for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
+          continue;
+        }
+        fs::path const dir = checkpoint(ckpt_root, stage);
+        std::string const what =
+            trouble == TroubleKind::loss_ceiling
+                ? kumiki::detail::concat("the loss ", loss, " is above the stage's loss_ceiling ", sp.loss_ceiling)
+            : trouble == TroubleKind::outliers
+                ? kumiki::detail::concat(spikes.consecutive, " outlier steps skipped in a row (max_consecutive ",
+                                         sp.max_consecutive, ")")
+                : kumiki::detail::concat(guard.consecutive(), " non-finite steps in a row (max_nonfinite)");
+        say("kumiki: stopping at step ", state_.step, ": ", what,
+            sp.rollback ? "" : "; set rollback = true in the recipe's [spikes] to roll back instead",
+            ". The last state (no update was applied since the trouble began) is in ", dir.string(),
+            "; `kumiki spikes ", out_.string(), "` lists the outliers");
+        return RunOutcome::stopped_spikes;
+      }
 
       if (verdict == optim::StepVerdict::stop) {
         fs::path const dir = checkpoint(ckpt_root, stage);
@@ -286,11 +389,7 @@ class Trainer {
       bool const want_ckpt =
           stage_end || (stage.checkpoint_interval > 0 && state_.stage_step % stage.checkpoint_interval == 0);
       if (want_ckpt || signals.signal() != 0) checkpoint(ckpt_root, stage);
-      if (stage_end && state_.step < total) {
-        ++state_.stage_index;
-        state_.stage_step = 0;
-        state_.stage = recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name;
-      }
+      if (stage_end && state_.step < total) next_stage();
       if (signals.signal() != 0) {
         say("kumiki: received ", signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", " at step ", state_.step,
             "; checkpoint written. Resume with the same command: kumiki train --recipe ", recipe_.source, " --out ",
@@ -346,15 +445,110 @@ class Trainer {
     KUMIKI_REQUIRE(static_cast<std::size_t>(state_.stage_index) < recipe_.stages.size(), "checkpoint ", found->string(),
                    " is at stage ", state_.stage_index, " ('", state_.stage, "'), but the recipe has ",
                    recipe_.stages.size(), " stage(s)");
-    // A checkpoint taken at the end of a stage still names that stage: the next step opens the next one.
-    while (static_cast<std::size_t>(state_.stage_index) + 1 < recipe_.stages.size() &&
-           state_.stage_step >= recipe_.stages[static_cast<std::size_t>(state_.stage_index)].steps) {
-      ++state_.stage_index;
-      state_.stage_step = 0;
-      state_.stage = recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name;
-    }
-    detail::truncate_log(out_ / "log.jsonl", state_.step);
+    leave_finished_stage();
+    detail::truncate_log(out_ / "log.jsonl", state_.step, state_.spikes.rollbacks);
     say("kumiki: resuming from ", found->string(), " (step ", state_.step, ", stage '", state_.stage, "')");
+  }
+
+  /// The first step of the next stage: its own data (no batches skipped yet) and a new spike window.
+  void next_stage() {
+    ++state_.stage_index;
+    state_.stage_step = 0;
+    state_.stage = recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name;
+    state_.spikes.data_skip_batches = 0;
+  }
+
+  /// A checkpoint taken at the end of a stage still names that stage: the next step opens the next one.
+  void leave_finished_stage() {
+    while (static_cast<std::size_t>(state_.stage_index) + 1 < recipe_.stages.size() &&
+           state_.stage_step >= recipe_.stages[static_cast<std::size_t>(state_.stage_index)].steps)
+      next_stage();
+  }
+
+  /// Rolls back to the newest valid checkpoint of the current stage at or before `trouble_start`
+  /// (steps completed), after the steps up to state_.step - 1 went wrong: logs it, removes the
+  /// checkpoints of the abandoned steps (newest first, so that a kill in between resumes from one of
+  /// them and replays this very rollback), reloads, and lowers the lr as the stage's policy says. The
+  /// data goes on where the abandoned steps left it (plus rollback_skip_batches): nothing they read is
+  /// read again, however often the run returns to one checkpoint. False (after saying why) when the
+  /// run has used up max_rollbacks or the stage has no checkpoint to go back to.
+  bool roll_back(fs::path const& root, StageRecipe const& stage, TroubleKind why, std::int64_t trouble_start, JsonlLog& log) {
+    SpikePolicy const& sp = stage.spikes;
+    if (state_.spikes.rollbacks >= sp.max_rollbacks) {
+      say("kumiki: no rollback: the run has rolled back ", state_.spikes.rollbacks, " time(s), its max_rollbacks");
+      return false;
+    }
+    // The stage's data position (global batches of its blend) the abandoned steps reached; a
+    // checkpoint of an earlier stage would read that stage's data again and this one's from 0.
+    std::int64_t const next_batch = state_.stage_step + state_.spikes.data_skip_batches;
+    std::int64_t const stage_start = recipe_.stage_start(static_cast<std::size_t>(state_.stage_index));
+    std::optional<fs::path> target;
+    std::int64_t to = 0;
+    auto const all = list_checkpoints(root);
+    for (auto it = all.rbegin(); it != all.rend() && !target; ++it) {
+      std::int64_t const s = *checkpoint_step(*it);
+      if (s > trouble_start || s < stage_start) continue;
+      try {
+        verify_training_checkpoint(*it);
+        target = *it, to = s;
+      } catch (InputError const& e) {
+        say("kumiki: warning: skipping a damaged checkpoint: ", e.what());
+      }
+    }
+    if (!target) {
+      say("kumiki: no rollback: no valid checkpoint of stage '", stage.name, "' (steps ", stage_start, " to ", trouble_start,
+          ", the first step of the trouble) under ", root.string(), "; a smaller checkpoint_interval keeps one closer");
+      return false;
+    }
+    RollbackRecord rec;
+    rec.step = state_.step - 1;
+    rec.stage = stage.name;
+    rec.tokens = state_.tokens;
+    rec.reason = std::string(trouble_name(why));
+    rec.trouble_start = trouble_start;
+    rec.to_step = to;
+    rec.lr_factor = sp.rollback_lr_factor;
+    rec.lr_steps = sp.rollback_lr_steps;
+    rec.rollbacks = state_.spikes.rollbacks;
+    std::int64_t const rollbacks = state_.spikes.rollbacks + 1;
+    for (auto it = all.rbegin(); it != all.rend(); ++it)
+      if (*checkpoint_step(*it) > to) fs::remove_all(*it);
+    detail::maybe_crash(options_.crash_at, "rollback", state_.step, state_.spikes.rollbacks);
+
+    std::unique_ptr<data::BlendedDataset> const read_before = std::move(blend_);
+    std::string saved_recipe;
+    state_ = load_checkpoint(*target, model_->params(), opt_, &saved_recipe);
+    leave_finished_stage();
+    KUMIKI_CHECK(recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name == stage.name,
+                 "rollback target ", target->string(), " is not in stage '", stage.name, "'");
+    std::int64_t const resume_batch = next_batch + sp.rollback_skip_batches;  // where the data goes on
+    rec.skip_batches = resume_batch - (state_.stage_step + state_.spikes.data_skip_batches);
+    state_.spikes.rollbacks = rollbacks;
+    state_.spikes.data_skip_batches = resume_batch - state_.stage_step;
+    state_.spikes.lr_factor = sp.rollback_lr_factor;
+    state_.spikes.lr_factor_until = to + sp.rollback_lr_steps;
+    rec.data_skip = state_.spikes.data_skip_batches;
+    // Megatron's index for the longer stage (steps + skip batches) is rebuilt. Its samples agree with
+    // the old index's when the extra batches leave each dataset's epochs (count, separate final one)
+    // and the blend's choices as they were; then the abandoned batches are exactly the ones skipped.
+    // Checked, and said when not so.
+    ensure_stage_data(static_cast<std::size_t>(state_.stage_index));
+    std::int64_t const read_samples = std::min(next_batch * recipe_.global_batch, read_before->size());
+    for (std::size_t d = 0; d < blend_->num_datasets(); ++d) {  // a GPT index is fixed by these two
+      data::GptIndex const &was = read_before->dataset(d).index(), &now = blend_->dataset(d).index();
+      rec.same_order = rec.same_order && was.num_epochs == now.num_epochs && was.separate_final_epoch == now.separate_final_epoch;
+    }
+    for (std::int64_t i = 0; i < read_samples && rec.same_order; ++i) rec.same_order = read_before->source(i) == blend_->source(i);
+    log.write(rec);
+    if (!rec.same_order)
+      say("kumiki: note: the stage's sample index, rebuilt for ", stage.steps + state_.spikes.data_skip_batches,
+          " batches, orders the samples differently from the one the abandoned steps read (an epoch boundary moved); "
+          "the run goes on in the new order from batch ", resume_batch);
+    say("kumiki: rollback ", rollbacks, " (", rec.reason, " from step ", trouble_start, " to ", rec.step, "): back to ",
+        target->string(), ", skipping ", rec.skip_batches, " global batch(es) of data",
+        sp.rollback_lr_steps > 0 ? kumiki::detail::concat(", lr x ", sp.rollback_lr_factor, " for ", sp.rollback_lr_steps, " steps")
+                                 : std::string());
+    return true;
   }
 
   void copy_init_weights(Arena<Cpu> const& src) {
@@ -370,17 +564,21 @@ class Trainer {
         ops::Fill<Backend>::zero_bytes(model_->context(), m->data(), m->total_bytes());
       opt_.set_step_count(0);
     }
-    log.write(StageRecord{stage.name, state_.step, state_.tokens});
+    state_.spikes.window.clear();  // a new stage moves the loss level: its own history
+    log.write(StageRecord{stage.name, state_.step, state_.tokens, state_.spikes.rollbacks});
     say("kumiki: stage '", stage.name, "': ", stage.steps, " steps, seq_len ", stage.seq_len, ", schedule ",
         schedule_rule_name(stage.rule), ", ", stage.data.size(), " dataset(s)");
   }
 
   void ensure_stage_data(std::size_t si) {
-    if (blend_ && blend_stage_ == si) return;
+    std::int64_t const skip = state_.spikes.data_skip_batches;
+    if (blend_ && blend_stage_ == si && blend_skip_ == skip) return;
     StageRecipe const& stage = recipe_.stages[si];
     data::BlendedDatasetConfig bc;
     bc.seq_len = stage.seq_len;
-    bc.num_samples = stage.steps * recipe_.global_batch;
+    // Megatron's index for the stage's samples; after a rollback, for those plus the skipped batches
+    // (a run without rollbacks reads exactly the index it always did).
+    bc.num_samples = (stage.steps + skip) * recipe_.global_batch;
     bc.seed = stage.seed;
     bc.cache_dir = cache_dir_;
     bc.split = stage.split;  // the stage trains on the train part of every dataset, as Megatron
@@ -389,6 +587,7 @@ class Trainer {
                    " samples but its weightless blend holds ", blend_->size(),
                    " (one epoch of each dataset's train part); give weights, more data or fewer steps");
     blend_stage_ = si;
+    blend_skip_ = skip;
     eval_sets_.clear();
     for (auto const& e : stage.eval) {
       data::GptDatasetConfig gc;
@@ -415,9 +614,14 @@ class Trainer {
   nn::LossResult accumulate_gradients(StageRecipe const& stage) {
     model_->zero_grad();
     std::int64_t const acc = recipe_.accumulation_steps(), mb = recipe_.micro_batch;
-    std::int64_t const base = state_.stage_step * recipe_.global_batch;
+    std::int64_t const batch = state_.stage_step + state_.spikes.data_skip_batches;  // of the stage's data
+    std::int64_t const base = batch * recipe_.global_batch;
     nn::StepOptions opt = options_.step;
     opt.grad_scale = 1.0 / static_cast<double>(acc);
+    double spike = 1.0;  // TrainerOptions::spike_at: a synthetic spike on this data batch
+    if (options_.spike_at.covers(recipe_.stage_start(static_cast<std::size_t>(state_.stage_index)) + batch))
+      spike = options_.spike_at.factor;
+    opt.grad_scale *= spike;
     nn::LossResult sum;
     for (std::int64_t a = 0; a < acc; ++a) {
       fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); },
@@ -427,7 +631,7 @@ class Trainer {
            },
            stage.seq_len);
       nn::LossResult const r = model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
-      sum.loss += r.loss, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
+      sum.loss += r.loss * spike, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
     }
     double const n = static_cast<double>(acc);
     sum.loss /= n, sum.moe_aux /= n, sum.moe_z /= n;
@@ -450,10 +654,13 @@ class Trainer {
     state_.data_seed = stage.seed;
     state_.datasets.clear();
     for (auto const& e : stage.data) state_.datasets.push_back(e.prefix.string());
-    state_.consumed_per_dataset = blend_->consumed_per_dataset(state_.stage_step * recipe_.global_batch);
+    state_.consumed_per_dataset =
+        blend_->consumed_per_dataset((state_.stage_step + state_.spikes.data_skip_batches) * recipe_.global_batch);
     std::int64_t const step = state_.step;
-    fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text,
-                                         [&, step] { detail::maybe_crash(options_.crash_at, "checkpoint", step); });
+    std::int64_t const rollbacks = state_.spikes.rollbacks;
+    fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, [&, step, rollbacks] {
+      detail::maybe_crash(options_.crash_at, "checkpoint", step, rollbacks);
+    });
     prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints));
     return dir;
   }
@@ -468,6 +675,7 @@ class Trainer {
   TrainState state_;
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;
+  std::int64_t blend_skip_ = 0;
   std::vector<std::unique_ptr<data::GptDataset>> eval_sets_;
   std::vector<std::int32_t> sample_, tokens_, targets_;
 };
