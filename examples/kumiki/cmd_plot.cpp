@@ -100,7 +100,7 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
     double const tokens = r.value("tokens", 0.0);
     gp << "set arrow " << k << " from " << tokens << ", graph 0 to " << tokens << ", graph 1 nohead dt 3 lw 1.5 lc rgb '#d62728'\n";
     gp << "set label " << k << " 'rollback to step " << r.value("to_step", 0LL) << "' at " << tokens
-       << ", graph 0.85 right offset -0.5,0 font ',9' tc rgb '#d62728'\n";
+       << ", graph 0.08 right offset -0.5,0 font ',9' tc rgb '#d62728'\n";
     ++k;
   }
   // Outliers far above the curve would flatten it: the loss axis ends a little above the curve, and
