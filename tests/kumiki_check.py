@@ -6,6 +6,8 @@ print `ok` / `FAIL` lines and set the exit status at the end.
     t.check(cond, "what was expected")
     t.finish()                          # prints the count, exits 1 if any check failed
     write_indexed(prefix, docs)         # a small Megatron .bin/.idx dataset (uint16 tokens)
+    rewrite_manifest_entry(ckpt, name)  # after editing a checkpoint file: its size and CRC-32C again
+    read_safetensors(path)              # {name: numpy array} of a safetensors file (f32 / bf16 as f32)
 """
 import os
 import shutil
@@ -46,3 +48,50 @@ def write_indexed(prefix, docs):
         f.write(struct.pack("<%di" % len(docs), *lengths))
         f.write(struct.pack("<%dq" % len(docs), *pointers))
         f.write(struct.pack("<%dq" % (len(docs) + 1), *range(len(docs) + 1)))
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), bitwise: what kumiki's checkpoint manifests record."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def rewrite_manifest_entry(ckpt, name):
+    """Records file `name` of checkpoint directory `ckpt` in its manifest again (size, CRC-32C)."""
+    import json
+    with open(os.path.join(ckpt, name), "rb") as f:
+        body = f.read()
+    path = os.path.join(ckpt, "manifest.json")
+    with open(path) as f:
+        manifest = json.load(f)
+    manifest["files"][name] = {"bytes": len(body), "crc32c": f"{crc32c(body):08x}"}
+    with open(path, "w") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_safetensors(path):
+    """{name: numpy float32 array} of a safetensors file holding F32 or BF16 tensors, and its metadata."""
+    import json
+    import numpy as np
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        if e["dtype"] == "F32":
+            a = np.frombuffer(data[b:end], dtype="<f4")
+        elif e["dtype"] == "BF16":
+            a = (np.frombuffer(data[b:end], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError(f"{path}: tensor {name} is {e['dtype']}")
+        out[name] = a.reshape(e["shape"])
+    return out, header.get("__metadata__", {})

@@ -58,5 +58,6 @@
 #include "kumiki/train/hf_interop.hpp"
 #include "kumiki/train/log.hpp"
 #include "kumiki/train/recipe.hpp"
+#include "kumiki/train/soup.hpp"
 #include "kumiki/train/spikes.hpp"
 #include "kumiki/train/trainer.hpp"

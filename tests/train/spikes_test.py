@@ -31,7 +31,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from kumiki_check import Checks  # noqa: E402
+from kumiki_check import Checks, rewrite_manifest_entry  # noqa: E402
 
 _t = Checks()
 kumiki, work, check = _t.kumiki, _t.work, _t.check
@@ -245,21 +245,7 @@ with open(state_path, "w") as f:
     f.write(json.dumps(state, indent=2) + "\n")
 
 
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
-    return crc ^ 0xFFFFFFFF
-
-
-manifest_path = f"{ckpt(start, 30)}/manifest.json"
-manifest = json.loads(read(manifest_path))
-body = read(state_path)
-manifest["files"]["state.json"] = {"bytes": len(body), "crc32c": f"{crc32c(body):08x}"}
-with open(manifest_path, "w") as f:
-    f.write(json.dumps(manifest, indent=2) + "\n")
+rewrite_manifest_entry(ckpt(start, 30), "state.json")
 train(rb, start, spike="30-33:20")
 check(same_files(ckpt(f"{work}/rb", 45), ckpt(start, 45)),
       "after the rollback, weights and moments equal a run started from checkpoint 30 with the same data offset")
