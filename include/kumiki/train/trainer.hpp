@@ -58,6 +58,11 @@ struct TrainerOptions {
   /// at step 0. Called only when the run has no valid checkpoint: a resumed run's own checkpoint wins.
   std::function<Arena<Cpu>()> init_weights;
   std::string init_source;            ///< where init_weights reads from, for messages
+  /// A kumiki checkpoint to start from with its weights and its AdamW state (moments and step
+  /// count), its training position left behind: the run starts at step 0 of the recipe. What a
+  /// micro-anneal or a mid-training stage does with the end of pretraining. Used only when the run
+  /// has no checkpoint of its own; exclusive with init_weights.
+  fs::path init_checkpoint;
   /// Test hook "<point>:<step>[@<rollbacks>]": the process kills itself (SIGKILL) at that point of
   /// that step, after that many rollbacks (default 0) (points: "step" after a step, "checkpoint" inside
   /// a checkpoint write before its manifest, "rollback" inside a rollback, after the abandoned
@@ -421,16 +426,26 @@ class Trainer {
     auto const found = newest_valid_checkpoint(ckpt_root, &problems);
     for (auto const& p : problems) say("kumiki: warning: skipping a damaged checkpoint: ", p);
     if (!found) {
-      if (options_.init_weights)
+      KUMIKI_CHECK(!(options_.init_weights && !options_.init_checkpoint.empty()),
+                   "TrainerOptions: init_weights and init_checkpoint are exclusive");
+      if (!options_.init_checkpoint.empty()) {
+        fs::path const dir = resolve_checkpoint(options_.init_checkpoint);
+        verify_training_checkpoint(dir);
+        std::string saved_recipe;
+        (void)load_checkpoint(dir, model_->params(), opt_, &saved_recipe);
+        options_.init_source = "checkpoint '" + dir.string() + "' (weights and AdamW state)";
+      } else if (options_.init_weights) {
         copy_init_weights(options_.init_weights());
-      else
+      } else {
         model_->init(recipe_.seed);
+      }
       state_ = TrainState{};
       state_.init_seed = recipe_.seed;
       state_.stage = recipe_.stages[0].name;
       if (fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
       say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from ",
-          options_.init_weights ? "the weights of " + options_.init_source : "seed " + std::to_string(recipe_.seed),
+          options_.init_weights || !options_.init_checkpoint.empty() ? "the weights of " + options_.init_source
+                                                                      : "seed " + std::to_string(recipe_.seed),
           ", ", recipe_.total_steps(), " steps in ", recipe_.stages.size(), " stage(s)");
       return;
     }
