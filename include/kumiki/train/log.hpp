@@ -120,6 +120,21 @@ inline nlohmann::json to_json(StageRecord const& r) {
   if (r.rollbacks != 0) j["rollbacks"] = r.rollbacks;
   return j;
 }
+/// The soup that ends a stage with `seeds`: the runs averaged into the main run at `step`.
+struct SoupRecord {
+  std::int64_t step = 0;
+  std::string stage;
+  std::int64_t tokens = 0;
+  std::vector<std::uint64_t> seeds;
+  std::vector<std::string> runs;  // their final checkpoints
+  std::int64_t rollbacks = 0;
+};
+inline nlohmann::json to_json(SoupRecord const& r) {
+  nlohmann::json j = {{"type", "soup"}, {"step", r.step},   {"stage", r.stage},
+                      {"tokens", r.tokens}, {"seeds", r.seeds}, {"runs", r.runs}};
+  if (r.rollbacks != 0) j["rollbacks"] = r.rollbacks;
+  return j;
+}
 inline nlohmann::json to_json(RollbackRecord const& r) {
   return {{"type", "rollback"},           {"step", r.step},
           {"stage", r.stage},             {"tokens", r.tokens},

@@ -74,6 +74,9 @@ struct StageRecipe {
   std::int64_t seq_len = 0;               ///< resolved: the stage's or the recipe's
   bool reset_optimizer = false;           ///< zero AdamW's moments and step count at the stage start
   std::uint64_t seed = 0;                 ///< resolved data-order seed: the stage's or the recipe's
+  /// OLMo 2 / LLM-jp mid-training: the stage runs once per seed (its data order) from the same start,
+  /// and the runs' final states are souped (uniform f32 average) before the run goes on. Empty: once.
+  std::vector<std::uint64_t> seeds;
   std::vector<EvalSet> eval;
   std::int64_t eval_interval = 0;         ///< steps; 0: only at the end of the stage
   std::int64_t eval_batches = 4;          ///< micro-batches per eval set
@@ -222,7 +225,7 @@ inline std::vector<std::string_view> const recipe_keys{"model", "seed", "seq_len
 inline std::vector<std::string_view> const optimizer_keys{"beta1", "beta2", "eps", "weight_decay", "clip_grad", "max_nonfinite"};
 inline std::vector<std::string_view> const stage_keys{
     "name", "data", "steps", "tokens", "seq_len", "schedule", "lr", "min_lr", "lr_decay_iters", "lr_wsd_decay_style",
-    "reset_optimizer", "seed", "eval", "eval_interval", "eval_batches", "checkpoint_interval", "keep_checkpoints", "split", "spikes"};
+    "reset_optimizer", "seed", "eval", "eval_interval", "eval_batches", "checkpoint_interval", "keep_checkpoints", "split", "spikes", "seeds"};
 inline std::vector<std::string_view> const spike_keys{"detect", "window", "sigma", "min_history", "skip", "max_consecutive",
                                                       "loss_ceiling", "rollback", "rollback_skip_batches",
                                                       "rollback_lr_factor", "rollback_lr_steps", "max_rollbacks"};
@@ -409,6 +412,17 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
       s.read("seed", stage_seed);
       if (stage_seed < 0) s.fail("seed", "must be >= 0");
       st.seed = static_cast<std::uint64_t>(stage_seed);
+      if (auto const* seeds = s.array("seeds")) {
+        if (t.contains("seed")) s.fail("seeds", "give the stage's data order as 'seed' or its runs as 'seeds', not both");
+        if (seeds->size() < 2) s.fail("seeds", "lists the seeds of the stage's runs to soup: at least two, e.g. [42, 666, 42069]");
+        for (std::size_t k = 0; k < seeds->size(); ++k) {
+          auto const* v = (*seeds)[k].as_integer();
+          if (v == nullptr || *v < 0) s.fail("seeds", &(*seeds)[k], "must hold integers >= 0");
+          for (auto prev : st.seeds)
+            if (prev == static_cast<std::uint64_t>(*v)) s.fail("seeds", &(*seeds)[k], "lists seed " + std::to_string(*v) + " twice");
+          st.seeds.push_back(static_cast<std::uint64_t>(*v));
+        }
+      }
       if (auto const* ev = s.array("eval")) {
         for (std::size_t k = 0; k < ev->size(); ++k) {
           std::string const epath = path + ".eval[" + std::to_string(k) + "]";

@@ -62,6 +62,29 @@ inline std::vector<double> soup_weights(std::size_t n, std::vector<double> const
   return w;
 }
 
+namespace detail {
+/// Averages tensor `name` (f32, `shape`) of `files` with weights `w` into `out`, with the arithmetic
+/// of the file comment; `x` and `acc` are scratch.
+inline void average_tensor(std::vector<io::SafetensorsFile> const& files, std::string const& name, Shape const& shape,
+                           std::vector<double> const& w, SoupPrecision precision, float* out, std::vector<float>& x,
+                           std::vector<double>& acc) {
+  auto const n = static_cast<std::size_t>(shape.numel());
+  x.resize(n);
+  acc.assign(n, 0.0);
+  for (std::size_t k = 0; k < files.size(); ++k) {
+    files[k].copy_to(name, AnyView{x.data(), DType::f32, shape, DeviceKind::cpu});
+    if (precision == SoupPrecision::bf16)
+      for (std::size_t i = 0; i < n; ++i) acc[i] += w[k] * static_cast<double>(static_cast<float>(bf16(x[i])));
+    else
+      for (std::size_t i = 0; i < n; ++i) acc[i] += w[k] * static_cast<double>(x[i]);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    float const f = static_cast<float>(acc[i]);
+    out[i] = precision == SoupPrecision::bf16 ? static_cast<float>(bf16(f)) : f;
+  }
+}
+}  // namespace detail
+
 /// Averages the weights of `checkpoints` (checkpoint directories, directories holding step_*
 /// checkpoints, or run directories: the newest valid checkpoint is taken). All must be checkpoints of
 /// one model configuration with the same tensors; the first difference is an InputError naming both
@@ -105,25 +128,36 @@ Soup soup_checkpoints(std::vector<std::filesystem::path> const& checkpoints, std
     ArenaEntry const& e = layout[t];
     KUMIKI_REQUIRE(files[0].contains(e.name), "checkpoint '", s.inputs[0].string(), "' has no tensor '", e.name,
                    "' of model '", s.config_name, "'");
-    std::size_t const n = e.numel();
-    x.resize(n);
-    acc.assign(n, 0.0);
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      files[k].copy_to(e.name, AnyView{x.data(), DType::f32, e.shape, DeviceKind::cpu});
-      double const w = s.weights[k];
-      if (precision == SoupPrecision::bf16)
-        for (std::size_t i = 0; i < n; ++i) acc[i] += w * static_cast<double>(static_cast<float>(bf16(x[i])));
-      else
-        for (std::size_t i = 0; i < n; ++i) acc[i] += w * static_cast<double>(x[i]);
-    }
-    float* out = s.params.view(t).as<float>().data();
-    for (std::size_t i = 0; i < n; ++i) {
-      float const f = static_cast<float>(acc[i]);
-      out[i] = precision == SoupPrecision::bf16 ? static_cast<float>(bf16(f)) : f;
-    }
+    detail::average_tensor(files, e.name, e.shape, s.weights, precision, s.params.view(t).as<float>().data(), x, acc);
     progress(t + 1, layout.size());
   }
   return s;
+}
+
+/// The uniform f32 soup of the training state of `dirs` (verified checkpoints of one run's stage,
+/// e.g. the seed runs of a recipe stage with `seeds`): the weights into `params`, and AdamW's moments
+/// into `exp_avg` / `exp_avg_sq` (the same average, so that training can go on from the soup).
+inline void soup_training_state(std::vector<std::filesystem::path> const& dirs, Arena<Cpu>& params, Arena<Cpu>& exp_avg,
+                                Arena<Cpu>& exp_avg_sq) {
+  std::vector<double> const w = soup_weights(dirs.size(), {});
+  std::vector<float> x;
+  std::vector<double> acc;
+  for (auto const& [file, arenas] :
+       {std::pair{ckpt_model_file, std::vector<std::pair<std::string, Arena<Cpu>*>>{{"", &params}}},
+        std::pair{ckpt_optimizer_file, std::vector<std::pair<std::string, Arena<Cpu>*>>{{"exp_avg.", &exp_avg},
+                                                                                        {"exp_avg_sq.", &exp_avg_sq}}}}) {
+    std::vector<io::SafetensorsFile> files;
+    for (auto const& d : dirs) files.emplace_back(d / file);
+    for (auto const& [prefix, arena] : arenas)
+      for (std::size_t t = 0; t < arena->layout().size(); ++t) {
+        ArenaEntry const& e = arena->layout()[t];
+        for (std::size_t k = 0; k < files.size(); ++k)
+          KUMIKI_REQUIRE(files[k].contains(prefix + e.name) && files[k].entry(prefix + e.name).shape == e.shape,
+                         "checkpoint file '", files[k].source(), "' has no tensor '", prefix + e.name, "' of shape ",
+                         e.shape.str());
+        detail::average_tensor(files, prefix + e.name, e.shape, w, SoupPrecision::f32, arena->view(t).as<float>().data(), x, acc);
+      }
+  }
 }
 
 /// Writes a soup as a weights-only checkpoint under `root` (step_000000000, zero AdamW moments, the

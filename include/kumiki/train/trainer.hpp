@@ -40,6 +40,7 @@
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/log.hpp"
 #include "kumiki/train/recipe.hpp"
+#include "kumiki/train/soup.hpp"
 #include "kumiki/train/spikes.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -67,7 +68,8 @@ struct TrainerOptions {
   /// that step, after that many rollbacks (default 0) (points: "step" after a step, "checkpoint" inside
   /// a checkpoint write before its manifest, "rollback" inside a rollback, after the abandoned
   /// checkpoints are removed and before the reload). The resume tests set it (through the kumiki
-  /// CLI's KUMIKI_CRASH_AT); empty: never.
+  /// CLI's KUMIKI_CRASH_AT); empty: never. In the run of one seed of a stage with `seeds` a point is
+  /// prefixed "seed<seed>:" ("seed666:step:12"); "soup:<step>" kills inside the soup that ends it.
   std::string crash_at;
   /// Test hook: the loss and the gradients of the steps that read these global data batches are
   /// multiplied by `factor` (a synthetic spike). A data batch is counted over the whole recipe:
@@ -78,6 +80,15 @@ struct TrainerOptions {
     double factor = 1.0;
     bool covers(std::int64_t batch) const { return batch >= first && batch <= last; }
   } spike_at;
+  /// Set by the trainer itself for the runs of a stage with `seeds` (train/recipe.hpp), never by a
+  /// user: the run stops after step `stop_after`, and stage `stage` reads its data in the order of
+  /// `seed`. Such a run lives in OUT/seeds/<stage>-seed<seed>/ and starts from a copy of the main
+  /// run's checkpoint at the stage start.
+  struct SeedRun {
+    std::int64_t stage = -1;
+    std::uint64_t seed = 0;
+    std::int64_t stop_after = 0;
+  } seed_run;
 };
 
 /// Parses the spike hook "FIRST[-LAST]:FACTOR" (data batches, a factor > 0); `source` names its origin.
@@ -134,10 +145,10 @@ class StopSignals {
 };
 
 /// TrainerOptions::crash_at: SIGKILL when `spec` is "<point>:<step>" (no rollback yet) or
-/// "<point>:<step>@<rollbacks>".
-inline void maybe_crash(std::string const& spec, char const* point, std::int64_t step, std::int64_t rollbacks = 0) {
+/// "<point>:<step>@<rollbacks>". In the run of a seeded stage the point is "seed<seed>:<point>".
+inline void maybe_crash(std::string const& spec, std::string const& point, std::int64_t step, std::int64_t rollbacks = 0) {
   if (spec.empty()) return;
-  std::string const at = std::string(point) + ":" + std::to_string(step);
+  std::string const at = point + ":" + std::to_string(step);
   if (spec == at + "@" + std::to_string(rollbacks) || (rollbacks == 0 && spec == at)) {
     std::fflush(nullptr);
     std::raise(SIGKILL);
@@ -150,7 +161,8 @@ inline double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-/// Keeps the log lines that precede `step` completed steps after `rollbacks` rollbacks: a resumed run
+/// Keeps the log lines that precede `step` completed steps after `rollbacks` rollbacks (an eval or a
+/// soup at `step` itself came before that step's checkpoint, so it stays): a resumed run
 /// then writes exactly the lines an uninterrupted run would have written after that point. Lines of
 /// earlier branches (fewer rollbacks: the steps a rollback abandoned, and the rollback itself) stay.
 inline void truncate_log(fs::path const& path, std::int64_t step, std::int64_t rollbacks) {
@@ -169,7 +181,7 @@ inline void truncate_log(fs::path const& path, std::int64_t step, std::int64_t r
     std::string const type = t != j.end() && t->is_string() ? t->get<std::string>() : std::string();
     std::int64_t const s = st == j.end() ? 0 : st->get<std::int64_t>();
     std::int64_t const r = rb == j.end() ? 0 : rb->get<std::int64_t>();
-    bool const keep = r < rollbacks || (r == rollbacks && ((type == "eval") ? s <= step : s < step));
+    bool const keep = r < rollbacks || (r == rollbacks && ((type == "eval" || type == "soup") ? s <= step : s < step));
     if (keep) kept += j.dump() + "\n";
   }
   write_file_atomic(path, kept);
@@ -263,8 +275,10 @@ class Trainer {
     JsonlLog log((out_ / "log.jsonl").string());
 
     std::int64_t const total = recipe_.total_steps();
-    if (state_.step >= total) {
-      say("kumiki: the recipe is already complete (", total, " steps); nothing to do");
+    bool const seed_run = options_.seed_run.stage >= 0;
+    std::int64_t const stop = seed_run ? options_.seed_run.stop_after : total;
+    if (state_.step >= stop) {
+      say("kumiki: the ", seed_run ? "seed run" : "recipe", " is already complete (", stop, " steps); nothing to do");
       return RunOutcome::completed;
     }
     auto const run_start = std::chrono::steady_clock::now();
@@ -272,9 +286,14 @@ class Trainer {
     optim::NonFiniteGuard guard(static_cast<int>(recipe_.optimizer.max_nonfinite));
     for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
 
-    while (state_.step < total) {
+    while (state_.step < stop) {
       std::size_t const si = static_cast<std::size_t>(state_.stage_index);
       StageRecipe const& stage = recipe_.stages[si];
+      if (state_.stage_step == 0 && !stage.seeds.empty() && !seed_run) {
+        RunOutcome const o = run_seeded_stage(si, ckpt_root, log);
+        if (o != RunOutcome::completed) return o;
+        continue;
+      }
       if (state_.stage_step == 0) begin_stage(si, log);
       ensure_stage_data(si);
 
@@ -346,7 +365,7 @@ class Trainer {
       ema_step_s = ema_step_s == 0 ? step_s : 0.9 * ema_step_s + 0.1 * step_s;
       if (options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
         std::fprintf(stderr, "%s\n", progress_line(rec, total, ema_step_s * static_cast<double>(total - state_.step)).c_str());
-      detail::maybe_crash(options_.crash_at, "step", state_.step, spikes.rollbacks);
+      detail::maybe_crash(options_.crash_at, crash_point("step"), state_.step, spikes.rollbacks);
 
       // Trouble that skipping alone does not end: too many skipped outliers in a row, a loss above the
       // ceiling, or (with rollback on) the non-finite bound. With rollback: back to the newest
@@ -402,6 +421,7 @@ class Trainer {
         return RunOutcome::interrupted;
       }
     }
+    if (seed_run) return RunOutcome::completed;
     say("kumiki: training complete: ", total, " steps, ", state_.tokens, " tokens; checkpoints in ", ckpt_root.string());
     return RunOutcome::completed;
   }
@@ -528,7 +548,7 @@ class Trainer {
     std::int64_t const rollbacks = state_.spikes.rollbacks + 1;
     for (auto it = all.rbegin(); it != all.rend(); ++it)
       if (*checkpoint_step(*it) > to) fs::remove_all(*it);
-    detail::maybe_crash(options_.crash_at, "rollback", state_.step, state_.spikes.rollbacks);
+    detail::maybe_crash(options_.crash_at, crash_point("rollback"), state_.step, state_.spikes.rollbacks);
 
     std::unique_ptr<data::BlendedDataset> const read_before = std::move(blend_);
     std::string saved_recipe;
@@ -566,6 +586,105 @@ class Trainer {
     return true;
   }
 
+  /// A test crash point's name in this run (TrainerOptions::crash_at).
+  std::string crash_point(char const* point) const {
+    return options_.seed_run.stage >= 0 ? "seed" + std::to_string(options_.seed_run.seed) + ":" + point : point;
+  }
+
+  /// The data-order seed of stage `si`: a seed run's own for its stage, else the recipe's.
+  std::uint64_t data_seed(std::size_t si) const {
+    return static_cast<std::int64_t>(si) == options_.seed_run.stage ? options_.seed_run.seed : recipe_.stages[si].seed;
+  }
+
+  /// A stage with `seeds`, at its first step (global step S): the main run's checkpoint at S, then
+  /// one run per seed in OUT/seeds/<stage>-seed<seed>/ (each an ordinary run of this recipe, started
+  /// from a copy of that checkpoint, stopping at the stage end, resumable on its own), then the
+  /// uniform f32 soup of their final weights and AdamW moments (train/soup.hpp), evaluated, logged
+  /// and checkpointed at the stage end. A kill anywhere resumes: finished seed runs are found
+  /// complete, an unfinished one resumes, and the soup is made again (it is deterministic).
+  RunOutcome run_seeded_stage(std::size_t si, fs::path const& ckpt_root, JsonlLog& log) {
+    StageRecipe const& stage = recipe_.stages[si];
+    std::int64_t const start = state_.step, end = start + stage.steps;
+    fs::path start_dir = ckpt_root / checkpoint_name(start);
+    bool start_valid = fs::exists(start_dir);
+    if (start_valid) try {
+        verify_training_checkpoint(start_dir);
+      } catch (InputError const&) {
+        start_valid = false;
+      }
+    if (!start_valid) {
+      ensure_stage_data(si);
+      start_dir = checkpoint(ckpt_root, stage);
+    }
+    log.write(StageRecord{stage.name, start, state_.tokens, state_.spikes.rollbacks});
+    std::vector<fs::path> finals;
+    for (std::size_t k = 0; k < stage.seeds.size(); ++k) {
+      std::uint64_t const seed = stage.seeds[k];
+      fs::path const dir = out_ / "seeds" / (stage.name + "-seed" + std::to_string(seed));
+      fs::path const root = dir / "checkpoints";
+      if (!newest_valid_checkpoint(root)) link_checkpoint(start_dir, root);
+      say("kumiki: stage '", stage.name, "': run ", k + 1, " of ", stage.seeds.size(), ", data seed ", seed, ", in ",
+          dir.string());
+      // The seed run uses this trainer's model and optimizer (no second copy in memory).
+      fs::path const main_out = out_;
+      TrainerOptions const main_options = options_;
+      out_ = dir;
+      options_.seed_run = {static_cast<std::int64_t>(si), seed, end};
+      options_.init_weights = nullptr;
+      options_.init_checkpoint.clear();
+      RunOutcome outcome = RunOutcome::completed;
+      try {
+        outcome = run();
+      } catch (...) {
+        out_ = main_out, options_ = main_options;
+        throw;
+      }
+      out_ = main_out, options_ = main_options;
+      if (outcome != RunOutcome::completed) {
+        if (outcome == RunOutcome::interrupted)
+          say("kumiki: resume with the same command: kumiki train --recipe ", recipe_.source, " --out ", out_.string());
+        return outcome;
+      }
+      finals.push_back(root / checkpoint_name(end));
+      verify_training_checkpoint(finals.back());
+    }
+    // The soup: the first run's position and AdamW step count, every run's weights and moments averaged.
+    state_ = load_checkpoint(finals.front(), model_->params(), opt_);
+    {
+      Arena<Cpu> p(model_->params().layout()), m(opt_.exp_avg().layout()), v(opt_.exp_avg_sq().layout());
+      soup_training_state(finals, p, m, v);
+      copy(model_->params(), p);
+      copy(opt_.exp_avg(), m);
+      copy(opt_.exp_avg_sq(), v);
+    }
+    std::vector<std::string> runs;
+    for (auto const& f : finals) runs.push_back(f.string());
+    log.write(SoupRecord{end, stage.name, state_.tokens, stage.seeds, runs, state_.spikes.rollbacks});
+    say("kumiki: stage '", stage.name, "': souped the ", finals.size(), " seed runs (uniform f32 average of weights and "
+        "AdamW moments)");
+    ensure_stage_data(si);
+    evaluate(stage, log);
+    detail::maybe_crash(options_.crash_at, "soup", end, state_.spikes.rollbacks);
+    checkpoint(ckpt_root, stage);
+    if (end < recipe_.total_steps()) next_stage();
+    return RunOutcome::completed;
+  }
+
+  /// Places a copy of checkpoint `src` under `root` (hard links where the file system allows: the
+  /// files are never rewritten in place), appearing complete or not at all.
+  static void link_checkpoint(fs::path const& src, fs::path const& root) {
+    fs::create_directories(root);
+    fs::path const tmp = root / (".tmp-link-" + src.filename().string());
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    for (auto const& e : fs::directory_iterator(src)) {
+      std::error_code ec;
+      fs::create_hard_link(e.path(), tmp / e.path().filename(), ec);
+      if (ec) fs::copy_file(e.path(), tmp / e.path().filename());
+    }
+    fs::rename(tmp, root / src.filename());
+  }
+
   void copy_init_weights(Arena<Cpu> const& src) {
     KUMIKI_REQUIRE(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
                    " do not have the parameter layout of model '", recipe_.model, "'");
@@ -587,14 +706,14 @@ class Trainer {
 
   void ensure_stage_data(std::size_t si) {
     std::int64_t const skip = state_.spikes.data_skip_batches;
-    if (blend_ && blend_stage_ == si && blend_skip_ == skip) return;
+    if (blend_ && blend_stage_ == si && blend_skip_ == skip && blend_seed_ == data_seed(si)) return;
     StageRecipe const& stage = recipe_.stages[si];
     data::BlendedDatasetConfig bc;
     bc.seq_len = stage.seq_len;
     // Megatron's index for the stage's samples; after a rollback, for those plus the skipped batches
     // (a run without rollbacks reads exactly the index it always did).
     bc.num_samples = (stage.steps + skip) * recipe_.global_batch;
-    bc.seed = stage.seed;
+    bc.seed = data_seed(si);
     bc.cache_dir = cache_dir_;
     bc.split = stage.split;  // the stage trains on the train part of every dataset, as Megatron
     blend_ = std::make_unique<data::BlendedDataset>(stage.data, bc);
@@ -603,6 +722,7 @@ class Trainer {
                    " (one epoch of each dataset's train part); give weights, more data or fewer steps");
     blend_stage_ = si;
     blend_skip_ = skip;
+    blend_seed_ = data_seed(si);
     eval_sets_.clear();
     for (auto const& e : stage.eval) {
       data::GptDatasetConfig gc;
@@ -666,7 +786,7 @@ class Trainer {
   }
 
   fs::path checkpoint(fs::path const& root, StageRecipe const& stage) {
-    state_.data_seed = stage.seed;
+    state_.data_seed = data_seed(static_cast<std::size_t>(state_.stage_index));
     state_.datasets.clear();
     for (auto const& e : stage.data) state_.datasets.push_back(e.prefix.string());
     state_.consumed_per_dataset =
@@ -674,7 +794,7 @@ class Trainer {
     std::int64_t const step = state_.step;
     std::int64_t const rollbacks = state_.spikes.rollbacks;
     fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, [&, step, rollbacks] {
-      detail::maybe_crash(options_.crash_at, "checkpoint", step, rollbacks);
+      detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
     });
     prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints));
     return dir;
@@ -691,6 +811,7 @@ class Trainer {
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;
   std::int64_t blend_skip_ = 0;
+  std::uint64_t blend_seed_ = 0;
   std::vector<std::unique_ptr<data::GptDataset>> eval_sets_;
   std::vector<std::int32_t> sample_, tokens_, targets_;
 };
