@@ -1,6 +1,7 @@
 // `kumiki plot LOG.jsonl --out curves.png`: training and eval loss and the learning rate against
 // consumed tokens, with stage boundaries, skipped outlier steps and rollbacks marked (the steps a
-// rollback abandoned in grey), drawn by gnuplot (pngcairo, else png, else svg).
+// rollback abandoned in grey) and the seed runs of a stage with `seeds` drawn beside the main run,
+// by gnuplot (pngcairo, else png, else svg).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +77,24 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
       stages.emplace_back(j["tokens"].get<double>(), j.value("name", ""));
     }
   }
+  // A stage with `seeds` trained in seed runs beside this log (OUT/seeds/<stage>-seed<seed>/): their
+  // steps are the stage's curves, one per seed.
+  std::vector<std::string> seed_titles;
+  for (auto const& j : lines) {
+    if (j.value("type", "") != "soup") continue;
+    std::string const stage = j.value("stage", "");
+    for (auto const& seed : j["seeds"]) {
+      fs::path const seed_log = fs::path(log_path).parent_path() / "seeds" /
+                                (stage + "-seed" + std::to_string(seed.get<std::uint64_t>())) / "log.jsonl";
+      if (!fs::exists(seed_log)) continue;
+      std::ofstream f(work / ("seed" + std::to_string(seed_titles.size()) + ".dat"));
+      for (auto const& r : kumiki::train::read_jsonl(seed_log.string()))
+        if (r.value("type", "") == "step" && r.value("stage", "") == stage && !r.value("skipped", false) &&
+            r["loss"].is_number() && !branches.abandoned(r))
+          f << r["tokens"].get<double>() << ' ' << r["loss"].get<double>() << ' ' << r["lr"].get<double>() << '\n';
+      seed_titles.push_back("train loss: " + stage + ", seed " + std::to_string(seed.get<std::uint64_t>()));
+    }
+  }
   steps.close(), abandoned.close(), outliers.close();
   for (auto& e : evals) e.close();
   KUMIKI_REQUIRE(n_steps > 0, "log '", log_path, "' holds no training steps to plot");
@@ -109,6 +128,10 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   if (n_outliers > 0 && max_loss > 0) gp << "set yrange [*:" << top << "]\n";
   gp << "set ylabel 'loss'\n"
      << "plot '" << (work / "steps.dat").string() << "' using 1:2 with lines lw 1 lc rgb '#1f77b4' title 'train loss'";
+  static constexpr char const* seed_colors[] = {"#17becf", "#bcbd22", "#7f7f7f", "#e377c2"};
+  for (std::size_t k = 0; k < seed_titles.size(); ++k)
+    gp << ", '" << (work / ("seed" + std::to_string(k) + ".dat")).string() << "' using 1:2 with lines lw 1 lc rgb '"
+       << seed_colors[k % 4] << "' title '" << gnuplot_quote(seed_titles[k]) << "'";
   if (n_abandoned > 0)
     gp << ", '" << (work / "abandoned.dat").string()
        << "' using 1:2 with points pt 7 ps 0.3 lc rgb 'gray60' title 'steps undone by a rollback'";
@@ -123,7 +146,10 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
        << eval_points[k % 7] << " ps 0.9 lc rgb '" << eval_colors[k % 7] << "' title '" << gnuplot_quote("eval loss: " + eval_sets[k])
        << "'";
   gp << "\nset autoscale y\nset ylabel 'learning rate'\nset format y '%.1e'\n"
-     << "plot '" << (work / "steps.dat").string() << "' using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'lr'\n"
+     << "plot '" << (work / "steps.dat").string() << "' using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'lr'"
+     << (seed_titles.empty() ? std::string()
+                             : ", '" + (work / "seed0.dat").string() + "' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle")
+     << "\n"
      << "unset multiplot\n";
   gp.close();
   std::string const cmd = "gnuplot '" + (work / "plot.gp").string() + "'";
@@ -133,6 +159,7 @@ void plot(std::string const& log_path, std::string const& out_path, std::string 
   std::printf("wrote %s (%zu steps, %zu evals of %zu eval sets, %zu stages, %zu skipped outliers, %zu rollbacks)\n",
               out.string().c_str(), n_steps, n_evals, eval_sets.size(), stages.size(), n_outliers,
               branches.records().size());
+  if (!seed_titles.empty()) std::printf("  with the curves of %zu seed runs\n", seed_titles.size());
 }
 
 kumiki_cli::Registration reg{60, [](CLI::App& app) {
