@@ -45,6 +45,16 @@ struct Source {
   std::string name, prefix;
 };
 
+/// The absolute prefix of a dataset given on the command line (`as_written` for messages); its
+/// .bin and .idx must exist.
+std::string dataset_prefix(std::string const& prefix, char const* flag, std::string const& as_written) {
+  fs::path const p = fs::absolute(prefix);
+  for (char const* ext : {".bin", ".idx"})
+    KUMIKI_REQUIRE(fs::is_regular_file(p.string() + ext), flag, " '", as_written, "': dataset file '", p.string(), ext,
+                   "' does not exist");
+  return p.string();
+}
+
 Source name_prefix(std::string const& s, char const* flag) {
   auto const eq = s.find('=');
   KUMIKI_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < s.size(), flag, " '", s, "': expected NAME=PREFIX");
@@ -52,11 +62,7 @@ Source name_prefix(std::string const& s, char const* flag) {
   for (char c : name)
     KUMIKI_REQUIRE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-', flag, " '", s,
                    "': the name may hold letters, digits, '_' and '-' only (it names a run directory)");
-  fs::path const p = fs::absolute(s.substr(eq + 1));
-  for (char const* ext : {".bin", ".idx"})
-    KUMIKI_REQUIRE(fs::is_regular_file(p.string() + ext), flag, " '", s, "': dataset file '", p.string(), ext,
-                   "' does not exist");
-  return {name, p.string()};
+  return {name, dataset_prefix(s.substr(eq + 1), flag, s)};
 }
 
 std::string toml_string(std::string const& s) {  // a TOML basic string
@@ -107,7 +113,7 @@ void micro_anneal(Args const& a) {
       KUMIKI_FAIL("--baseline: '", a.baseline[i], "' is not a weight (W1 P1 W2 P2 ...)");
     }
     KUMIKI_REQUIRE(w > 0 && std::isfinite(w), "--baseline: weight ", a.baseline[i], " must be > 0");
-    baseline.emplace_back(w, name_prefix("baseline=" + a.baseline[i + 1], "--baseline").prefix);
+    baseline.emplace_back(w, dataset_prefix(a.baseline[i + 1], "--baseline", a.baseline[i + 1]));
     wsum += w;
   }
   std::vector<Source> candidates, evals;

@@ -18,6 +18,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using kumiki::train::RollbackBranches;
 using nlohmann::json;
 
 std::string fmt(json const& v, char const* f = "%.4g") {
@@ -26,8 +27,6 @@ std::string fmt(json const& v, char const* f = "%.4g") {
   std::snprintf(buf, sizeof buf, f, v.get<double>());
   return buf;
 }
-
-std::int64_t rollbacks_of(json const& j) { return kumiki::train::RollbackBranches::rollbacks_of(j); }
 
 struct Event {
   json step;
@@ -40,15 +39,14 @@ void report(std::string const& run, std::string const& csv_path) {
   KUMIKI_REQUIRE(fs::is_regular_file(log), "'", run, "' is neither a run directory holding log.jsonl nor a log file");
   auto const lines = kumiki::train::read_jsonl(log.string());
 
-  kumiki::train::RollbackBranches const branches(lines);
+  RollbackBranches const branches(lines);
   auto const& rollbacks = branches.records();
-  auto const abandoned = [&](json const& j) { return branches.abandoned(j); };
   std::int64_t steps = 0, judged = 0, outliers = 0, skipped = 0, nonfinite = 0, lost = 0;
   std::vector<Event> events;
   for (auto const& j : lines) {
     if (j.value("type", "") != "step") continue;
     ++steps;
-    bool const gone = abandoned(j);
+    bool const gone = branches.abandoned(j);
     lost += gone ? 1 : 0;
     bool const has_spike = j.contains("spike") && j["spike"].is_object();
     std::string const kind = has_spike ? j["spike"].value("outlier", "") : "";
@@ -60,7 +58,7 @@ void report(std::string const& run, std::string const& csv_path) {
     if (reason == "nonfinite") ++nonfinite;
     if (kind.empty() && !skip) continue;
     std::string action = skip ? "skipped (" + reason + ")" : "applied (skip = false)";
-    if (gone) action += ", abandoned by rollback " + std::to_string(rollbacks_of(j) + 1);
+    if (gone) action += ", abandoned by rollback " + std::to_string(RollbackBranches::rollbacks_of(j) + 1);
     events.push_back({j, action});
   }
 
@@ -92,7 +90,7 @@ void report(std::string const& run, std::string const& csv_path) {
                                  ? "x" + fmt(r["lr_factor"]) + " for " + std::to_string(r.value("lr_steps", 0LL)) + " steps"
                                  : "unchanged";
       std::printf("| %lld | %lld | %s | %lld | %s | %lld | %lld | %lld | %lld | %s |\n",
-                  static_cast<long long>(rollbacks_of(r) + 1), static_cast<long long>(r.value("step", 0LL)),
+                  static_cast<long long>(RollbackBranches::rollbacks_of(r) + 1), static_cast<long long>(r.value("step", 0LL)),
                   r.value("stage", "").c_str(), static_cast<long long>(r.value("tokens", 0LL)),
                   r.value("reason", "").c_str(), static_cast<long long>(r.value("trouble_start", 0LL)),
                   static_cast<long long>(r.value("to_step", 0LL)), static_cast<long long>(r.value("skip_batches", 0LL)),

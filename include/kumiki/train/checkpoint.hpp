@@ -200,6 +200,14 @@ inline std::int64_t parse_step_count(std::string const& text, std::string const&
   return n;
 }
 
+/// The AdamW step count of an optimizer file (its step_count metadata).
+inline std::int64_t read_step_count(io::SafetensorsView const& optimizer_file) {
+  auto const it = optimizer_file.metadata().find("step_count");
+  KUMIKI_REQUIRE(it != optimizer_file.metadata().end(), "optimizer file '", optimizer_file.source(),
+                 "' has no step_count metadata");
+  return parse_step_count(it->second, optimizer_file.source());
+}
+
 namespace detail {
 
 /// The weights of a checkpoint's model file: every tensor of `arena`, and nothing else in the file.
@@ -336,9 +344,7 @@ TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& par
         f.allow_unused = true;  // the file holds both moments; its tensor count is checked above
         io::fill_arena(o, host, f);
       });
-    auto const it = o.metadata().find("step_count");
-    KUMIKI_REQUIRE(it != o.metadata().end(), "optimizer file '", o.source(), "' has no step_count metadata");
-    opt.set_step_count(parse_step_count(it->second, o.source()));
+    opt.set_step_count(read_step_count(o));
   }
   std::filesystem::path const state = dir / ckpt_state_file;
   TrainState s = parse_train_state(detail::read_text(state), state.string());

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -248,11 +249,13 @@ inline std::vector<fs::path> list_checkpoints(fs::path const& root) {
   return out;
 }
 
-/// The newest checkpoint under `root` that verifies. Every newer one that fails is reported in
-/// `problems` (and skipped, never loaded).
-inline std::optional<fs::path> newest_valid_checkpoint(fs::path const& root, std::vector<std::string>* problems = nullptr) {
+/// The newest checkpoint under `root` that verifies, among those at or before step `max_step`. Every
+/// newer one that fails is reported in `problems` (and skipped, never loaded).
+inline std::optional<fs::path> newest_valid_checkpoint(fs::path const& root, std::vector<std::string>* problems = nullptr,
+                                                       std::int64_t max_step = std::numeric_limits<std::int64_t>::max()) {
   auto const all = list_checkpoints(root);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (*checkpoint_step(*it) > max_step) continue;
     try {
       verify_checkpoint(*it);
       return *it;

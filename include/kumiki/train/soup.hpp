@@ -134,29 +134,23 @@ Soup soup_checkpoints(std::vector<std::filesystem::path> const& checkpoints, std
   return s;
 }
 
-/// The uniform f32 soup of the training state of `dirs` (verified checkpoints of one run's stage,
-/// e.g. the seed runs of a recipe stage with `seeds`): the weights into `params`, and AdamW's moments
-/// into `exp_avg` / `exp_avg_sq` (the same average, so that training can go on from the soup).
-inline void soup_training_state(std::vector<std::filesystem::path> const& dirs, Arena<Cpu>& params, Arena<Cpu>& exp_avg,
-                                Arena<Cpu>& exp_avg_sq) {
+/// The uniform f32 soup, into `out`, of the tensors `prefix` + name (for each tensor of out's layout)
+/// of file `file` of every checkpoint in `dirs`: the weights (`model.safetensors`, no prefix) or one
+/// AdamW moment (`optimizer.safetensors`, "exp_avg." / "exp_avg_sq."). The seed runs of a recipe stage
+/// with `seeds` are souped this way, moments too, so that training can go on from the soup.
+inline void soup_arena(std::vector<std::filesystem::path> const& dirs, char const* file, std::string const& prefix,
+                       Arena<Cpu>& out) {
   std::vector<double> const w = soup_weights(dirs.size(), {});
+  std::vector<io::SafetensorsFile> files;
+  for (auto const& d : dirs) files.emplace_back(d / file);
   std::vector<float> x;
   std::vector<double> acc;
-  for (auto const& [file, arenas] :
-       {std::pair{ckpt_model_file, std::vector<std::pair<std::string, Arena<Cpu>*>>{{"", &params}}},
-        std::pair{ckpt_optimizer_file, std::vector<std::pair<std::string, Arena<Cpu>*>>{{"exp_avg.", &exp_avg},
-                                                                                        {"exp_avg_sq.", &exp_avg_sq}}}}) {
-    std::vector<io::SafetensorsFile> files;
-    for (auto const& d : dirs) files.emplace_back(d / file);
-    for (auto const& [prefix, arena] : arenas)
-      for (std::size_t t = 0; t < arena->layout().size(); ++t) {
-        ArenaEntry const& e = arena->layout()[t];
-        for (std::size_t k = 0; k < files.size(); ++k)
-          KUMIKI_REQUIRE(files[k].contains(prefix + e.name) && files[k].entry(prefix + e.name).shape == e.shape,
-                         "checkpoint file '", files[k].source(), "' has no tensor '", prefix + e.name, "' of shape ",
-                         e.shape.str());
-        detail::average_tensor(files, prefix + e.name, e.shape, w, SoupPrecision::f32, arena->view(t).as<float>().data(), x, acc);
-      }
+  for (std::size_t t = 0; t < out.layout().size(); ++t) {
+    ArenaEntry const& e = out.layout()[t];
+    for (auto const& f : files)
+      KUMIKI_REQUIRE(f.contains(prefix + e.name) && f.entry(prefix + e.name).shape == e.shape, "checkpoint file '",
+                     f.source(), "' has no tensor '", prefix + e.name, "' of shape ", e.shape.str());
+    detail::average_tensor(files, prefix + e.name, e.shape, w, SoupPrecision::f32, out.view(t).as<float>().data(), x, acc);
   }
 }
 

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -283,8 +284,7 @@ class Trainer {
     }
     auto const run_start = std::chrono::steady_clock::now();
     double ema_step_s = 0;
-    optim::NonFiniteGuard guard(static_cast<int>(recipe_.optimizer.max_nonfinite));
-    for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
+    optim::NonFiniteGuard guard = nonfinite_guard();
 
     while (state_.step < stop) {
       std::size_t const si = static_cast<std::size_t>(state_.stage_index);
@@ -383,8 +383,7 @@ class Trainer {
       }
       if (trouble != TroubleKind::none) {
         if (sp.rollback && roll_back(ckpt_root, stage, trouble, trouble_start, log)) {
-          guard = optim::NonFiniteGuard(static_cast<int>(recipe_.optimizer.max_nonfinite));
-          for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
+          guard = nonfinite_guard();
           continue;
         }
         fs::path const dir = checkpoint(ckpt_root, stage);
@@ -517,24 +516,16 @@ class Trainer {
     // checkpoint of an earlier stage would read that stage's data again and this one's from 0.
     std::int64_t const next_batch = state_.stage_step + state_.spikes.data_skip_batches;
     std::int64_t const stage_start = recipe_.stage_start(static_cast<std::size_t>(state_.stage_index));
-    std::optional<fs::path> target;
-    std::int64_t to = 0;
-    auto const all = list_checkpoints(root);
-    for (auto it = all.rbegin(); it != all.rend() && !target; ++it) {
-      std::int64_t const s = *checkpoint_step(*it);
-      if (s > trouble_start || s < stage_start) continue;
-      try {
-        verify_training_checkpoint(*it);
-        target = *it, to = s;
-      } catch (InputError const& e) {
-        say("kumiki: warning: skipping a damaged checkpoint: ", e.what());
-      }
-    }
+    std::vector<std::string> problems;
+    std::optional<fs::path> target = newest_valid_checkpoint(root, &problems, trouble_start);
+    for (auto const& p : problems) say("kumiki: warning: skipping a damaged checkpoint: ", p);
+    if (target && *checkpoint_step(*target) < stage_start) target.reset();
     if (!target) {
       say("kumiki: no rollback: no valid checkpoint of stage '", stage.name, "' (steps ", stage_start, " to ", trouble_start,
           ", the first step of the trouble) under ", root.string(), "; a smaller checkpoint_interval keeps one closer");
       return false;
     }
+    std::int64_t const to = *checkpoint_step(*target);
     RollbackRecord rec;
     rec.step = state_.step - 1;
     rec.stage = stage.name;
@@ -546,6 +537,7 @@ class Trainer {
     rec.lr_steps = sp.rollback_lr_steps;
     rec.rollbacks = state_.spikes.rollbacks;
     std::int64_t const rollbacks = state_.spikes.rollbacks + 1;
+    auto const all = list_checkpoints(root);
     for (auto it = all.rbegin(); it != all.rend(); ++it)
       if (*checkpoint_step(*it) > to) fs::remove_all(*it);
     detail::maybe_crash(options_.crash_at, crash_point("rollback"), state_.step, state_.spikes.rollbacks);
@@ -586,6 +578,13 @@ class Trainer {
     return true;
   }
 
+  /// The non-finite guard at the current state: the recipe's bound, the run of non-finite steps replayed.
+  optim::NonFiniteGuard nonfinite_guard() const {
+    optim::NonFiniteGuard guard(static_cast<int>(recipe_.optimizer.max_nonfinite));
+    for (std::int64_t k = 0; k < state_.nonfinite_run; ++k) guard.check(std::nan(""), -1);
+    return guard;
+  }
+
   /// A test crash point's name in this run (TrainerOptions::crash_at).
   std::string crash_point(char const* point) const {
     return options_.seed_run.stage >= 0 ? "seed" + std::to_string(options_.seed_run.seed) + ":" + point : point;
@@ -605,14 +604,8 @@ class Trainer {
   RunOutcome run_seeded_stage(std::size_t si, fs::path const& ckpt_root, JsonlLog& log) {
     StageRecipe const& stage = recipe_.stages[si];
     std::int64_t const start = state_.step, end = start + stage.steps;
-    fs::path start_dir = ckpt_root / checkpoint_name(start);
-    bool start_valid = fs::exists(start_dir);
-    if (start_valid) try {
-        verify_training_checkpoint(start_dir);
-      } catch (InputError const&) {
-        start_valid = false;
-      }
-    if (!start_valid) {
+    std::optional<fs::path> start_dir = newest_valid_checkpoint(ckpt_root, nullptr, start);
+    if (!start_dir || *checkpoint_step(*start_dir) != start) {
       ensure_stage_data(si);
       start_dir = checkpoint(ckpt_root, stage);
     }
@@ -622,7 +615,7 @@ class Trainer {
       std::uint64_t const seed = stage.seeds[k];
       fs::path const dir = out_ / "seeds" / (stage.name + "-seed" + std::to_string(seed));
       fs::path const root = dir / "checkpoints";
-      if (!newest_valid_checkpoint(root)) link_checkpoint(start_dir, root);
+      if (!newest_valid_checkpoint(root)) link_checkpoint(*start_dir, root);
       say("kumiki: stage '", stage.name, "': run ", k + 1, " of ", stage.seeds.size(), ", data seed ", seed, ", in ",
           dir.string());
       // The seed run uses this trainer's model and optimizer (no second copy in memory).
@@ -648,15 +641,15 @@ class Trainer {
       finals.push_back(root / checkpoint_name(end));
       verify_training_checkpoint(finals.back());
     }
-    // The soup: the first run's position and AdamW step count, every run's weights and moments averaged.
-    state_ = load_checkpoint(finals.front(), model_->params(), opt_);
-    {
-      Arena<Cpu> p(model_->params().layout()), m(opt_.exp_avg().layout()), v(opt_.exp_avg_sq().layout());
-      soup_training_state(finals, p, m, v);
-      copy(model_->params(), p);
-      copy(opt_.exp_avg(), m);
-      copy(opt_.exp_avg_sq(), v);
-    }
+    // The soup: the first run's position and AdamW step count, every run's weights and moments
+    // averaged straight into the model and the optimizer (through host staging on a device).
+    state_ = parse_train_state(detail::read_text(finals.front() / ckpt_state_file),
+                               (finals.front() / ckpt_state_file).string());
+    opt_.set_step_count(read_step_count(io::SafetensorsFile(finals.front() / ckpt_optimizer_file)));
+    for (auto const& [file, prefix, arena] : {std::tuple{ckpt_model_file, "", &model_->params()},
+                                              std::tuple{ckpt_optimizer_file, "exp_avg.", &opt_.exp_avg()},
+                                              std::tuple{ckpt_optimizer_file, "exp_avg_sq.", &opt_.exp_avg_sq()}})
+      detail::fill_from_host(*arena, [&](Arena<Cpu>& host) { soup_arena(finals, file, prefix, host); });
     std::vector<std::string> runs;
     for (auto const& f : finals) runs.push_back(f.string());
     log.write(SoupRecord{end, stage.name, state_.tokens, stage.seeds, runs, state_.spikes.rollbacks});
