@@ -1,5 +1,6 @@
-// `kumiki train --recipe R.toml --out DIR [--init-from C]`: runs (or resumes) a multi-stage training
-// recipe, from the seeded init or from the weights of a checkpoint or a Hugging Face directory.
+// `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or resumes) a
+// multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
+// Face directory, or from a checkpoint's weights and AdamW state.
 #include <omp.h>
 
 #include <cstdio>
@@ -20,7 +21,7 @@ namespace {
 struct TrainArgs {
   std::string recipe, out, init_from;
   int threads = 0;
-  bool allow_recipe_change = false, quiet = false, recompute = false;
+  bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false;
   std::int64_t progress_every = 1;
 };
 
@@ -40,7 +41,18 @@ int train(TrainArgs const& a) {
     opt.spike_at = train::parse_spike_injection(spike, "KUMIKI_SPIKE_AT");
   // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
   // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
-  if (!a.init_from.empty()) {
+  if (a.keep_optimizer) {
+    // Weights and AdamW state (OLMo 2's stage 2, LLM-jp's mid-training from the end of pretraining):
+    // a kumiki checkpoint or run directory only; the trainer checks it holds the recipe's model.
+    KUMIKI_REQUIRE(!a.init_from.empty(), "--keep-optimizer needs --init-from CHECKPOINT");
+    KUMIKI_REQUIRE(!std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json"),
+                   "--keep-optimizer: '", a.init_from, "' is a Hugging Face directory, which holds no optimizer state; "
+                   "give a kumiki checkpoint or run directory, or leave --keep-optimizer out");
+    std::string const name = train::checkpoint_model_name(train::resolve_checkpoint(a.init_from));
+    KUMIKI_REQUIRE(name == recipe.model, "--init-from '", a.init_from, "' holds a '", name,
+                   "' model, but the recipe trains '", recipe.model, "'");
+    opt.init_checkpoint = a.init_from;
+  } else if (!a.init_from.empty()) {
     bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
     opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
     opt.init_weights = [from = a.init_from, model = recipe.model, hf]() -> Arena<Cpu> {
@@ -79,6 +91,9 @@ kumiki_cli::Registration reg{10, [](CLI::App& app) {
                   "Start from these weights (a checkpoint, a run directory or a Hugging Face Llama / Mixtral directory) "
                   "instead of the seeded init; fresh optimizer, step 0. Ignored once the run has checkpoints")
       ->check(CLI::ExistingDirectory);
+  cmd->add_flag("--keep-optimizer", a.keep_optimizer,
+                "With --init-from a kumiki checkpoint: also start from its AdamW moments and step count (mid-training "
+                "from the end of pretraining), still at step 0 of the recipe");
   cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
   cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
   cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");

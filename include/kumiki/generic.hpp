@@ -26,6 +26,7 @@
 // models, ops, nn: the transformer, dense or MoE; the op contexts and primary templates
 #include "kumiki/models/configs.hpp"
 #include "kumiki/models/transformer_config.hpp"
+#include "kumiki/nn/activation_layout.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/ops/context.hpp"
 #include "kumiki/ops/residual_rmsnorm.hpp"
@@ -57,6 +58,7 @@
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/hf_interop.hpp"
 #include "kumiki/train/log.hpp"
+#include "kumiki/train/plan.hpp"
 #include "kumiki/train/recipe.hpp"
 #include "kumiki/train/soup.hpp"
 #include "kumiki/train/spikes.hpp"

@@ -160,7 +160,7 @@ TEST_CASE("hf config.json: LlamaForCausalLM with the padded vocabulary, parsed b
   auto const d = io::hf_config_json(models::demo);
   CHECK(d.at("bos_token_id") == 257);
   CHECK(d.at("eos_token_id") == 256);
-  auto const big = io::hf_config_json(models::llmjp4_8b);
+  auto big = io::hf_config_json(models::llmjp4_8b);
   CHECK(big.at("vocab_size") == 99584);
 
   Scratch s("cfg");
@@ -169,6 +169,17 @@ TEST_CASE("hf config.json: LlamaForCausalLM with the padded vocabulary, parsed b
     auto const h = io::read_hf_config(s.root);
     CHECK(io::match_hf_config(h) == name);
   }
+  // max_position_embeddings is a bound: LLM-jp-4 saved for 4096 (pretraining) is the 8192 configuration;
+  // more than the configuration's max_seq_len, or none at all, is another model.
+  for (std::int64_t const max_pos : {4096, 8192}) {
+    big["max_position_embeddings"] = max_pos;
+    spit(s.root / "config.json", big.dump(2));
+    CHECK(io::match_hf_config(io::read_hf_config(s.root)) == "llmjp4_8b");
+  }
+  big["max_position_embeddings"] = 16384;
+  spit(s.root / "config.json", big.dump(2));
+  CHECK(error_of([&] { io::match_hf_config(io::read_hf_config(s.root)); })
+            .find("max_position_embeddings expected 1..8192, got 16384") != std::string::npos);
 }
 
 TEST_CASE("hf config.json: newer transformers' rope_parameters are read, scaled RoPE and contradictions refused", "[hf]") {
@@ -321,7 +332,9 @@ TEST_CASE("hf import: a config matching nothing lists the closest configs' diffe
   CHECK(e.find("matches no compiled-in model configuration") != std::string::npos);
   CHECK(e.find("tiny_test (2 differing): intermediate_size expected 40, got 48; rope_theta expected 10000, got 500000") !=
         std::string::npos);
-  CHECK(e.find("bench_ref (7 differing): hidden_size expected 256, got 32;") != std::string::npos);  // next closest
+  // The next closest; bench_ref's max_position_embeddings 256 is no difference: 32 positions fit in it.
+  CHECK(e.find("tiny_moe_test (4 differing): intermediate_size expected 24, got 48;") != std::string::npos);
+  CHECK(e.find("bench_ref (6 differing): hidden_size expected 256, got 32;") != std::string::npos);
   CHECK(!fs::exists(s.root / "out" / "step_000000000"));
 }
 

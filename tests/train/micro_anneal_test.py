@@ -4,7 +4,8 @@
 of; "noise": random tokens) and one web-only baseline. Checks the table (markdown and CSV) and its
 deltas, each anneal's lr against the formula (the checkpoint's lr linearly to 0, no warmup), that each
 run started from the checkpoint's weights and AdamW state, that each run is an ordinary resumable run
-directory, and the errors for bad input.
+directory, and the errors for bad input. Also `kumiki train --init-from CKPT --keep-optimizer`, the
+same start for an ordinary run.
 
 usage: micro_anneal_test.py KUMIKI_BINARY WORK_DIR
 """
@@ -113,6 +114,26 @@ check(b'"step_count":"36"' in head, "AdamW's step count continues from the check
 p2 = subprocess.run(args, capture_output=True, text=True)
 check(p2.returncode == 0 and p2.stdout == p.stdout and p2.stderr.count("already complete") == 3,
       "rerunning the command finds the three runs complete and prints the same table")
+
+# `kumiki train --init-from CKPT --keep-optimizer`, the same start as an anneal (mid-training from the
+# end of pretraining): AdamW's step count goes on from the checkpoint's, the weights are the checkpoint's.
+with open(f"{work}/keep.toml", "w") as f:
+    f.write(open(f"{work}/pre.toml").read().replace("steps = 24", "steps = 4").replace('"WSD"', '"constant"')
+            .replace("lr_warmup_iters = 4\nlr_decay_iters = 100000\nlr_wsd_decay_iters = 1\n", ""))
+keep = [kumiki, "train", "--recipe", f"{work}/keep.toml", "--out", f"{work}/keep", "--quiet", "--init-from", f"{work}/pre"]
+r = subprocess.run(keep + ["--keep-optimizer"], capture_output=True, text=True)
+check(r.returncode == 0, "kumiki train --keep-optimizer runs" + ("" if r.returncode == 0 else ": " + r.stderr[-300:]))
+with open(f"{work}/keep/checkpoints/step_000000004/optimizer.safetensors", "rb") as f:
+    check(b'"step_count":"28"' in f.read(20000), "--keep-optimizer: AdamW's step count goes on from 24 to 28")
+with open(f"{work}/keep/log.jsonl") as f:
+    first = [json.loads(line)["loss"] for line in f if '"type":"step"' in line][0]
+check(abs(first - pre_last) < 0.5, f"--keep-optimizer starts at the checkpoint's loss ({first:.3f} vs {pre_last:.3f})")
+r = subprocess.run(keep[:-2] + ["--keep-optimizer"], capture_output=True, text=True)
+check(r.returncode == 1 and "--keep-optimizer needs --init-from" in r.stderr, f"refused: {r.stderr.strip()[:140]}")
+os.makedirs(f"{work}/hf_like", exist_ok=True)
+open(f"{work}/hf_like/config.json", "w").write("{}")
+r = subprocess.run(keep[:-1] + [f"{work}/hf_like", "--keep-optimizer"], capture_output=True, text=True)
+check(r.returncode == 1 and "holds no optimizer state" in r.stderr, f"refused: {r.stderr.strip()[:140]}")
 
 # Bad input, in the user's terms.
 for extra, message in ((["--candidate", "baseline=" + f"{work}/good"], "the name 'baseline' is the baseline-only run's"),

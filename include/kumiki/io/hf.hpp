@@ -290,7 +290,8 @@ struct ConfigFieldDiff {
 /// The config.json fields (named as there) that differ from configuration `c`. vocab_size matches
 /// anything from c's real to its padded vocabulary; intermediate_size with one expert's width for an MoE
 /// configuration; num_local_experts / num_experts_per_tok with the expert count and top-k (0 for a
-/// dense configuration and a Llama config.json), so dense and MoE never match each other. Training
+/// dense configuration and a Llama config.json), so dense and MoE never match each other;
+/// max_position_embeddings anything up to c's max_seq_len. Training
 /// settings (init, z-loss, router loss coefficients) are not compared.
 inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig const& c, HfConfig const& h) {
   std::vector<ConfigFieldDiff> d;
@@ -314,7 +315,10 @@ inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig con
                  std::to_string(h.vocab_size)});
   r("rope_theta", c.rope_base, h.rope_theta);
   r("rms_norm_eps", c.rms_eps, h.rms_norm_eps);
-  i("max_position_embeddings", c.max_seq_len, h.max_position_embeddings);
+  // The longest sequence is a bound, not a shape (RoPE has no learned positions): a model saved for
+  // shorter sequences (LLM-jp-4 pretrained at 4096) is the same model; a longer one is not accepted.
+  if (h.max_position_embeddings < 1 || h.max_position_embeddings > c.max_seq_len)
+    d.push_back({"max_position_embeddings", "1.." + std::to_string(c.max_seq_len), std::to_string(h.max_position_embeddings)});
   i("num_local_experts", c.num_experts, h.num_local_experts);
   i("num_experts_per_tok", c.moe_top_k, h.num_experts_per_tok);
   if (c.untie_embeddings == h.tie_word_embeddings)

@@ -17,16 +17,19 @@
 KUMIKI_NAMESPACE_BEGIN
 namespace models {
 
-/// LLM-jp-4 1.3B (tokenizer v3, Megatron phase-1 settings): about 1.31e9 parameters.
+/// LLM-jp-4 1.3B (tokenizer v3, Megatron phase-1 settings): about 1.31e9 parameters. max_seq_len is
+/// 8192, the longest sequence of LLM-jp-4's plan (pretraining runs at 4096, mid-training at 8192; a
+/// recipe's seq_len chooses): RoPE has no learned positions, so it is a bound, not a shape.
 inline constexpr TransformerConfig llmjp4_1_3b{
     .vocab_size = 99487, .make_vocab_divisible_by = 128, .hidden = 2048, .ffn_hidden = 7168, .num_layers = 16,
-    .num_heads = 16, .num_query_groups = 8, .rope_base = 500000.0, .rms_eps = 1e-6, .max_seq_len = 4096,
+    .num_heads = 16, .num_query_groups = 8, .rope_base = 500000.0, .rms_eps = 1e-6, .max_seq_len = 8192,
     .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02};
 
-/// LLM-jp-4 8B ("7.7B", Llama-3-8B compatible shapes): about 7.8e9 parameters.
+/// LLM-jp-4 8B ("7.7B", Llama-3-8B compatible shapes): about 7.8e9 parameters; max_seq_len 8192 as
+/// for the 1.3B.
 inline constexpr TransformerConfig llmjp4_8b{
     .vocab_size = 99487, .make_vocab_divisible_by = 128, .hidden = 4096, .ffn_hidden = 14336, .num_layers = 32,
-    .num_heads = 32, .num_query_groups = 8, .rope_base = 500000.0, .rms_eps = 1e-6, .max_seq_len = 4096,
+    .num_heads = 32, .num_query_groups = 8, .rope_base = 500000.0, .rms_eps = 1e-6, .max_seq_len = 8192,
     .untie_embeddings = true, .z_loss = 0.0, .init_std = 0.02};
 
 /// A tiny GQA model for unit tests (vocab 50 padded to 64, so padded rows are exercised).

@@ -19,6 +19,7 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/models/hf_names.hpp"
 #include "kumiki/models/transformer_config.hpp"
+#include "kumiki/nn/activation_layout.hpp"
 #include "kumiki/nn/transformer_block.hpp"
 #include "kumiki/ops/embedding.hpp"
 #include "kumiki/ops/fill.hpp"
@@ -153,69 +154,12 @@ class Transformer {
   }
 
  private:
-  /// Activation arena for (B, T): block inputs x.0..x.L always; saved block activations for every
-  /// layer, or for one reused slot when recomputing; final norm; backward scratch; RoPE tables.
-  /// Activations are act_type, row statistics (rstd, lse, the router, RoPE tables) stat_type.
+  /// Activation arena for (B, T) and the recompute setting: nn::activation_layout's plan.
   void ensure_activations(std::int64_t B, std::int64_t Tn, StepOptions const& opt) {
     std::int64_t const chunk = std::min(opt.loss_chunk, B * Tn);
     if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && chunk == chunk_) return;
     B_ = B, T_ = Tn, recompute_ = opt.recompute, chunk_ = chunk;
-    std::int64_t const N = B * Tn;
-    DType const dt = dtype_v<act_type>, st = dtype_v<stat_type>;
-    ArenaLayout l;
-    for (std::int64_t i = 0; i <= L; ++i) l.add("x." + std::to_string(i), dt, Shape{N, C});
-    std::int64_t const slots = recompute_ ? 1 : L;
-    for (std::int64_t i = 0; i < slots; ++i) {
-      std::string const p = "block." + std::to_string(i) + ".";
-      l.add(p + "ln1", dt, Shape{N, C});
-      l.add(p + "rstd1", st, Shape{N});
-      l.add(p + "qkv", dt, Shape{N, QKV});
-      l.add(p + "att", dt, Shape{N, C});
-      l.add(p + "lse", st, Shape{B, H, Tn});
-      l.add(p + "x_mid", dt, Shape{N, C});
-      l.add(p + "ln2", dt, Shape{N, C});
-      l.add(p + "rstd2", st, Shape{N});
-      if constexpr (Cfg.is_moe()) {
-        l.add(p + "moe.logits", st, Shape{N, E});
-        l.add(p + "moe.probs", st, Shape{N, E});
-        l.add(p + "moe.lse", st, Shape{N});
-        l.add(p + "moe.topk_idx", DType::i32, Shape{N, K});
-        l.add(p + "moe.topk_w", st, Shape{N, K});
-        l.add(p + "moe.counts", DType::i64, Shape{E});
-        l.add(p + "moe.offsets", DType::i64, Shape{E + 1});
-        l.add(p + "moe.row_token", DType::i32, Shape{N * K});
-        l.add(p + "moe.token_row", DType::i32, Shape{N, K});
-        l.add(p + "moe.xg", dt, Shape{N * K, C});
-        l.add(p + "moe.gu", dt, Shape{N * K, 2 * Fe});
-        l.add(p + "moe.h", dt, Shape{N * K, Fe});
-        l.add(p + "moe.y", dt, Shape{N * K, C});
-      } else {
-        l.add(p + "gu", dt, Shape{N, 2 * F});
-        l.add(p + "h", dt, Shape{N, F});
-      }
-    }
-    l.add("final.ln", dt, Shape{N, C});
-    l.add("final.rstd", st, Shape{N});
-    l.add("scratch.tmp", dt, Shape{N, C});
-    l.add("scratch.d_res", dt, Shape{N, C});
-    l.add("scratch.d_ln", dt, Shape{N, C});
-    l.add("scratch.d_att", dt, Shape{N, C});
-    l.add("scratch.d_qkv", dt, Shape{N, QKV});
-    if constexpr (Cfg.is_moe()) {
-      l.add("scratch.moe.d_y", dt, Shape{N * K, C});
-      l.add("scratch.moe.d_h", dt, Shape{N * K, Fe});
-      l.add("scratch.moe.d_gu", dt, Shape{N * K, 2 * Fe});
-      l.add("scratch.moe.d_xg", dt, Shape{N * K, C});
-      l.add("scratch.moe.d_w", st, Shape{N, K});
-      l.add("scratch.moe.d_logits", st, Shape{N, E});
-    } else {
-      l.add("scratch.d_h", dt, Shape{N, F});
-      l.add("scratch.d_gu", dt, Shape{N, 2 * F});
-    }
-    l.add("scratch.loss", st, Shape{chunk, Vp});
-    l.add("rope.cos", st, Shape{Tn, hd / 2});
-    l.add("rope.sin", st, Shape{Tn, hd / 2});
-    l.add("doc_start", DType::i32, Shape{B, Tn});
+    ArenaLayout l = activation_layout(Cfg, B, Tn, recompute_, chunk, dtype_v<act_type>, dtype_v<stat_type>);
     acts_ = Arena<Backend>(std::move(l));
     resolve_views();
     ops::Rope<Backend>::tables(ctx_, views_.rope_cos, views_.rope_sin, Tn, hd, Cfg.rope_base);
