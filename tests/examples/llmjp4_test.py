@@ -134,7 +134,7 @@ def dry_run(prog, extra, tag):
     return p.stdout, json.load(open(path))
 
 
-def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, tag=""):
+def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, tag="", recompute=False):
     s = SHAPES[model]
     tag = f"{model} {tag}"
     groups = {}
@@ -171,7 +171,7 @@ def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, 
         mb = r["micro_batch"]
         f32 = sum(aligned(4 * n, a) for _, n in param_tensors(s))
         params = sum(aligned(pb * n, a) for _, n in param_tensors(s))
-        want = [params, f32] + ([f32] if bf16 else []) + [2 * f32, activation_bytes(s, mb, seq, False, pb, a)]
+        want = [params, f32] + ([f32] if bf16 else []) + [2 * f32, activation_bytes(s, mb, seq, recompute, pb, a)]
         got = [row["bytes"] for row in mem["rows"]]
         check(got == want and mem["total"] == sum(want),
               f"{tag}: memory for {os.path.basename(rp)} ({mb} x {seq}): {[round(b / 2**30, 3) for b in want]} GiB")
@@ -185,8 +185,8 @@ for model, prog in (("llmjp4_1_3b", prog13), ("llmjp4_8b", prog8)):
     check("| **total** |" in text and "GPU-days" in text, f"{model}: the report has its tables")
     _, j = dry_run(prog, ["--backend", "cpu", "--gpu", "h100", "--gpus", "256", "--mfu", "0.35"], model + "-cpu")
     check_plan(model, j, recipes[model], cuda=False, bf16=False, gpus=256, mfu=0.35, peak=H100_PEAK, tag="cpu f32")
-    _, j = dry_run(prog, ["--precision", "f32"], model + "-cuda-f32")
-    check_plan(model, j, recipes[model], cuda=True, bf16=False, tag="cuda f32")
+    _, j = dry_run(prog, ["--precision", "f32", "--recompute"], model + "-cuda-f32")
+    check_plan(model, j, recipes[model], cuda=True, bf16=False, tag="cuda f32 recompute", recompute=True)
 
 # The 8B's unsharded bf16 state (18 bytes a parameter) does not fit one H200: the report says so.
 text, _ = dry_run(prog8, [], "llmjp4_8b")
