@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/nn/transformer.hpp"
@@ -31,13 +32,7 @@ double process_cpu_seconds() {
          1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<std::int32_t> d(0, static_cast<std::int32_t>(vocab) - 1);
-  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (auto& x : t) x = d(rng);
-  return t;
-}
+using kumiki_bench::random_tokens;
 
 // range(0) batch, range(1) seq, range(2) recompute, range(3): 0 full step with AdamW, 1 forward+backward,
 // 2 forward only.

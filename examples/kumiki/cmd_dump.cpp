@@ -126,17 +126,9 @@ void dump(DumpArgs const& a) {
 
   fs::path const mp = a.model;
   bool const is_hf = fs::is_regular_file(mp / "config.json");
-  std::string name;
-  std::optional<Arena<Cpu>> params;
-  if (is_hf) {
-    io::HfModel m = io::read_hf_model(mp);
-    name = m.config_name;
-    params.emplace(std::move(m.params));
-  } else {
-    train::CheckpointModel m = train::read_checkpoint_model(mp);
-    name = m.config_name;
-    params.emplace(std::move(m.params));
-  }
+  train::CheckpointModel weights = train::read_model_weights(mp);
+  std::string const& name = weights.config_name;
+  std::optional<Arena<Cpu>> params(std::move(weights.params));
   models::dispatch_config(name, [&](auto tag) {
     constexpr auto Cfg = decltype(tag)::config;
     data::check_token_ids(tk.ids, Cfg.vocab_size, "tokens file '" + a.tokens + "'");

@@ -55,17 +55,10 @@ int train(TrainArgs const& a) {
   } else if (!a.init_from.empty()) {
     bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
     opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
-    opt.init_weights = [from = a.init_from, model = recipe.model, hf]() -> Arena<Cpu> {
-      auto const same_model = [&](std::string const& name) {
-        KUMIKI_REQUIRE(name == model, "--init-from '", from, "' holds a '", name, "' model, but the recipe trains '", model, "'");
-      };
-      if (hf) {
-        io::HfModel m = io::read_hf_model(from);
-        same_model(m.config_name);
-        return std::move(m.params);
-      }
-      train::CheckpointModel m = train::read_checkpoint_model(from);
-      same_model(m.config_name);
+    opt.init_weights = [from = a.init_from, model = recipe.model]() -> Arena<Cpu> {
+      train::CheckpointModel m = train::read_model_weights(from);
+      KUMIKI_REQUIRE(m.config_name == model, "--init-from '", from, "' holds a '", m.config_name,
+                     "' model, but the recipe trains '", model, "'");
       return std::move(m.params);
     };
   }

@@ -9,6 +9,7 @@
 #include "kumiki/moe/cpu/router.hpp"
 #include "kumiki/moe/upcycle.hpp"
 #include "kumiki/ops/cpu/attention.hpp"
+#include "kumiki/ops/cpu/cached_attention.hpp"
 #include "kumiki/ops/cpu/embedding.hpp"
 #include "kumiki/ops/cpu/fill.hpp"
 #include "kumiki/ops/cpu/linear.hpp"

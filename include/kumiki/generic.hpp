@@ -27,6 +27,7 @@
 #include "kumiki/models/configs.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/nn/activation_layout.hpp"
+#include "kumiki/nn/generator.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/ops/context.hpp"
 #include "kumiki/ops/residual_rmsnorm.hpp"

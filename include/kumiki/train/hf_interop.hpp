@@ -71,6 +71,16 @@ inline CheckpointModel read_checkpoint_model(std::filesystem::path const& path) 
   return {std::move(name), std::move(params)};
 }
 
+/// The weights of a Hugging Face Llama / Mixtral directory (one holding config.json) or of a kumiki
+/// checkpoint or run directory (its newest valid checkpoint), with the configuration they match.
+inline CheckpointModel read_model_weights(std::filesystem::path const& path) {
+  if (std::filesystem::is_regular_file(path / "config.json")) {
+    io::HfModel m = io::read_hf_model(path);
+    return {std::move(m.config_name), std::move(m.params)};
+  }
+  return read_checkpoint_model(path);
+}
+
 // ---- export -----------------------------------------------------------------------------------
 
 namespace detail {

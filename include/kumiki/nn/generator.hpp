@@ -1,0 +1,295 @@
+// kumiki/nn/generator.hpp: text generation with a key/value cache over any dense
+// nn::Transformer<Cfg, Backend>: prompts of different lengths prefilled together, then one token per
+// sequence per step; greedy or sampled (temperature, top-k, top-p) from Philox, so a seed reproduces
+// the output exactly.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/buffer.hpp"
+#include "kumiki/core/dtype.hpp"
+#include "kumiki/core/error.hpp"
+#include "kumiki/core/philox.hpp"
+#include "kumiki/nn/transformer_block.hpp"
+#include "kumiki/ops/cached_attention.hpp"
+#include "kumiki/ops/embedding.hpp"
+#include "kumiki/ops/linear.hpp"
+#include "kumiki/ops/residual.hpp"
+#include "kumiki/ops/residual_rmsnorm.hpp"
+#include "kumiki/ops/rmsnorm.hpp"
+#include "kumiki/ops/rope.hpp"
+#include "kumiki/ops/swiglu.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace nn {
+
+/// How the next token is chosen from the logits of the real vocabulary.
+struct SamplingOptions {
+  double temperature = 0.0;  ///< 0: greedy (the arg max, the lowest id on ties)
+  std::int64_t top_k = 0;    ///< keep the k most likely tokens (0: all)
+  double top_p = 1.0;        ///< then the smallest most-likely set whose probability reaches top_p
+  std::uint64_t seed = 0;
+};
+
+/// The token drawn for (stream, step): logits / temperature; the top_k largest (ties: lower id first);
+/// softmax over those in double; the shortest prefix (in that order) whose probability reaches top_p
+/// (at least one token); then the first token whose cumulative probability exceeds u x total, u the
+/// step-th uniform double of Philox stream (seed, stream). Same seed, same tokens, on any machine.
+inline std::int32_t sample_token(std::span<double const> logits, SamplingOptions const& o, std::uint64_t stream,
+                                 std::uint64_t step) {
+  KUMIKI_CHECK(!logits.empty(), "sampling from no logits");
+  if (o.temperature <= 0.0) return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<std::int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::size_t keep = o.top_k > 0 ? std::min<std::size_t>(static_cast<std::size_t>(o.top_k), order.size()) : order.size();
+  auto const higher = [&](std::int32_t a, std::int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), higher);
+  std::vector<double> p(keep);
+  double const top = logits[order[0]] / o.temperature;
+  double total = 0;
+  for (std::size_t i = 0; i < keep; ++i) total += p[i] = std::exp(logits[order[i]] / o.temperature - top);
+  if (o.top_p < 1.0) {
+    double cum = 0;
+    std::size_t n = 0;
+    while (n < keep && cum < o.top_p * total) cum += p[n++];
+    keep = std::max<std::size_t>(n, 1);
+    total = std::accumulate(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
+  }
+  PhiloxStream const rng{o.seed, stream};
+  auto const blk = rng.block(step);
+  double const u = PhiloxStream::to_unit_double(blk[0], blk[1]) * total;
+  double cum = 0;
+  for (std::size_t i = 0; i < keep; ++i)
+    if ((cum += p[i]) > u) return order[i];
+  return order[keep - 1];
+}
+
+struct GenerateOptions {
+  std::int64_t max_new_tokens = 64;
+  SamplingOptions sampling;
+  std::int32_t eos = -1;  ///< a sequence ends after generating it (-1: none)
+};
+
+/// Incremental decoding over a dense `Model` (nn::Transformer<Cfg, Backend, P>): reads its weights and
+/// runs on its backend context, never changes it. The cache holds `slots` sequences of up to `max_len` tokens each: per layer K and V
+/// after RoPE, (slots, max_len, kv_width) in the activation type. A call to `extend` appends tokens to
+/// any slots and runs them in one pass: the GEMMs over all new rows together, RoPE and attention per
+/// slot at its own position (ops::CachedAttention). Logits are returned for the last new token of each
+/// slot, in double, for the real vocabulary.
+template <class Model>
+class Generator {
+ public:
+  using Backend = typename Model::backend;
+  using A = typename Model::act_type;
+  using S = typename Model::stat_type;
+  using W = typename Model::param_type;
+  using Block = typename Model::Block;
+  static constexpr auto Cfg = Model::config;
+  static_assert(!Cfg.is_moe(), "kumiki: generation of mixture-of-experts models is not implemented yet");
+  static_assert(std::is_same_v<A, S>, "kumiki: the generator needs one type for activations and statistics");
+  static constexpr std::int64_t L = Cfg.num_layers, C = Cfg.hidden, F = Cfg.ffn_hidden, H = Cfg.num_heads;
+  static constexpr std::int64_t G = Cfg.num_query_groups, hd = Cfg.head_dim(), KV = Cfg.kv_width(), QKV = C + 2 * KV;
+  static constexpr std::int64_t V = Cfg.vocab_size, Vp = Cfg.padded_vocab();
+
+  Generator(Model& model, std::int64_t slots, std::int64_t max_len)
+      : model_(model), slots_(slots), max_len_(max_len), len_(static_cast<std::size_t>(slots), 0), cache_(cache_layout(slots, max_len)) {
+    KUMIKI_REQUIRE(slots > 0, "a generator needs at least one sequence slot");
+    KUMIKI_REQUIRE(max_len > 0 && max_len <= Cfg.max_seq_len, "generation length ", max_len,
+                   " must lie in [1, the model's max_seq_len ", Cfg.max_seq_len, "]");
+    ops::Rope<Backend>::tables(ctx(), cache_.template get<S>("rope.cos").data(), cache_.template get<S>("rope.sin").data(),
+                               max_len, hd, Cfg.rope_base);
+  }
+
+  std::int64_t slots() const { return slots_; }
+  std::int64_t max_len() const { return max_len_; }
+  /// Tokens in slot s's cache.
+  std::int64_t length(std::int64_t s) const { return len_[static_cast<std::size_t>(s)]; }
+  /// Empties slot s (its cache is overwritten by the next tokens).
+  void reset(std::int64_t s) { len_[static_cast<std::size_t>(s)] = 0; }
+  Arena<Backend> const& cache() const { return cache_; }
+
+  /// One slot's new tokens.
+  struct Feed {
+    std::int64_t slot = 0;
+    std::vector<std::int32_t> tokens;
+  };
+
+  /// Appends each feed's tokens to its slot (distinct slots, each at least one token) and returns,
+  /// per feed, the logits over the real vocabulary after its last token.
+  std::vector<std::vector<double>> extend(std::vector<Feed> const& feeds) {
+    KUMIKI_REQUIRE(!feeds.empty(), "extend needs at least one slot to feed");
+    std::int64_t rows = 0;
+    std::vector<char> seen(static_cast<std::size_t>(slots_), 0);
+    for (auto const& f : feeds) {
+      KUMIKI_REQUIRE(f.slot >= 0 && f.slot < slots_, "slot ", f.slot, " outside [0, ", slots_, ")");
+      KUMIKI_REQUIRE(!seen[static_cast<std::size_t>(f.slot)], "slot ", f.slot, " is fed twice in one call");
+      seen[static_cast<std::size_t>(f.slot)] = 1;
+      KUMIKI_REQUIRE(!f.tokens.empty(), "slot ", f.slot, " is fed no tokens");
+      KUMIKI_REQUIRE(length(f.slot) + static_cast<std::int64_t>(f.tokens.size()) <= max_len_, "slot ", f.slot,
+                     " would hold ", length(f.slot) + static_cast<std::int64_t>(f.tokens.size()),
+                     " tokens, more than the generator's max_len ", max_len_);
+      for (auto t : f.tokens)
+        KUMIKI_REQUIRE(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
+      rows += static_cast<std::int64_t>(f.tokens.size());
+    }
+    ensure_scratch(rows, static_cast<std::int64_t>(feeds.size()));
+    std::vector<std::int32_t> ids;
+    for (auto const& f : feeds) ids.insert(ids.end(), f.tokens.begin(), f.tokens.end());
+    Copy<Backend, Cpu>::bytes(scratch_.template get<std::int32_t>("tokens").data(), ids.data(), ids.size() * sizeof(std::int32_t));
+    run(feeds, rows);
+    for (auto const& f : feeds) len_[static_cast<std::size_t>(f.slot)] += static_cast<std::int64_t>(f.tokens.size());
+    std::int64_t const k = static_cast<std::int64_t>(feeds.size());
+    std::vector<A> host(static_cast<std::size_t>(k * Vp));
+    Copy<Cpu, Backend>::bytes(host.data(), scratch_.template get<A>("logits").data(), host.size() * sizeof(A));
+    std::vector<std::vector<double>> out(feeds.size());
+    for (std::int64_t i = 0; i < k; ++i) out[static_cast<std::size_t>(i)].assign(host.begin() + i * Vp, host.begin() + i * Vp + V);
+    return out;
+  }
+
+  /// Generates a continuation of each prompt: prompts are prefilled together, then every unfinished
+  /// sequence gets one token per step, drawn by sample_token with stream = the prompt's index and
+  /// step = the token's index in its continuation. A sequence ends after `eos`, after max_new_tokens,
+  /// when its cache is full, or when `on_token(prompt index, token)` returns false (stop strings,
+  /// streaming). More prompts than slots run in groups of `slots`.
+  std::vector<std::vector<std::int32_t>> generate(std::vector<std::vector<std::int32_t>> const& prompts, GenerateOptions const& o,
+                                                  std::function<bool(std::size_t, std::int32_t)> const& on_token = {}) {
+    std::vector<std::vector<std::int32_t>> out(prompts.size());
+    for (std::size_t first = 0; first < prompts.size(); first += static_cast<std::size_t>(slots_)) {
+      std::size_t const n = std::min(prompts.size() - first, static_cast<std::size_t>(slots_));
+      std::vector<Feed> feeds;
+      for (std::size_t i = 0; i < n; ++i) {
+        KUMIKI_REQUIRE(!prompts[first + i].empty(), "prompt ", first + i, " is empty (give at least one token, e.g. BOS)");
+        reset(static_cast<std::int64_t>(i));
+        feeds.push_back({static_cast<std::int64_t>(i), prompts[first + i]});
+      }
+      auto logits = extend(feeds);
+      for (std::int64_t step = 0; step < o.max_new_tokens && !feeds.empty(); ++step) {
+        std::vector<Feed> next;
+        for (std::size_t j = 0; j < feeds.size(); ++j) {
+          std::size_t const p = first + static_cast<std::size_t>(feeds[j].slot);
+          std::int32_t const t = sample_token(logits[j], o.sampling, p, static_cast<std::uint64_t>(step));
+          out[p].push_back(t);
+          bool const go_on = (!on_token || on_token(p, t)) && t != o.eos && step + 1 < o.max_new_tokens &&
+                             length(feeds[j].slot) < max_len_;
+          if (go_on) next.push_back({feeds[j].slot, {t}});
+        }
+        feeds = std::move(next);
+        if (!feeds.empty()) logits = extend(feeds);
+      }
+    }
+    return out;
+  }
+
+ private:
+  ops::Ctx<Backend>& ctx() { return model_.context(); }
+
+  static ArenaLayout cache_layout(std::int64_t slots, std::int64_t max_len) {
+    ArenaLayout l;
+    for (std::int64_t i = 0; i < L; ++i) {
+      l.add("k." + std::to_string(i), dtype_v<A>, Shape{slots, max_len, KV});
+      l.add("v." + std::to_string(i), dtype_v<A>, Shape{slots, max_len, KV});
+    }
+    l.add("rope.cos", dtype_v<S>, Shape{max_len, hd / 2});
+    l.add("rope.sin", dtype_v<S>, Shape{max_len, hd / 2});
+    return l;
+  }
+
+  /// Scratch for `rows` new tokens and `k` feeds, re-planned only when a call needs more.
+  void ensure_scratch(std::int64_t rows, std::int64_t k) {
+    if (rows <= rows_ && k <= feeds_) return;
+    rows_ = std::max(rows, rows_), feeds_ = std::max(k, feeds_);
+    DType const a = dtype_v<A>;
+    std::int64_t const R = rows_, K = feeds_;
+    ArenaLayout l;
+    l.add("tokens", DType::i32, Shape{R});
+    for (char const* n : {"x", "ln", "att", "tmp", "x_mid"}) l.add(n, a, Shape{R, C});
+    l.add("rstd", dtype_v<S>, Shape{R});
+    l.add("qkv", a, Shape{R, QKV});
+    l.add("gu", a, Shape{R, 2 * F});
+    l.add("h", a, Shape{R, F});
+    l.add("last", a, Shape{K, C});
+    l.add("last_ln", a, Shape{K, C});
+    l.add("last_rstd", dtype_v<S>, Shape{K});
+    l.add("logits", a, Shape{K, Vp});
+    scratch_ = Arena<Backend>(std::move(l));
+  }
+
+  template <class U>
+  U* at(std::string_view name) { return scratch_.template get<U>(name).data(); }
+
+  void run(std::vector<Feed> const& feeds, std::int64_t N) {
+    auto& c = ctx();
+    Arena<Backend> const& params = model_.params();
+    A *x = at<A>("x"), *ln = at<A>("ln"), *att = at<A>("att"), *tmp = at<A>("tmp"), *x_mid = at<A>("x_mid");
+    A *qkv = at<A>("qkv"), *gu = at<A>("gu"), *h = at<A>("h");
+    S* rstd = at<S>("rstd");
+    S const* cos = cache_.template get<S>("rope.cos").data();
+    S const* sin = cache_.template get<S>("rope.sin").data();
+    ops::Embedding<Backend>::forward(c, at<std::int32_t>("tokens"), params.template get<W>(0).data(), x, N, C, Vp);
+    S const scale = static_cast<S>(1.0 / std::sqrt(static_cast<double>(hd)));
+    for (std::int64_t l = 0; l < L; ++l) {
+      BlockWeights<W> const w = Model::template block_weights<W>(params, l);
+      A* kc = cache_.template get<A>("k." + std::to_string(l)).data();
+      A* vc = cache_.template get<A>("v." + std::to_string(l)).data();
+      ops::RmsNorm<Backend>::forward(c, x, w.ln1, ln, rstd, N, C, Cfg.rms_eps);
+      Block::qkv_group.forward(c, ln, std::array{w.q, w.k, w.v}, qkv, N, C);
+      std::int64_t r0 = 0;
+      for (auto const& f : feeds) {  // per slot: positions, cache rows and keys of its own
+        std::int64_t const n = static_cast<std::int64_t>(f.tokens.size()), past = length(f.slot);
+        A* rq = qkv + r0 * QKV;
+        ops::Rope<Backend>::apply(c, rq, 1, n, H, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
+        ops::Rope<Backend>::apply(c, rq + C, 1, n, G, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
+        A* ks = kc + (f.slot * max_len_ + past) * KV;
+        A* vs = vc + (f.slot * max_len_ + past) * KV;
+        for (std::int64_t i = 0; i < n; ++i) {
+          Copy<Backend, Backend>::bytes(ks + i * KV, rq + i * QKV + C, KV * sizeof(A));
+          Copy<Backend, Backend>::bytes(vs + i * KV, rq + i * QKV + C + KV, KV * sizeof(A));
+        }
+        ops::CachedAttention<Backend>::forward(c, ops::CachedAttentionShape{n, past, H, G, hd, QKV, KV, C}, rq,
+                                               kc + f.slot * max_len_ * KV, vc + f.slot * max_len_ * KV, att + r0 * C, scale);
+        r0 += n;
+      }
+      ops::Linear<Backend>::forward(c, att, w.o, tmp, N, C, C);
+      ops::ResidualRmsNorm<Backend>::forward(c, x, tmp, x_mid, w.ln2, ln, rstd, N, C, Cfg.rms_eps);
+      Block::gate_up_group.forward(c, ln, std::array{w.gate, w.up}, gu, N, C);
+      ops::SwiGlu<Backend>::forward(c, gu, gu + F, 2 * F, h, F, N, F);
+      ops::Linear<Backend>::forward(c, h, w.down, tmp, N, F, C);
+      ops::Residual<Backend>::forward(c, x_mid, tmp, x, N * C);
+    }
+    // The last row of each feed through the final norm and the LM head.
+    A* last = at<A>("last");
+    std::int64_t r = 0;
+    for (std::size_t i = 0; i < feeds.size(); ++i) {
+      r += static_cast<std::int64_t>(feeds[i].tokens.size());
+      Copy<Backend, Backend>::bytes(last + static_cast<std::int64_t>(i) * C, x + (r - 1) * C, C * sizeof(A));
+    }
+    std::int64_t const k = static_cast<std::int64_t>(feeds.size());
+    std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * Model::tensors_per_layer;
+    ops::RmsNorm<Backend>::forward(c, last, params.template get<W>(i_norm).data(), at<A>("last_ln"), at<S>("last_rstd"), k,
+                                   C, Cfg.rms_eps);
+    ops::Linear<Backend>::forward(c, at<A>("last_ln"), params.template get<W>(i_norm + 1).data(), at<A>("logits"), k, C, Vp);
+  }
+
+  Model& model_;
+  std::int64_t slots_, max_len_;
+  std::vector<std::int64_t> len_;
+  Arena<Backend> cache_;
+  Arena<Backend> scratch_{ArenaLayout{}};
+  std::int64_t rows_ = 0, feeds_ = 0;
+};
+
+}  // namespace nn
+KUMIKI_NAMESPACE_END
