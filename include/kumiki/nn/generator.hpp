@@ -27,11 +27,8 @@
 #include "kumiki/ops/cached_attention.hpp"
 #include "kumiki/ops/embedding.hpp"
 #include "kumiki/ops/linear.hpp"
-#include "kumiki/ops/residual.hpp"
-#include "kumiki/ops/residual_rmsnorm.hpp"
 #include "kumiki/ops/rmsnorm.hpp"
 #include "kumiki/ops/rope.hpp"
-#include "kumiki/ops/swiglu.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace nn {
@@ -215,7 +212,7 @@ class Generator {
     std::int64_t const R = rows_, K = feeds_;
     ArenaLayout l;
     l.add("tokens", DType::i32, Shape{R});
-    for (char const* n : {"x", "ln", "att", "tmp", "x_mid"}) l.add(n, a, Shape{R, C});
+    for (char const* n : {"x", "y", "ln", "att", "tmp", "x_mid"}) l.add(n, a, Shape{R, C});
     l.add("rstd", dtype_v<S>, Shape{R});
     l.add("qkv", a, Shape{R, QKV});
     l.add("gu", a, Shape{R, 2 * F});
@@ -233,41 +230,42 @@ class Generator {
   void run(std::vector<Feed> const& feeds, std::int64_t N) {
     auto& c = ctx();
     Arena<Backend> const& params = model_.params();
-    A *x = at<A>("x"), *ln = at<A>("ln"), *att = at<A>("att"), *tmp = at<A>("tmp"), *x_mid = at<A>("x_mid");
-    A *qkv = at<A>("qkv"), *gu = at<A>("gu"), *h = at<A>("h");
+    // The block's buffers for N rows: one set for all layers (nothing is kept for a backward); the
+    // residual stream alternates between x and y, since a block's output must not alias its input.
+    A *ln = at<A>("ln"), *qkv = at<A>("qkv");
     S* rstd = at<S>("rstd");
+    BlockActivations<A, S> a{ln, rstd, qkv, at<A>("att"), nullptr, at<A>("x_mid"), ln, rstd};
+    a.gu = at<A>("gu"), a.h = at<A>("h");
+    BlockScratch<A, S> scratch{};
+    scratch.tmp = at<A>("tmp");
+    A *x = at<A>("x"), *y = at<A>("y");
     S const* cos = cache_.template get<S>("rope.cos").data();
     S const* sin = cache_.template get<S>("rope.sin").data();
     ops::Embedding<Backend>::forward(c, at<std::int32_t>("tokens"), params.template get<W>(0).data(), x, N, C, Vp);
     S const scale = static_cast<S>(1.0 / std::sqrt(static_cast<double>(hd)));
     for (std::int64_t l = 0; l < L; ++l) {
-      BlockWeights<W> const w = Model::template block_weights<W>(params, l);
       A* kc = cache_.template get<A>("k." + std::to_string(l)).data();
       A* vc = cache_.template get<A>("v." + std::to_string(l)).data();
-      ops::RmsNorm<Backend>::forward(c, x, w.ln1, ln, rstd, N, C, Cfg.rms_eps);
-      Block::qkv_group.forward(c, ln, std::array{w.q, w.k, w.v}, qkv, N, C);
-      std::int64_t r0 = 0;
-      for (auto const& f : feeds) {  // per slot: positions, cache rows and keys of its own
-        std::int64_t const n = static_cast<std::int64_t>(f.tokens.size()), past = length(f.slot);
-        A* rq = qkv + r0 * QKV;
-        ops::Rope<Backend>::apply(c, rq, 1, n, H, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
-        ops::Rope<Backend>::apply(c, rq + C, 1, n, G, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
-        A* ks = kc + (f.slot * max_len_ + past) * KV;
-        A* vs = vc + (f.slot * max_len_ + past) * KV;
-        for (std::int64_t i = 0; i < n; ++i) {
-          Copy<Backend, Backend>::bytes(ks + i * KV, rq + i * QKV + C, KV * sizeof(A));
-          Copy<Backend, Backend>::bytes(vs + i * KV, rq + i * QKV + C + KV, KV * sizeof(A));
+      Block::forward_with(c, Model::template block_weights<W>(params, l), a, scratch, N, nullptr, nullptr, x, y, [&] {
+        std::int64_t r0 = 0;
+        for (auto const& f : feeds) {  // per slot: positions, cache rows and keys of its own
+          std::int64_t const n = static_cast<std::int64_t>(f.tokens.size()), past = length(f.slot);
+          A* rq = qkv + r0 * QKV;
+          ops::Rope<Backend>::apply(c, rq, 1, n, H, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
+          ops::Rope<Backend>::apply(c, rq + C, 1, n, G, hd, QKV, cos + past * (hd / 2), sin + past * (hd / 2), false);
+          A* ks = kc + (f.slot * max_len_ + past) * KV;
+          A* vs = vc + (f.slot * max_len_ + past) * KV;
+          for (std::int64_t i = 0; i < n; ++i) {
+            Copy<Backend, Backend>::bytes(ks + i * KV, rq + i * QKV + C, KV * sizeof(A));
+            Copy<Backend, Backend>::bytes(vs + i * KV, rq + i * QKV + C + KV, KV * sizeof(A));
+          }
+          ops::CachedAttention<Backend>::forward(c, ops::CachedAttentionShape{n, past, H, G, hd, QKV, KV, C}, rq,
+                                                 kc + f.slot * max_len_ * KV, vc + f.slot * max_len_ * KV,
+                                                 a.att + r0 * C, scale);
+          r0 += n;
         }
-        ops::CachedAttention<Backend>::forward(c, ops::CachedAttentionShape{n, past, H, G, hd, QKV, KV, C}, rq,
-                                               kc + f.slot * max_len_ * KV, vc + f.slot * max_len_ * KV, att + r0 * C, scale);
-        r0 += n;
-      }
-      ops::Linear<Backend>::forward(c, att, w.o, tmp, N, C, C);
-      ops::ResidualRmsNorm<Backend>::forward(c, x, tmp, x_mid, w.ln2, ln, rstd, N, C, Cfg.rms_eps);
-      Block::gate_up_group.forward(c, ln, std::array{w.gate, w.up}, gu, N, C);
-      ops::SwiGlu<Backend>::forward(c, gu, gu + F, 2 * F, h, F, N, F);
-      ops::Linear<Backend>::forward(c, h, w.down, tmp, N, F, C);
-      ops::Residual<Backend>::forward(c, x_mid, tmp, x, N * C);
+      });
+      std::swap(x, y);
     }
     // The last row of each feed through the final norm and the LM head.
     A* last = at<A>("last");

@@ -145,21 +145,34 @@ struct TransformerBlock {
   /// x_out (N, C) = block(x_in); fills `a`. x_out must not alias x_in.
   static void forward(ops::Ctx<Backend>& ctx, BlockWeights<W> const& w, BlockActivations<A, S> const& a,
                       BlockScratch<A, S> const& s, BlockContext<S> const& bc, A const* x_in, A* x_out) {
-    std::int64_t const N = bc.batch * bc.seq;
     StepTimings* const tm = bc.timings;
+    using detail::timed;
+    forward_with(ctx, w, a, s, bc.batch * bc.seq, tm, bc.moe_losses, x_in, x_out, [&] {
+      timed(tm, &StepTimings::rope, [&] {
+        ops::Rope<Backend>::apply(ctx, a.qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, false);
+        ops::Rope<Backend>::apply(ctx, a.qkv + C, bc.batch, bc.seq, Groups, hd, QKV, bc.rope_cos, bc.rope_sin, false);
+      });
+      timed(tm, &StepTimings::attention, [&] {
+        ops::Attention<Backend>::forward(ctx, attention_shape(bc), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
+                                         bc.doc_start, attention_scale());
+      });
+    });
+  }
+
+  /// The block's forward with its attention core supplied: `attend()` turns a.qkv (q | k | v of each of
+  /// the N rows, before RoPE) into a.att (N, C). `forward` above attends over (batch, seq); the
+  /// generator (nn/generator.hpp) attends per sequence against its key/value cache. Everything else,
+  /// norms, projections, residuals and the MLP, is this one sequence of ops.
+  template <class Attend>
+  static void forward_with(ops::Ctx<Backend>& ctx, BlockWeights<W> const& w, BlockActivations<A, S> const& a,
+                           BlockScratch<A, S> const& s, std::int64_t N, StepTimings* tm, moe::RouterLosses* moe_losses,
+                           A const* x_in, A* x_out, Attend&& attend) {
     using detail::timed;
     timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(ctx, x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
     timed(tm, &StepTimings::linear, [&] {
       qkv_group.forward(ctx, a.ln1, std::array{w.q, w.k, w.v}, a.qkv, N, C);
     });
-    timed(tm, &StepTimings::rope, [&] {
-      ops::Rope<Backend>::apply(ctx, a.qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, false);
-      ops::Rope<Backend>::apply(ctx, a.qkv + C, bc.batch, bc.seq, Groups, hd, QKV, bc.rope_cos, bc.rope_sin, false);
-    });
-    timed(tm, &StepTimings::attention, [&] {
-      ops::Attention<Backend>::forward(ctx, attention_shape(bc), a.qkv, a.qkv + C, a.qkv + C + KV, a.att, a.lse,
-                                       bc.doc_start, attention_scale());
-    });
+    attend();
     timed(tm, &StepTimings::linear, [&] { Linear::forward(ctx, a.att, w.o, s.tmp, N, C, C); });
     timed(tm, &StepTimings::rmsnorm, [&] {  // x_mid = x_in + o(att); ln2 = norm(x_mid), one op
       ops::ResidualRmsNorm<Backend>::forward(ctx, x_in, s.tmp, a.x_mid, w.ln2, a.ln2, a.rstd2, N, C, Cfg.rms_eps);
@@ -167,7 +180,7 @@ struct TransformerBlock {
     if constexpr (Cfg.num_experts > 0) {
       timed(tm, &StepTimings::moe, [&] {
         moe::RouterLosses const r = Moe::forward(ctx, w.moe, a.moe, a.ln2, N, s.tmp);
-        if (bc.moe_losses != nullptr) bc.moe_losses->aux += r.aux, bc.moe_losses->z += r.z;
+        if (moe_losses != nullptr) moe_losses->aux += r.aux, moe_losses->z += r.z;
       });
     } else {
       timed(tm, &StepTimings::linear, [&] {
