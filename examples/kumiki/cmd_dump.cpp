@@ -126,15 +126,13 @@ void dump(DumpArgs const& a) {
 
   fs::path const mp = a.model;
   bool const is_hf = fs::is_regular_file(mp / "config.json");
-  train::CheckpointModel weights = train::read_model_weights(mp);
+  train::CheckpointModel const weights = train::read_model_weights(mp);
   std::string const& name = weights.config_name;
-  std::optional<Arena<Cpu>> params(std::move(weights.params));
   models::dispatch_config(name, [&](auto tag) {
     constexpr auto Cfg = decltype(tag)::config;
     data::check_token_ids(tk.ids, Cfg.vocab_size, "tokens file '" + a.tokens + "'");
     nn::Transformer<Cfg, Cpu, float> model;
-    KUMIKI_REQUIRE(model.params().layout() == params->layout(), "parameter layout mismatch");
-    std::memcpy(model.params().data(), params->data(), params->total_bytes());
+    copy(model.params(), weights.params);
     std::int64_t const Vp = Cfg.padded_vocab();
     std::vector<float> logits(static_cast<std::size_t>(B * T * Vp));
     nn::StepOptions opt;

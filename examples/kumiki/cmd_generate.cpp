@@ -5,11 +5,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,7 +66,6 @@ int generate(GenerateArgs const& a) {
 
   train::CheckpointModel weights = train::read_model_weights(a.model);
   std::string const& name = weights.config_name;
-  std::optional<Arena<Cpu>> params(std::move(weights.params));
   return models::dispatch_config(name, [&](auto tag) -> int {
     constexpr auto Cfg = decltype(tag)::config;
     if constexpr (Cfg.is_moe()) {
@@ -91,9 +88,8 @@ int generate(GenerateArgs const& a) {
         prompts.push_back(std::move(ids));
       }
       nn::Transformer<Cfg, Cpu, float> model;
-      KUMIKI_REQUIRE(model.params().layout() == params->layout(), "parameter layout mismatch");
-      std::memcpy(model.params().data(), params->data(), params->total_bytes());
-      params.reset();
+      copy(model.params(), weights.params);
+      weights.params = Arena<Cpu>(ArenaLayout{});  // the weights live in the model now
       std::int64_t const slots = std::min<std::int64_t>(static_cast<std::int64_t>(prompts.size()), 8);
       nn::Generator gen(model, slots, std::min(Cfg.max_seq_len, longest + a.max_new_tokens));
       nn::GenerateOptions o;

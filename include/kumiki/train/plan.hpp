@@ -136,6 +136,10 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
     p.total_params += static_cast<std::int64_t>(e.numel());
   }
   KUMIKI_CHECK(p.total_params == config.num_params(), "parameter layout disagrees with the config's count");
+  // The same for every recipe: the parameters as the device's arena places them, and their fp32 twin
+  // (gradients, master weights, each AdamW moment).
+  std::int64_t const param_bytes = detail::bytes_of(layout.with_alignment(align));
+  std::int64_t const f32_bytes = detail::bytes_of(optim::master_layout(layout).with_alignment(align));
 
   for (Recipe const& r : recipes) {
     KUMIKI_REQUIRE(r.model == p.model, "recipe '", r.source, "' trains model '", r.model, "', not '", p.model, "'");
@@ -159,12 +163,10 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
       p.stages.push_back(row);
       if (s.seq_len * r.micro_batch > mem.seq_len * mem.micro_batch) mem.seq_len = s.seq_len, mem.micro_batch = r.micro_batch;
     }
-    ArenaLayout const params = layout.with_alignment(align);
-    ArenaLayout const master = optim::master_layout(layout).with_alignment(align);
-    mem.rows.emplace_back("parameters (" + std::string(dtype_name(param_t)) + ")", detail::bytes_of(params));
-    mem.rows.emplace_back("gradients (f32)", detail::bytes_of(master));
-    if (bf16) mem.rows.emplace_back("master weights (f32)", detail::bytes_of(master));
-    mem.rows.emplace_back("AdamW moments (2 x f32)", 2 * detail::bytes_of(master));
+    mem.rows.emplace_back("parameters (" + std::string(dtype_name(param_t)) + ")", param_bytes);
+    mem.rows.emplace_back("gradients (f32)", f32_bytes);
+    if (bf16) mem.rows.emplace_back("master weights (f32)", f32_bytes);
+    mem.rows.emplace_back("AdamW moments (2 x f32)", 2 * f32_bytes);
     mem.rows.emplace_back("activations (" + std::to_string(mem.micro_batch) + " x " + std::to_string(mem.seq_len) +
                               (opt.recompute ? ", recompute)" : ")"),
                           detail::bytes_of(nn::activation_layout(config, mem.micro_batch, mem.seq_len, opt.recompute,
