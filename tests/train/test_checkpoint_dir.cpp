@@ -88,7 +88,7 @@ TEST_CASE("saving a step again keeps a valid copy and replaces a corrupt one", "
   CHECK(s == "third");
 }
 
-TEST_CASE("pruning keeps the newest N and removes leftovers", "[train][checkpoint]") {
+TEST_CASE("pruning keeps the newest N and the stage ends, and removes leftovers", "[train][checkpoint]") {
   fs::path const root = fresh_dir("kumiki-test-ckpt-prune");
   // std::string("w").append(...), not "w" + ...: the latter trips a GCC 12 -Wrestrict false positive.
   for (int s = 1; s <= 5; ++s) save(root, s * 100, std::string("w").append(std::to_string(s)));
@@ -99,4 +99,10 @@ TEST_CASE("pruning keeps the newest N and removes leftovers", "[train][checkpoin
   CHECK(checkpoint_step(left[0]) == 400);
   CHECK(checkpoint_step(left[1]) == 500);
   CHECK_FALSE(fs::exists(root / ".tmp-step_000000600-999"));
+  // Stage ends stay whatever their age.
+  for (int s = 6; s <= 9; ++s) save(root, s * 100, std::string("w").append(std::to_string(s)));
+  prune_checkpoints(root, 2, {500, 700});
+  std::vector<std::int64_t> steps;
+  for (auto const& d : list_checkpoints(root)) steps.push_back(*checkpoint_step(d));
+  CHECK(steps == std::vector<std::int64_t>{500, 700, 800, 900});
 }

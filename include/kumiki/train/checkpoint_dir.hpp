@@ -283,8 +283,10 @@ inline fs::path resolve_checkpoint(fs::path const& path) {
   return *found;
 }
 
-/// Removes leftovers of interrupted writes (.tmp-*) and all but the newest `keep` checkpoints.
-inline void prune_checkpoints(fs::path const& root, std::size_t keep) {
+/// Removes leftovers of interrupted writes (.tmp-*) and all but the newest `keep` checkpoints, except
+/// those at the steps in `always_keep` (a run's stage ends: where the next stage, a decay branch, a
+/// micro-anneal or an evaluation starts).
+inline void prune_checkpoints(fs::path const& root, std::size_t keep, std::vector<std::int64_t> const& always_keep = {}) {
   if (!fs::is_directory(root)) return;
   for (auto const& e : fs::directory_iterator(root)) {
     std::string const n = e.path().filename().string();
@@ -292,7 +294,10 @@ inline void prune_checkpoints(fs::path const& root, std::size_t keep) {
   }
   auto const all = list_checkpoints(root);
   if (keep == 0 || all.size() <= keep) return;
-  for (std::size_t i = 0; i + keep < all.size(); ++i) fs::remove_all(all[i]);
+  for (std::size_t i = 0; i + keep < all.size(); ++i) {
+    auto const step = checkpoint_step(all[i]);
+    if (!step || std::find(always_keep.begin(), always_keep.end(), *step) == always_keep.end()) fs::remove_all(all[i]);
+  }
 }
 
 }  // namespace train

@@ -81,7 +81,7 @@ struct StageRecipe {
   std::int64_t eval_interval = 0;         ///< steps; 0: only at the end of the stage
   std::int64_t eval_batches = 4;          ///< micro-batches per eval set
   std::int64_t checkpoint_interval = 0;   ///< steps; 0: only at the end of the stage
-  std::int64_t keep_checkpoints = 3;      ///< newest N kept under DIR/checkpoints (0: keep all)
+  std::int64_t keep_checkpoints = 3;      ///< newest N kept under DIR/checkpoints, and stage ends (0: keep all)
   SpikePolicy spikes;                     ///< resolved: the recipe's [spikes], then the stage's own keys
 };
 

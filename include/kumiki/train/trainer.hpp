@@ -789,7 +789,9 @@ class Trainer {
     fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, [&, step, rollbacks] {
       detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
     });
-    prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints));
+    std::vector<std::int64_t> stage_ends;
+    for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
+    prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints), stage_ends);
     return dir;
   }
 
