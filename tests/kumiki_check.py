@@ -4,10 +4,13 @@ print `ok` / `FAIL` lines and set the exit status at the end.
     from kumiki_check import Checks
     t = Checks()                        # argv: KUMIKI_BINARY WORK_DIR; WORK_DIR is emptied
     t.check(cond, "what was expected")
+    run = t.train_demo("data", steps=40)  # a `demo` model trained briefly on WORK_DIR/data (.bin/.idx)
     t.finish()                          # prints the count, exits 1 if any check failed
     write_indexed(prefix, docs)         # a small Megatron .bin/.idx dataset (uint16 tokens)
     rewrite_manifest_entry(ckpt, name)  # after editing a checkpoint file: its size and CRC-32C again
     read_safetensors(path)              # {name: numpy array} of a safetensors file (f32 / bf16 as f32)
+    demo_weights(run, dtype)            # (weights as torch tensors, config) of a demo run's newest checkpoint,
+                                        # for tests/parity/model_reference.py's model_loss
 """
 import os
 import shutil
@@ -30,6 +33,20 @@ class Checks:
         if not ok:
             self.failures.append(what)
         return ok
+
+    def train_demo(self, data, steps, seq_len=64, seed=9, lr=3e-3):
+        """Trains the `demo` configuration on dataset prefix WORK_DIR/<data> at a constant lr; returns
+        the run directory (checked: training exits 0)."""
+        import subprocess
+        with open(f"{self.work}/train_demo.toml", "w") as f:
+            f.write(f'model = "demo"\nseed = {seed}\nseq_len = {seq_len}\nglobal_batch = 8\nmicro_batch = 8\n'
+                    f'[[stages]]\nname = "a"\ndata = ["{data}"]\nsteps = {steps}\n'
+                    f'[stages.lr]\nlr_decay_style = "constant"\nlr = {lr}\n')
+        run = f"{self.work}/run"
+        p = subprocess.run([self.kumiki, "train", "--recipe", f"{self.work}/train_demo.toml", "--out", run, "--quiet"],
+                           capture_output=True, text=True)
+        self.check(p.returncode == 0, f"a demo model trains for {steps} steps" + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+        return run
 
     def finish(self):
         print(f"{len(self.failures)} failure(s)")
@@ -95,3 +112,18 @@ def read_safetensors(path):
             raise ValueError(f"{path}: tensor {name} is {e['dtype']}")
         out[name] = a.reshape(e["shape"])
     return out, header.get("__metadata__", {})
+
+
+# The `demo` configuration (include/kumiki/models/configs.hpp) as tests/parity/model_reference.py reads it.
+DEMO_CONFIG = {"hidden": 256, "num_heads": 8, "num_query_groups": 4, "num_layers": 4, "rms_eps": 1e-5,
+               "rope_base": 10000.0, "z_loss": 0.0}
+
+
+def demo_weights(run, dtype="float32"):
+    """The newest checkpoint of a `demo` run as {HF name: torch tensor of dtype}, and DEMO_CONFIG."""
+    import glob
+    import numpy as np
+    import torch
+    ckpt = sorted(glob.glob(f"{run}/checkpoints/step_*"))[-1]
+    W, _ = read_safetensors(f"{ckpt}/model.safetensors")
+    return {k: torch.from_numpy(np.array(v, dtype=dtype)) for k, v in W.items()}, DEMO_CONFIG

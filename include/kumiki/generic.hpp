@@ -50,6 +50,10 @@
 #include "kumiki/data/sampler.hpp"
 #include "kumiki/data/tokenizer.hpp"
 
+// eval: few-shot task files and lm-evaluation-harness's metrics, the task scorer
+#include "kumiki/eval/scorer.hpp"
+#include "kumiki/eval/tasks.hpp"
+
 // io: safetensors, Hugging Face Llama / Mixtral
 #include "kumiki/io/convert.hpp"
 #include "kumiki/io/hf.hpp"

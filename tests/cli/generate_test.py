@@ -7,20 +7,18 @@ streaming of one prompt, the JSON lines of several; errors in the user's terms.
 
 usage: generate_test.py KUMIKI_BINARY WORK_DIR
 """
-import glob
 import json
 import os
 import random
 import subprocess
 import sys
 
-import numpy as np
 import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, ".."))
 sys.path.insert(0, os.path.join(here, "..", "parity"))
-from kumiki_check import Checks, read_safetensors, write_indexed  # noqa: E402
+from kumiki_check import Checks, demo_weights, write_indexed  # noqa: E402
 from model_reference import model_loss  # noqa: E402
 
 _t = Checks()
@@ -31,29 +29,14 @@ text = ("Debian is a free operating system. The Debian project packages free sof
 rng = random.Random(3)
 docs = [list(text[s:s + rng.randint(40, 120)]) for s in (rng.randrange(len(text) - 40) for _ in range(400))]
 write_indexed(f"{work}/text", [d for d in docs if d])
-with open(f"{work}/r.toml", "w") as f:
-    f.write("""model = "demo"
-seed = 9
-seq_len = 64
-global_batch = 8
-micro_batch = 8
-[[stages]]
-name = "a"
-data = ["text"]
-steps = 40
-[stages.lr]
-lr_decay_style = "constant"
-lr = 3e-3
-""")
-p = subprocess.run([kumiki, "train", "--recipe", f"{work}/r.toml", "--out", f"{work}/run", "--quiet"], capture_output=True, text=True)
-check(p.returncode == 0, "a demo model trains for 40 steps" + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+run = _t.train_demo("text", steps=40)
 
 prompts = ["Debian is a", "A", "The Debian project packages free"]
 with open(f"{work}/prompts.jsonl", "w") as f:
     for s in prompts:
         f.write(json.dumps({"prompt": s}) + "\n")
 N = 24
-p = subprocess.run([kumiki, "generate", "--model", f"{work}/run", "--prompts", f"{work}/prompts.jsonl",
+p = subprocess.run([kumiki, "generate", "--model", run, "--prompts", f"{work}/prompts.jsonl",
                     "--max-new-tokens", str(N), "--out", f"{work}/greedy.jsonl"], capture_output=True, text=True)
 check(p.returncode == 0, "kumiki generate (greedy, three prompts) exits 0" + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
 got = [json.loads(line) for line in open(f"{work}/greedy.jsonl")]
@@ -61,11 +44,7 @@ check([g["prompt"] for g in got] == prompts, "one JSON line per prompt, in order
 print("\n".join(repr(g["prompt"] + g["completion"]) for g in got))
 
 # The same weights in PyTorch, greedy by full recomputation (no cache), over the real vocabulary.
-ckpt = sorted(glob.glob(f"{work}/run/checkpoints/step_*"))[-1]
-W, _ = read_safetensors(f"{ckpt}/model.safetensors")
-P = {k: torch.from_numpy(np.array(v)) for k, v in W.items()}
-cfg = {"hidden": 256, "num_heads": 8, "num_query_groups": 4, "num_layers": 4, "rms_eps": 1e-5,
-       "rope_base": 10000.0, "z_loss": 0.0}
+P, cfg = demo_weights(run)
 with torch.no_grad():
     for g, s in zip(got, prompts):
         ids = list(s.encode())
@@ -84,7 +63,7 @@ with torch.no_grad():
 
 # Sampling: the seed reproduces, another seed changes the text.
 def sample(seed, extra=()):
-    r = subprocess.run([kumiki, "generate", "--model", f"{work}/run", "--prompt", "Debian", "--max-new-tokens", "40",
+    r = subprocess.run([kumiki, "generate", "--model", run, "--prompt", "Debian", "--max-new-tokens", "40",
                         "--temperature", "1.0", "--top-k", "20", "--top-p", "0.95", "--seed", str(seed), *extra],
                        capture_output=True, text=True)
     check(r.returncode == 0, f"sampling with seed {seed} exits 0" + ("" if r.returncode == 0 else ": " + r.stderr[-200:]))
@@ -94,7 +73,7 @@ check(a == b and a != c, "the same seed gives the same text, another seed anothe
 check(a.startswith("Debian"), "one prompt streams to stdout, starting with the prompt")
 
 # Stop strings end a sequence before them.
-r = subprocess.run([kumiki, "generate", "--model", f"{work}/run", "--prompt", "Debian is", "--prompt", "A package",
+r = subprocess.run([kumiki, "generate", "--model", run, "--prompt", "Debian is", "--prompt", "A package",
                     "--max-new-tokens", "40", "--stop", " "], capture_output=True, text=True)
 lines = [json.loads(x) for x in r.stdout.splitlines()]
 check(r.returncode == 0 and len(lines) == 2 and all(" " not in x["completion"] for x in lines),
@@ -105,11 +84,11 @@ check(any(x["stop"] == "stop string" for x in lines), "and says why it stopped")
 for args, message in (([], "give the prompts as --prompt TEXT or as --prompts FILE.jsonl"),
                       (["--prompt", "x", "--top-p", "0"], "--top-p must lie in (0, 1]"),
                       (["--prompt", "x", "--temperature", "-1"], "--temperature must be >= 0")):
-    r = subprocess.run([kumiki, "generate", "--model", f"{work}/run", *args], capture_output=True, text=True)
+    r = subprocess.run([kumiki, "generate", "--model", run, *args], capture_output=True, text=True)
     check(r.returncode == 1 and message in r.stderr, f"refused: {r.stderr.strip()[:120]}")
 with open(f"{work}/bad.jsonl", "w") as f:
     f.write('{"prompt": "fine"}\n{"text": "no prompt key"}\n')
-r = subprocess.run([kumiki, "generate", "--model", f"{work}/run", "--prompts", f"{work}/bad.jsonl"], capture_output=True, text=True)
+r = subprocess.run([kumiki, "generate", "--model", run, "--prompts", f"{work}/bad.jsonl"], capture_output=True, text=True)
 check(r.returncode == 1 and "bad.jsonl' line 2: expected an object with a string \"prompt\"" in r.stderr,
       f"refused: {r.stderr.strip()[:140]}")
 

@@ -77,6 +77,34 @@ TEST_CASE("generator: cached logits equal a full forward of the prefix at every 
   CHECK(max_diff(gen.extend({{1, seq[0]}})[0], full_logits(m, seq[0])) < 1e-12);
 }
 
+TEST_CASE("generator: logits after every continuation token equal a full forward (scoring)", "[nn][generate]") {
+  nn::Transformer<gen_cfg, Cpu, double> m;
+  m.init(12);
+  nn::Generator gen(m, 2, 40);
+  // Slot 0 gets a context and later a 5-token continuation scored row by row; slot 1 a whole sequence
+  // with logits after each of its last 6 tokens, beside it in the same call.
+  auto ctx = tokens_of(9, 21), cont = tokens_of(5, 22), whole = tokens_of(17, 23);
+  (void)gen.extend({{0, ctx}});
+  auto const out = gen.extend({{0, cont, 5}, {1, whole, 6}});
+  REQUIRE(out[0].size() == 5 * 37);
+  REQUIRE(out[1].size() == 6 * 37);
+  std::vector<std::int32_t> seq0 = ctx;
+  double worst = 0;
+  for (std::int64_t r = 0; r < 5; ++r) {
+    seq0.push_back(cont[static_cast<std::size_t>(r)]);
+    std::vector<double> row(out[0].begin() + r * 37, out[0].begin() + (r + 1) * 37);
+    worst = std::max(worst, max_diff(row, full_logits(m, seq0)));
+  }
+  for (std::int64_t r = 0; r < 6; ++r) {
+    std::vector<std::int32_t> prefix(whole.begin(), whole.end() - (5 - r));
+    std::vector<double> row(out[1].begin() + r * 37, out[1].begin() + (r + 1) * 37);
+    worst = std::max(worst, max_diff(row, full_logits(m, prefix)));
+  }
+  INFO("largest |cached - full| logit difference: " << worst);
+  CHECK(worst < 1e-12);
+  CHECK_THROWS_WITH(gen.extend({{0, {1, 2}, 3}}), Catch::Contains("asks for logits after its last 3 tokens but is fed 2"));
+}
+
 TEST_CASE("generator: greedy generation equals arg max over full recomputation, batched or alone", "[nn][generate]") {
   nn::Transformer<gen_cfg, Cpu, double> m;  // double: no near-tie of two logits can flip an arg max
   m.init(5);

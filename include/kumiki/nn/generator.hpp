@@ -85,7 +85,8 @@ struct GenerateOptions {
 /// after RoPE, (slots, max_len, kv_width) in the activation type. A call to `extend` appends tokens to
 /// any slots and runs them in one pass: the GEMMs over all new rows together, RoPE and attention per
 /// slot at its own position (ops::CachedAttention). Logits are returned for the last new token of each
-/// slot, in double, for the real vocabulary.
+/// slot (or after each of its last `logit_rows` tokens, for scoring a continuation), in double, for
+/// the real vocabulary (or all rows of the LM head).
 template <class Model>
 class Generator {
  public:
@@ -122,19 +123,28 @@ class Generator {
   struct Feed {
     std::int64_t slot = 0;
     std::vector<std::int32_t> tokens;
+    std::int64_t logit_rows = 1;  ///< logits after each of the last logit_rows tokens (1: the next token's)
   };
 
+  /// Which logits extend returns: the real vocabulary's (to choose a token), or all rows of the LM
+  /// head (to score text as the training loss and an exported Hugging Face model normalize it).
+  enum class Vocab { real, padded };
+
   /// Appends each feed's tokens to its slot (distinct slots, each at least one token) and returns,
-  /// per feed, the logits over the real vocabulary after its last token.
-  std::vector<std::vector<double>> extend(std::vector<Feed> const& feeds) {
+  /// per feed, the logits after each of its last logit_rows tokens, row after row (logit_rows x
+  /// vocab_size, or x padded_vocab).
+  std::vector<std::vector<double>> extend(std::vector<Feed> const& feeds, Vocab vocab = Vocab::real) {
     KUMIKI_REQUIRE(!feeds.empty(), "extend needs at least one slot to feed");
-    std::int64_t rows = 0;
+    std::int64_t rows = 0, out_rows = 0;
     std::vector<char> seen(static_cast<std::size_t>(slots_), 0);
     for (auto const& f : feeds) {
       KUMIKI_REQUIRE(f.slot >= 0 && f.slot < slots_, "slot ", f.slot, " outside [0, ", slots_, ")");
       KUMIKI_REQUIRE(!seen[static_cast<std::size_t>(f.slot)], "slot ", f.slot, " is fed twice in one call");
       seen[static_cast<std::size_t>(f.slot)] = 1;
       KUMIKI_REQUIRE(!f.tokens.empty(), "slot ", f.slot, " is fed no tokens");
+      KUMIKI_REQUIRE(f.logit_rows >= 1 && f.logit_rows <= static_cast<std::int64_t>(f.tokens.size()), "slot ", f.slot,
+                     " asks for logits after its last ", f.logit_rows, " tokens but is fed ", f.tokens.size());
+      out_rows += f.logit_rows;
       KUMIKI_REQUIRE(length(f.slot) + static_cast<std::int64_t>(f.tokens.size()) <= max_len_, "slot ", f.slot,
                      " would hold ", length(f.slot) + static_cast<std::int64_t>(f.tokens.size()),
                      " tokens, more than the generator's max_len ", max_len_);
@@ -142,17 +152,22 @@ class Generator {
         KUMIKI_REQUIRE(t >= 0 && t < V, "token id ", t, " is outside the vocabulary [0, ", V, ")");
       rows += static_cast<std::int64_t>(f.tokens.size());
     }
-    ensure_scratch(rows, static_cast<std::int64_t>(feeds.size()));
+    ensure_scratch(rows, out_rows);
     std::vector<std::int32_t> ids;
     for (auto const& f : feeds) ids.insert(ids.end(), f.tokens.begin(), f.tokens.end());
     Copy<Backend, Cpu>::bytes(scratch_.template get<std::int32_t>("tokens").data(), ids.data(), ids.size() * sizeof(std::int32_t));
     run(feeds, rows);
     for (auto const& f : feeds) len_[static_cast<std::size_t>(f.slot)] += static_cast<std::int64_t>(f.tokens.size());
-    std::int64_t const k = static_cast<std::int64_t>(feeds.size());
-    std::vector<A> host(static_cast<std::size_t>(k * Vp));
+    std::vector<A> host(static_cast<std::size_t>(out_rows * Vp));
     Copy<Cpu, Backend>::bytes(host.data(), scratch_.template get<A>("logits").data(), host.size() * sizeof(A));
     std::vector<std::vector<double>> out(feeds.size());
-    for (std::int64_t i = 0; i < k; ++i) out[static_cast<std::size_t>(i)].assign(host.begin() + i * Vp, host.begin() + i * Vp + V);
+    std::int64_t const width = vocab == Vocab::real ? V : Vp;
+    std::int64_t row = 0;
+    for (std::size_t i = 0; i < feeds.size(); ++i) {
+      out[i].reserve(static_cast<std::size_t>(feeds[i].logit_rows * width));
+      for (std::int64_t r = 0; r < feeds[i].logit_rows; ++r, ++row)
+        out[i].insert(out[i].end(), host.begin() + row * Vp, host.begin() + row * Vp + width);
+    }
     return out;
   }
 
@@ -204,12 +219,12 @@ class Generator {
     return l;
   }
 
-  /// Scratch for `rows` new tokens and `k` feeds, re-planned only when a call needs more.
+  /// Scratch for `rows` new tokens and `k` rows of logits, re-planned only when a call needs more.
   void ensure_scratch(std::int64_t rows, std::int64_t k) {
-    if (rows <= rows_ && k <= feeds_) return;
-    rows_ = std::max(rows, rows_), feeds_ = std::max(k, feeds_);
+    if (rows <= rows_ && k <= logit_rows_) return;
+    rows_ = std::max(rows, rows_), logit_rows_ = std::max(k, logit_rows_);
     DType const a = dtype_v<A>;
-    std::int64_t const R = rows_, K = feeds_;
+    std::int64_t const R = rows_, K = logit_rows_;
     ArenaLayout l;
     l.add("tokens", DType::i32, Shape{R});
     for (char const* n : {"x", "y", "ln", "att", "tmp", "x_mid"}) l.add(n, a, Shape{R, C});
@@ -267,14 +282,14 @@ class Generator {
       });
       std::swap(x, y);
     }
-    // The last row of each feed through the final norm and the LM head.
+    // The last logit_rows rows of each feed through the final norm and the LM head.
     A* last = at<A>("last");
-    std::int64_t r = 0;
-    for (std::size_t i = 0; i < feeds.size(); ++i) {
-      r += static_cast<std::int64_t>(feeds[i].tokens.size());
-      Copy<Backend, Backend>::bytes(last + static_cast<std::int64_t>(i) * C, x + (r - 1) * C, C * sizeof(A));
+    std::int64_t r = 0, k = 0;
+    for (auto const& f : feeds) {
+      r += static_cast<std::int64_t>(f.tokens.size());
+      Copy<Backend, Backend>::bytes(last + k * C, x + (r - f.logit_rows) * C, f.logit_rows * C * sizeof(A));
+      k += f.logit_rows;
     }
-    std::int64_t const k = static_cast<std::int64_t>(feeds.size());
     std::size_t const i_norm = 1 + static_cast<std::size_t>(L) * Model::tensors_per_layer;
     ops::RmsNorm<Backend>::forward(c, last, params.template get<W>(i_norm).data(), at<A>("last_ln"), at<S>("last_rstd"), k,
                                    C, Cfg.rms_eps);
@@ -286,7 +301,7 @@ class Generator {
   std::vector<std::int64_t> len_;
   Arena<Backend> cache_;
   Arena<Backend> scratch_{ArenaLayout{}};
-  std::int64_t rows_ = 0, feeds_ = 0;
+  std::int64_t rows_ = 0, logit_rows_ = 0;
 };
 
 }  // namespace nn
