@@ -2,6 +2,8 @@
 // published table, derived quantities, and the runtime-name dispatch.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -87,4 +89,46 @@ TEST_CASE("runtime names dispatch to compile-time configurations", "[models]") {
   CHECK(seen == "32");
   CHECK_THROWS_WITH(models::dispatch_config("llmjp4_70b", [](auto) { return 0; }),
                     Catch::Contains("unknown model configuration 'llmjp4_70b'") && Catch::Contains("llmjp4_1_3b"));
+}
+
+namespace {
+// A user's own configuration: a quarter of demo, named.
+constexpr models::TransformerConfig my_small{
+    .name = "my_small", .vocab_size = 258, .make_vocab_divisible_by = 128, .hidden = 64, .ffn_hidden = 172,
+    .num_layers = 2, .num_heads = 4, .num_query_groups = 2, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 128};
+using MyConfigs = models::BuiltinConfigs::with<my_small>;
+using OnlyMine = models::ConfigList<my_small>;
+}  // namespace
+
+TEST_CASE("a configuration list of one's own: names, lookup, dispatch, differences", "[models]") {
+  static_assert(MyConfigs::size == models::BuiltinConfigs::size + 1);
+  static_assert(MyConfigs::contains("my_small") && MyConfigs::contains("demo"));
+  static_assert(!models::BuiltinConfigs::contains("my_small"));
+  static_assert(models::demo.name.view() == "demo" && my_small.name.view() == "my_small");
+  CHECK(MyConfigs::names().back() == "my_small");
+  CHECK(OnlyMine::names_text() == "my_small");
+  CHECK(MyConfigs::dispatch("my_small", [](auto tag) { return decltype(tag)::config.hidden; }) == 64);
+  CHECK(MyConfigs::dispatch("demo", [](auto tag) { return decltype(tag)::config == models::demo; }));
+  CHECK(MyConfigs::find("my_small") == my_small);
+  CHECK_THROWS_AS(OnlyMine::find("demo"), InputError);
+  CHECK_THROWS_WITH(OnlyMine::dispatch("demo", [](auto) { return 0; }),
+                    Catch::Contains("unknown model configuration 'demo' (known: my_small)"));
+  // The fields that differ, in declaration order, each with both values; the name is not a field.
+  auto const d = models::config_differences(models::demo, my_small);
+  CHECK(d == std::vector<std::string>{"hidden 256 vs 64", "ffn_hidden 688 vs 172", "num_layers 4 vs 2",
+                                      "num_heads 8 vs 4", "num_query_groups 4 vs 2", "max_seq_len 256 vs 128"});
+  constexpr models::TransformerConfig renamed = [] {
+    auto c = models::demo;
+    c.name = "demo_copy";
+    return c;
+  }();
+  CHECK(models::config_differences(models::demo, renamed).empty());
+  CHECK_FALSE(renamed == models::demo);  // a different name is a different configuration
+  // A model of one's own configuration is an ordinary model.
+  nn::Transformer<my_small, Cpu> m;
+  m.init(1);
+  std::vector<std::int32_t> tokens(16);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>(i * 7 % 258);
+  double const loss = m.forward(tokens.data(), tokens.data(), 1, 16).loss;
+  CHECK(loss == Approx(std::log(384.0)).margin(0.5));  // about uniform over the padded vocabulary at init
 }

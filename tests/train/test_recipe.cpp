@@ -270,3 +270,28 @@ TEST_CASE("a stage's split and weightless data follow Megatron's --split and --d
   rejects(replace(good, "data = [1, \"hq\"]", "data = [1, \"hq\"]\nsplit = \"0,0,0\""), "stages[2].split");
   rejects(replace(good, "data = [1, \"hq\"]", "data = [\"hq\", 1]"), "must be a weight (number), got a string");
 }
+
+namespace {
+// A configuration of one's own (the demo's vocabulary, a smaller body), named as recipes say it.
+constexpr kumiki::models::TransformerConfig my_tiny{
+    .name = "my_tiny", .vocab_size = 50, .make_vocab_divisible_by = 16, .hidden = 16, .ffn_hidden = 40,
+    .num_layers = 2, .num_heads = 2, .num_query_groups = 1, .max_seq_len = 64};
+using MyConfigs = kumiki::models::BuiltinConfigs::with<my_tiny>;
+}  // namespace
+
+TEST_CASE("recipes name configurations of the program's own list, and a trainer's configuration must match", "[train][recipe]") {
+  std::string const mine = replace(good, "model = \"tiny_test\"", "model = \"my_tiny\"");
+  // The built-in list does not know a user's configuration; the user's list does.
+  CHECK_THROWS_WITH(parse(mine), Catch::Contains("unknown model configuration 'my_tiny' (known: llmjp4_1_3b"));
+  Recipe const r = parse_recipe<MyConfigs>(mine, "r.toml", data_dir());
+  CHECK(r.model == "my_tiny");
+  CHECK_NOTHROW(require_recipe_model<my_tiny>(r));
+  // A recipe for tiny_test given to a program compiled for my_tiny: refused, saying which fields differ.
+  Recipe const t = parse(good);
+  CHECK_THROWS_AS(require_recipe_model<my_tiny>(t), kumiki::InputError);
+  CHECK_THROWS_WITH(require_recipe_model<my_tiny>(t),
+                    Catch::Contains("recipe 'r.toml' trains model 'tiny_test' but this program is compiled for configuration "
+                                    "'my_tiny'; they differ in hidden 32 vs 16, num_heads 4 vs 2, num_query_groups 2 vs 1, "
+                                    "max_seq_len 32 vs 64; set model = \"my_tiny\" in the recipe"));
+  CHECK_NOTHROW(require_recipe_model<kumiki::models::tiny_test>(t));
+}

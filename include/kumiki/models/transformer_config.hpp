@@ -3,9 +3,14 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "kumiki/config.hpp"
+#include "kumiki/core/error.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace models {
@@ -13,7 +18,29 @@ namespace models {
 /// A decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, a SwiGLU MLP or a
 /// mixture of SwiGLU experts (Mixtral / Megatron MoE, num_experts > 0), no biases, untied embeddings. A structural aggregate, usable as a template argument:
 /// `nn::Transformer<models::llmjp4_1_3b, Cpu>`. Field names follow Megatron's flags.
+/// A configuration's name as recipes, checkpoints and the command line spell it ("demo"): a fixed-size
+/// string, so that it can live inside a TransformerConfig used as a template argument.
+struct ConfigName {
+  static constexpr std::size_t capacity = 47;
+  char text[capacity + 1] = {};
+
+  constexpr ConfigName() = default;
+  template <std::size_t N>
+  constexpr ConfigName(char const (&s)[N]) {  // NOLINT: implicit, so that `.name = "demo"` reads naturally
+    static_assert(N - 1 <= capacity, "kumiki: a configuration name has at most 47 characters");
+    for (std::size_t i = 0; i + 1 < N; ++i) text[i] = s[i];
+  }
+  constexpr std::string_view view() const {
+    std::size_t n = 0;
+    while (n < capacity && text[n] != '\0') ++n;
+    return {text, n};
+  }
+  constexpr bool empty() const { return text[0] == '\0'; }
+  friend constexpr bool operator==(ConfigName const&, ConfigName const&) = default;
+};
+
 struct TransformerConfig {
+  ConfigName name{};                            // recipes' and checkpoints' `model` (empty: unnamed)
   std::int64_t vocab_size = 0;                  // --vocab-size (real tokenizer vocabulary)
   std::int64_t make_vocab_divisible_by = 128;   // --make-vocab-size-divisible-by (TP = 1)
   std::int64_t hidden = 0;                      // --hidden-size
@@ -165,6 +192,35 @@ template <TransformerConfig Cfg>
 struct ConfigTag {
   static constexpr TransformerConfig config = Cfg;
 };
+
+/// The fields in which configuration a differs from b, each as "field: a vs b" (names aside), in
+/// declaration order; empty when they have the same shapes and settings.
+inline std::vector<std::string> config_differences(TransformerConfig const& a, TransformerConfig const& b) {
+  std::vector<std::string> d;
+  auto const field = [&](char const* f, auto x, auto y) {
+    if (x != y) d.push_back(kumiki::detail::concat(f, " ", x, " vs ", y));
+  };
+  field("vocab_size", a.vocab_size, b.vocab_size);
+  field("make_vocab_divisible_by", a.make_vocab_divisible_by, b.make_vocab_divisible_by);
+  field("hidden", a.hidden, b.hidden);
+  field("ffn_hidden", a.ffn_hidden, b.ffn_hidden);
+  field("num_layers", a.num_layers, b.num_layers);
+  field("num_heads", a.num_heads, b.num_heads);
+  field("num_query_groups", a.num_query_groups, b.num_query_groups);
+  field("rope_base", a.rope_base, b.rope_base);
+  field("rms_eps", a.rms_eps, b.rms_eps);
+  field("max_seq_len", a.max_seq_len, b.max_seq_len);
+  field("untie_embeddings", a.untie_embeddings, b.untie_embeddings);
+  field("z_loss", a.z_loss, b.z_loss);
+  field("init_std", a.init_std, b.init_std);
+  field("num_experts", a.num_experts, b.num_experts);
+  field("moe_top_k", a.moe_top_k, b.moe_top_k);
+  field("moe_ffn_hidden", a.moe_ffn_hidden, b.moe_ffn_hidden);
+  field("moe_aux_loss_coeff", a.moe_aux_loss_coeff, b.moe_aux_loss_coeff);
+  field("moe_z_loss_coeff", a.moe_z_loss_coeff, b.moe_z_loss_coeff);
+  field("moe_pre_softmax", a.moe_pre_softmax, b.moe_pre_softmax);
+  return d;
+}
 
 }  // namespace models
 KUMIKI_NAMESPACE_END

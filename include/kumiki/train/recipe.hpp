@@ -101,7 +101,7 @@ struct LrSegment {
 struct Recipe {
   std::string source;          ///< file the recipe came from (for messages)
   std::string text;            ///< the recipe as written; stored in checkpoints
-  std::string model;           ///< a compiled-in configuration name (models::config_names())
+  std::string model;           ///< the configuration's name (TransformerConfig::name) in the list the recipe was parsed against
   std::uint64_t seed = 1234;
   std::int64_t seq_len = 0;
   std::int64_t global_batch = 0;   ///< sequences per optimizer step
@@ -272,9 +272,11 @@ inline void read_spikes(TomlReader& r, SpikePolicy& p, bool& min_history_given) 
 /// Parses and validates a recipe. Relative dataset prefixes resolve against `base_dir` (the recipe's
 /// directory); with `check_files` every prefix.bin / prefix.idx must exist. Every error is a
 /// kumiki::InputError naming the file, the key and its line: "recipe 'r.toml': key 'seq_len' (line 4):
-/// must be an integer, got a string".
-inline Recipe parse_recipe(std::string_view text, std::string const& source, std::filesystem::path const& base_dir,
-                           bool check_files = true) {
+/// must be an integer, got a string". `model` must name a configuration of `Configs` (a program of
+/// one's own passes its list: models/configs.hpp).
+template <class Configs = models::BuiltinConfigs>
+Recipe parse_recipe(std::string_view text, std::string const& source, std::filesystem::path const& base_dir,
+                    bool check_files = true) {
   toml::Table const doc = toml::parse(text, source);  // syntax errors: "recipe 'F' line N, column C: ..."
   Recipe r;
   r.source = source;
@@ -283,16 +285,9 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
     TomlReader top(doc, "");
     top.allow(detail::recipe_keys);
     r.model = top.read_string("model", true);
-    {
-      bool known = false;
-      std::string names;
-      for (auto n : models::config_names()) {
-        known = known || n == r.model;
-        names += (names.empty() ? "" : ", ") + std::string(n);
-      }
-      if (!known) top.fail("model", "unknown model configuration '" + r.model + "' (known: " + names + ")");
-    }
-    std::int64_t const max_seq = models::dispatch_config(r.model, [](auto tag) { return decltype(tag)::config.max_seq_len; });
+    if (!Configs::contains(r.model))
+      top.fail("model", "unknown model configuration '" + r.model + "' (known: " + Configs::names_text() + ")");
+    std::int64_t const max_seq = Configs::find(r.model).max_seq_len;
     std::int64_t seed = 1234;
     top.read("seed", seed);
     if (seed < 0) top.fail("seed", "must be >= 0");
@@ -480,13 +475,33 @@ inline Recipe parse_recipe(std::string_view text, std::string const& source, std
   return r;
 }
 
+/// A recipe's `model` must be the configuration Cfg that a trainer (or any tool) is compiled for, by
+/// name: a trainer compiled for one configuration never trains, logs or labels checkpoints as another.
+/// When the recipe names a built-in configuration the message says which fields differ.
+template <models::TransformerConfig Cfg>
+void require_recipe_model(Recipe const& r) {
+  static_assert(!Cfg.name.empty(), "kumiki: the configuration needs a name (.name = \"...\"): recipes and checkpoints "
+                                   "name the model they train");
+  if (r.model == Cfg.name.view()) return;
+  std::string why;
+  if (models::BuiltinConfigs::contains(r.model)) {
+    auto const d = models::config_differences(models::BuiltinConfigs::find(r.model), Cfg);
+    for (auto const& x : d) why += (why.empty() ? "; they differ in " : ", ") + x;
+    if (d.empty()) why = "; they have the same shapes, but a checkpoint names one model";
+  }
+  KUMIKI_FAIL("recipe '", r.source, "' trains model '", r.model, "' but this program is compiled for configuration '",
+              Cfg.name.view(), "'", why, "; set model = \"", Cfg.name.view(), "\" in the recipe or use the program built for '",
+              r.model, "'");
+}
+
 /// Reads and parses a recipe file.
-inline Recipe load_recipe(std::filesystem::path const& path, bool check_files = true) {
+template <class Configs = models::BuiltinConfigs>
+Recipe load_recipe(std::filesystem::path const& path, bool check_files = true) {
   std::ifstream in(path);
   KUMIKI_REQUIRE(in.good(), "cannot open recipe '", path.string(), "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_recipe(ss.str(), path.string(), path.parent_path(), check_files);
+  return parse_recipe<Configs>(ss.str(), path.string(), path.parent_path(), check_files);
 }
 
 }  // namespace train

@@ -260,6 +260,7 @@ class Trainer {
         comm_(std::move(comm)),
         model_(std::make_unique<Model>()),
         opt_(model_->params().layout(), adamw_config(recipe_.optimizer)) {
+    require_recipe_model<Cfg>(recipe_);
     fs::create_directories(out_);
     cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
   }
