@@ -151,8 +151,9 @@ TaskResult score(Gen& gen, PreparedTask const& p, data::Tokenizer const& tok, Sc
     std::vector<std::size_t> order(req.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return req[a].tokens.size() > req[b].tokens.size(); });
-    std::vector<std::vector<double>> ll(items), greedy(items);
-    for (std::size_t i = 0; i < items; ++i) ll[i].assign(p.continuation[i].size(), 0.0), greedy[i].assign(p.continuation[i].size(), 0.0);
+    std::vector<std::vector<double>> ll(items);
+    std::vector<std::vector<bool>> greedy(items);
+    for (std::size_t i = 0; i < items; ++i) ll[i].assign(p.continuation[i].size(), 0.0), greedy[i].assign(p.continuation[i].size(), false);
     for (std::size_t b = 0; b < order.size(); b += slots) {
       std::vector<typename Gen::Feed> feeds;
       for (std::size_t s = 0; s < slots && b + s < order.size(); ++s) {
@@ -179,9 +180,8 @@ TaskResult score(Gen& gen, PreparedTask const& p, data::Tokenizer const& tok, Sc
       TaskItem const& it = t.scored[i];
       ChoiceVerdict const v = choose(ll[i], it.choices);
       acc.push_back(v.pick == it.gold), acc_norm.push_back(v.pick_norm == it.gold);
-      std::vector<bool> g(greedy[i].begin(), greedy[i].end());
       r.samples.push_back({{"task", t.name}, {"item", i}, {"prompt", p.prompt[i]}, {"choices", it.choices}, {"gold", it.gold},
-                           {"loglikelihoods", ll[i]}, {"is_greedy", g}, {"pick", v.pick}, {"pick_norm", v.pick_norm},
+                           {"loglikelihoods", ll[i]}, {"is_greedy", greedy[i]}, {"pick", v.pick}, {"pick_norm", v.pick_norm},
                            {"acc", acc.back()}, {"acc_norm", acc_norm.back()}});
     }
     auto const a = mean_stderr(acc), an = mean_stderr(acc_norm);

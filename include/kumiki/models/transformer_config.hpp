@@ -15,9 +15,6 @@
 KUMIKI_NAMESPACE_BEGIN
 namespace models {
 
-/// A decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, a SwiGLU MLP or a
-/// mixture of SwiGLU experts (Mixtral / Megatron MoE, num_experts > 0), no biases, untied embeddings. A structural aggregate, usable as a template argument:
-/// `nn::Transformer<models::llmjp4_1_3b, Cpu>`. Field names follow Megatron's flags.
 /// A configuration's name as recipes, checkpoints and the command line spell it ("demo"): a fixed-size
 /// string, so that it can live inside a TransformerConfig used as a template argument.
 struct ConfigName {
@@ -39,6 +36,9 @@ struct ConfigName {
   friend constexpr bool operator==(ConfigName const&, ConfigName const&) = default;
 };
 
+/// A decoder-only transformer: RMSNorm, RoPE (rotate-half), causal GQA attention, a SwiGLU MLP or a
+/// mixture of SwiGLU experts (Mixtral / Megatron MoE, num_experts > 0), no biases, untied embeddings. A structural aggregate, usable as a template argument:
+/// `nn::Transformer<models::llmjp4_1_3b, Cpu>`. Field names follow Megatron's flags.
 struct TransformerConfig {
   ConfigName name{};                            // recipes' and checkpoints' `model` (empty: unnamed)
   std::int64_t vocab_size = 0;                  // --vocab-size (real tokenizer vocabulary)
