@@ -698,3 +698,85 @@ TEST_CASE("hf Mixtral import: a missing expert or an extra tensor names the Mixt
   CHECK(e.find("holds tensor 'model.layers.0.block_sparse_moe.experts.4.w1.weight' which a Mixtral model of configuration "
                "'tiny_moe_test' has no place for") != std::string::npos);
 }
+
+// ---- a program's own configuration list ---------------------------------------------------------
+
+namespace {
+
+/// A user's configuration: tiny_test narrowed, under a name of its own.
+constexpr models::TransformerConfig my_tiny = [] {
+  models::TransformerConfig c = models::tiny_test;
+  c.name = "my_tiny";
+  c.hidden = 16, c.num_heads = 2, c.num_query_groups = 1;
+  return c;
+}();
+/// The same name with another MLP width: the configuration changed after checkpoints were written.
+constexpr models::TransformerConfig my_tiny_wider = [] {
+  models::TransformerConfig c = my_tiny;
+  c.ffn_hidden = 48;
+  return c;
+}();
+using Mine = models::ConfigList<my_tiny>;
+
+}  // namespace
+
+TEST_CASE("checkpoints record their configuration: every built-in one round-trips exactly, a damaged record is named",
+          "[hf][configs]") {
+  for (auto const name : models::BuiltinConfigs::names()) {
+    models::TransformerConfig const c = models::BuiltinConfigs::find(name);
+    INFO(name);
+    CHECK(train::parse_config_record(train::config_record(c), "x") == c);
+  }
+  CHECK(train::config_record(models::tiny_test).starts_with(R"({"name":"tiny_test","vocab_size":50,"make_vocab_divisible_by":16,)"));
+  std::string rec = train::config_record(models::tiny_test);
+  rec.replace(rec.find("\"hidden\":32"), 11, "\"hidden\":3.5");
+  CHECK(error_of([&] { train::parse_config_record(rec, "m.safetensors"); }) ==
+        "'m.safetensors': the kumiki_config record lacks field 'hidden' or it has the wrong type");
+  CHECK(error_of([&] { train::parse_config_record("{\"vocab_size\": 5}", "m.safetensors"); }) ==
+        "'m.safetensors': the kumiki_config record has no model name");
+}
+
+TEST_CASE("a program's own configuration list: export and import by the list, each refusal names the differing field",
+          "[hf][configs]") {
+  Scratch s("mine");
+  nn::Transformer<my_tiny, Cpu, float> m;
+  m.init(11);
+  optim::AdamW<Cpu> adam(m.params().layout());
+  train::TrainState st;
+  st.step = 3;
+  fs::path const ck = train::save_checkpoint(s.root / "run", m.params(), adam, st,
+                                             "model = \"my_tiny\"\nseq_len = 16\nglobal_batch = 2\nmicro_batch = 1\n", {},
+                                             train::config_metadata(my_tiny));
+  REQUIRE(train::checkpoint_config(ck).has_value());
+  CHECK(*train::checkpoint_config(ck) == my_tiny);
+  CHECK(!train::checkpoint_config(make_checkpoint(s.root / "old", *std::make_unique<Tiny>(), 1)).has_value());
+
+  // kumiki's own list does not know 'my_tiny'; the program's list does.
+  CHECK(error_of([&] { train::export_hf(ck, s.root / "no"); }) ==
+        "checkpoint '" + ck.string() + "' holds model 'my_tiny', a configuration this program does not know (it knows " +
+            models::BuiltinConfigs::names_text() +
+            "); use a program whose configuration list includes 'my_tiny' (models::ConfigList, docs/api.md)");
+  io::HfExportOptions opt;
+  opt.dtype = DType::f32;
+  train::export_hf<Mine>(s.root / "run", s.root / "hf", opt);
+  CHECK(nlohmann::json::parse(slurp(s.root / "hf" / "config.json")).at("hidden_size") == 16);
+  CHECK(error_of([&] { train::import_hf(s.root / "hf", s.root / "no"); }).find("matches no compiled-in model configuration") !=
+        std::string::npos);
+  fs::path const imported = train::import_hf<Mine>(s.root / "hf", s.root / "imported");
+  CHECK(train::checkpoint_model_name(imported) == "my_tiny");
+  CHECK(*train::checkpoint_config(imported) == my_tiny);
+  require_bitwise(load_ckpt_params(imported, m.params().layout()), m.params());
+
+  // Another configuration: the name and every differing field, checkpoint vs program.
+  CHECK(error_of([&] { train::require_checkpoint_model(ck, models::tiny_test); }) ==
+        "checkpoint '" + ck.string() + "' holds model 'my_tiny' but this program is compiled for configuration 'tiny_test'; "
+        "they differ in hidden 16 vs 32, num_heads 2 vs 4, num_query_groups 1 vs 2; use a checkpoint of 'tiny_test' or a "
+        "program whose configuration list includes 'my_tiny'");
+  // The configuration changed under the same name: caught by the record, not by a tensor shape.
+  std::string const changed = error_of([&] { train::export_hf<models::ConfigList<my_tiny_wider>>(ck, s.root / "no"); });
+  CHECK(changed == "checkpoint '" + ck.string() + "' holds model 'my_tiny' as configured when it was written, and this "
+                   "program's 'my_tiny' is another model; they differ in ffn_hidden 40 vs 48 (checkpoint vs program); the "
+                   "configuration changed under the same name: restore it, or give the changed configuration a new name");
+  CHECK(error_of([&] { train::read_checkpoint_model<models::ConfigList<my_tiny_wider>>(ck); }) == changed);
+  CHECK(train::read_checkpoint_model<Mine>(s.root / "run").config_name == "my_tiny");
+}

@@ -326,17 +326,18 @@ inline std::vector<ConfigFieldDiff> hf_config_diff(models::TransformerConfig con
   return d;
 }
 
-/// The name of the compiled-in configuration matching `h` in every compared field. When none does,
-/// throws an Error listing, for the closest configurations (fewest differing fields), each differing
-/// field with the expected and the found value.
-inline std::string match_hf_config(HfConfig const& h, std::string const& source = "config.json") {
+/// The name of the configuration of `Configs` (the program's list, models::ConfigList) matching `h` in
+/// every compared field. When none does, throws an Error listing, for the closest configurations
+/// (fewest differing fields), each differing field with the expected and the found value.
+template <class Configs = models::BuiltinConfigs>
+std::string match_hf_config(HfConfig const& h, std::string const& source = "config.json") {
   struct Candidate {
     std::string name;
     std::vector<ConfigFieldDiff> diff;
   };
   std::vector<Candidate> all;
-  for (auto const name : models::config_names())
-    models::dispatch_config(name, [&](auto tag) { all.push_back({std::string(name), hf_config_diff(decltype(tag)::config, h)}); });
+  for (auto const name : Configs::names())
+    Configs::dispatch(name, [&](auto tag) { all.push_back({std::string(name), hf_config_diff(decltype(tag)::config, h)}); });
   std::stable_sort(all.begin(), all.end(), [](Candidate const& a, Candidate const& b) { return a.diff.size() < b.diff.size(); });
   if (!all.empty() && all.front().diff.empty()) return all.front().name;
   std::string msg = "'" + source + "' matches no compiled-in model configuration; closest:";
@@ -350,14 +351,17 @@ inline std::string match_hf_config(HfConfig const& h, std::string const& source 
 
 // ---- model weights ----------------------------------------------------------------------------
 
-/// The parameter layout (Hugging Face names, fp32) of the configuration named `name`: Llama names for
-/// a dense configuration, Mixtral's (block_sparse_moe.gate, experts.e.w1/w3/w2) for an MoE one.
-inline ArenaLayout model_param_layout(std::string_view name) {
-  return models::dispatch_config(name, [](auto tag) { return models::hf::param_layout(decltype(tag)::config, DType::f32); });
+/// The parameter layout (Hugging Face names, fp32) of the configuration of `Configs` named `name`:
+/// Llama names for a dense configuration, Mixtral's (block_sparse_moe.gate, experts.e.w1/w3/w2) for an
+/// MoE one. An unknown name throws kumiki::InputError listing the list's names.
+template <class Configs = models::BuiltinConfigs>
+ArenaLayout model_param_layout(std::string_view name) {
+  return models::hf::param_layout(Configs::find(name), DType::f32);
 }
 
-inline models::TransformerConfig model_config(std::string_view name) {
-  return models::dispatch_config(name, [](auto tag) { return models::TransformerConfig(decltype(tag)::config); });
+template <class Configs = models::BuiltinConfigs>
+models::TransformerConfig model_config(std::string_view name) {
+  return Configs::find(name);
 }
 
 /// True for the tensors with one row per vocabulary id (the embedding and the LM head).
@@ -395,13 +399,15 @@ struct HfModel {
   Arena<Cpu> params;
 };
 
-inline HfModel read_hf_model(std::filesystem::path const& dir) {
+/// Reads a Hugging Face directory as the configuration of `Configs` its config.json matches.
+template <class Configs = models::BuiltinConfigs>
+HfModel read_hf_model(std::filesystem::path const& dir) {
   KUMIKI_REQUIRE(std::filesystem::is_directory(dir), "Hugging Face model directory '", dir.string(), "' does not exist");
   HfConfig cfg = read_hf_config(dir);
-  std::string name = match_hf_config(cfg, (dir / "config.json").string());
+  std::string name = match_hf_config<Configs>(cfg, (dir / "config.json").string());
   std::string const what =
       std::string(cfg.num_local_experts > 0 ? "a Mixtral" : "a Llama") + " model of configuration '" + name + "'";
-  Arena<Cpu> params = load_hf_weights(dir, model_param_layout(name), what, cfg.vocab_size);
+  Arena<Cpu> params = load_hf_weights(dir, model_param_layout<Configs>(name), what, cfg.vocab_size);
   return {std::move(name), std::move(cfg), std::move(params)};
 }
 

@@ -193,33 +193,47 @@ struct ConfigTag {
   static constexpr TransformerConfig config = Cfg;
 };
 
-/// The fields in which configuration a differs from b, each as "field: a vs b" (names aside), in
+/// Calls `f(field_name, a.field, b.field)` for every field but the name, in declaration order: one list
+/// for config_differences and for the record of its configuration a checkpoint keeps
+/// (train/checkpoint.hpp). `a` and `b` may be the same object, and non-const to write the fields.
+template <class A, class B, class F>
+constexpr void for_each_field(A& a, B& b, F&& f) {
+  f("vocab_size", a.vocab_size, b.vocab_size);
+  f("make_vocab_divisible_by", a.make_vocab_divisible_by, b.make_vocab_divisible_by);
+  f("hidden", a.hidden, b.hidden);
+  f("ffn_hidden", a.ffn_hidden, b.ffn_hidden);
+  f("num_layers", a.num_layers, b.num_layers);
+  f("num_heads", a.num_heads, b.num_heads);
+  f("num_query_groups", a.num_query_groups, b.num_query_groups);
+  f("rope_base", a.rope_base, b.rope_base);
+  f("rms_eps", a.rms_eps, b.rms_eps);
+  f("max_seq_len", a.max_seq_len, b.max_seq_len);
+  f("untie_embeddings", a.untie_embeddings, b.untie_embeddings);
+  f("z_loss", a.z_loss, b.z_loss);
+  f("init_std", a.init_std, b.init_std);
+  f("num_experts", a.num_experts, b.num_experts);
+  f("moe_top_k", a.moe_top_k, b.moe_top_k);
+  f("moe_ffn_hidden", a.moe_ffn_hidden, b.moe_ffn_hidden);
+  f("moe_aux_loss_coeff", a.moe_aux_loss_coeff, b.moe_aux_loss_coeff);
+  f("moe_z_loss_coeff", a.moe_z_loss_coeff, b.moe_z_loss_coeff);
+  f("moe_pre_softmax", a.moe_pre_softmax, b.moe_pre_softmax);
+}
+
+/// The fields in which configuration a differs from b, each as "field a vs b" (names aside), in
 /// declaration order; empty when they have the same shapes and settings.
 inline std::vector<std::string> config_differences(TransformerConfig const& a, TransformerConfig const& b) {
   std::vector<std::string> d;
-  auto const field = [&](char const* f, auto x, auto y) {
+  for_each_field(a, b, [&](char const* f, auto x, auto y) {
     if (x != y) d.push_back(kumiki::detail::concat(f, " ", x, " vs ", y));
-  };
-  field("vocab_size", a.vocab_size, b.vocab_size);
-  field("make_vocab_divisible_by", a.make_vocab_divisible_by, b.make_vocab_divisible_by);
-  field("hidden", a.hidden, b.hidden);
-  field("ffn_hidden", a.ffn_hidden, b.ffn_hidden);
-  field("num_layers", a.num_layers, b.num_layers);
-  field("num_heads", a.num_heads, b.num_heads);
-  field("num_query_groups", a.num_query_groups, b.num_query_groups);
-  field("rope_base", a.rope_base, b.rope_base);
-  field("rms_eps", a.rms_eps, b.rms_eps);
-  field("max_seq_len", a.max_seq_len, b.max_seq_len);
-  field("untie_embeddings", a.untie_embeddings, b.untie_embeddings);
-  field("z_loss", a.z_loss, b.z_loss);
-  field("init_std", a.init_std, b.init_std);
-  field("num_experts", a.num_experts, b.num_experts);
-  field("moe_top_k", a.moe_top_k, b.moe_top_k);
-  field("moe_ffn_hidden", a.moe_ffn_hidden, b.moe_ffn_hidden);
-  field("moe_aux_loss_coeff", a.moe_aux_loss_coeff, b.moe_aux_loss_coeff);
-  field("moe_z_loss_coeff", a.moe_z_loss_coeff, b.moe_z_loss_coeff);
-  field("moe_pre_softmax", a.moe_pre_softmax, b.moe_pre_softmax);
+  });
   return d;
+}
+
+/// ", they differ in hidden 32 vs 16, ..." for a message about a and b, or `same` when no field differs.
+inline std::string differences_text(TransformerConfig const& a, TransformerConfig const& b, std::string const& same = "") {
+  std::string out;
+  for (auto const& x : config_differences(a, b)) out += (out.empty() ? "; they differ in " : ", ") + x;
+  return out.empty() ? same : out;
 }
 
 }  // namespace models

@@ -288,14 +288,12 @@ void drop_upcycle(Arena<Cpu> const& dense, Arena<Cpu>& moe, UpcycleOptions const
   detail::drop_upcycle_impl(dims, dense, moe, opt);
 }
 
-/// The same for configurations named at run time (models::dispatch_config's whitelist). Throws a
+/// The same for configurations of `Configs` (the program's list) named at run time. Throws a
 /// kumiki::Error listing every mismatching field when `moe_name` cannot be upcycled from `dense_name`.
-inline void drop_upcycle(std::string_view dense_name, Arena<Cpu> const& dense, std::string_view moe_name, Arena<Cpu>& moe,
-                         UpcycleOptions const& opt = {}) {
-  auto const config_of = [](std::string_view n) {
-    return models::dispatch_config(n, [](auto tag) { return models::TransformerConfig(decltype(tag)::config); });
-  };
-  models::TransformerConfig const d = config_of(dense_name), m = config_of(moe_name);
+template <class Configs = models::BuiltinConfigs>
+void drop_upcycle(std::string_view dense_name, Arena<Cpu> const& dense, std::string_view moe_name, Arena<Cpu>& moe,
+                  UpcycleOptions const& opt = {}) {
+  models::TransformerConfig const d = Configs::find(dense_name), m = Configs::find(moe_name);
   std::vector<std::string> const diff = upcycle_mismatches(d, m);
   if (!diff.empty()) {
     std::string msg = "cannot upcycle '" + std::string(dense_name) + "' into '" + std::string(moe_name) + "':";

@@ -25,7 +25,10 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/json.hpp"
 #include "kumiki/core/atomic_file.hpp"
+#include "kumiki/core/toml.hpp"
 #include "kumiki/io/safetensors.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/models/transformer_config.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/spikes.hpp"
@@ -37,6 +40,50 @@ inline constexpr char const ckpt_model_file[] = "model.safetensors";
 inline constexpr char const ckpt_optimizer_file[] = "optimizer.safetensors";
 inline constexpr char const ckpt_state_file[] = "state.json";
 inline constexpr char const ckpt_recipe_file[] = "recipe.toml";
+
+/// The key of model.safetensors' metadata under which a checkpoint records its model configuration (the
+/// name and every TransformerConfig field, as JSON), so that a program reading the checkpoint can say
+/// which field differs from the configuration it is compiled for, whether or not it knows the name.
+/// Checkpoints written before the record existed have none; their tensor shapes are still checked.
+inline constexpr char const ckpt_config_key[] = "kumiki_config";
+
+/// `c` as the JSON object stored under ckpt_config_key (fields in declaration order; doubles round-trip).
+inline std::string config_record(models::TransformerConfig const& c) {
+  nlohmann::ordered_json j;
+  j["name"] = std::string(c.name.view());
+  models::for_each_field(c, c, [&](char const* field, auto x, auto) { j[field] = x; });
+  return j.dump();
+}
+
+/// The metadata a checkpoint's model file gets for configuration `c`.
+inline io::Metadata config_metadata(models::TransformerConfig const& c) { return {{ckpt_config_key, config_record(c)}}; }
+
+/// Parses a config_record; every field must be present with its type. `source` names the file.
+inline models::TransformerConfig parse_config_record(std::string const& text, std::string const& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (nlohmann::json::exception const& e) {
+    KUMIKI_FAIL("'", source, "': the ", ckpt_config_key, " record is not JSON (", e.what(), ")");
+  }
+  KUMIKI_REQUIRE(j.is_object() && j.contains("name") && j["name"].is_string(), "'", source, "': the ", ckpt_config_key,
+                 " record has no model name");
+  models::TransformerConfig c{};
+  std::string const name = j["name"].get<std::string>();
+  KUMIKI_REQUIRE(!name.empty() && name.size() <= models::ConfigName::capacity, "'", source, "': the ", ckpt_config_key,
+                 " record's name '", name, "' is empty or longer than ", models::ConfigName::capacity, " characters");
+  std::copy(name.begin(), name.end(), c.name.text);
+  models::for_each_field(c, c, [&](char const* field, auto& x, auto&) {
+    using T = std::remove_cvref_t<decltype(x)>;
+    auto const it = j.find(field);
+    bool const ok = it != j.end() && (std::is_same_v<T, bool> ? it->is_boolean()
+                                      : std::is_integral_v<T> ? it->is_number_integer()
+                                                              : it->is_number());
+    KUMIKI_REQUIRE(ok, "'", source, "': the ", ckpt_config_key, " record lacks field '", field, "' or it has the wrong type");
+    x = it->template get<T>();
+  });
+  return c;
+}
 
 /// The training position. All randomness in kumiki is counter-based (Philox keyed by seeds), so the
 /// seeds below plus the step are the complete RNG state: nothing else needs saving.
@@ -286,15 +333,18 @@ void fill_from_host(Arena<Backend>& a, Read&& read) {
 
 /// Writes one checkpoint under `root` (see CheckpointWriter: appears complete or not at all): the
 /// parameters and the AdamW moments of any backend, staged through host memory when on a device.
-/// `before_commit` runs after the files are written and before the manifest (tests crash there).
+/// `before_commit` runs after the files are written and before the manifest (tests crash there);
+/// `model_metadata` is added to the weights' header (the trainer's: config_metadata, the record of the
+/// model's configuration).
 template <class Backend>
 std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Backend> const& params,
                                       optim::AdamW<Backend> const& opt, TrainState const& state,
-                                      std::string const& recipe_text, std::function<void()> const& before_commit = {}) {
+                                      std::string const& recipe_text, std::function<void()> const& before_commit = {},
+                                      io::Metadata const& model_metadata = {}) {
   std::optional<Arena<Cpu>> p_stage, m_stage, v_stage;
   std::vector<io::NamedTensor> moments = detail::prefixed(detail::on_host(opt.exp_avg(), m_stage), "exp_avg.");
   for (auto& t : detail::prefixed(detail::on_host(opt.exp_avg_sq(), v_stage), "exp_avg_sq.")) moments.push_back(std::move(t));
-  return detail::write_checkpoint(root, detail::on_host(params, p_stage), {}, moments, opt.step_count(), state,
+  return detail::write_checkpoint(root, detail::on_host(params, p_stage), model_metadata, moments, opt.step_count(), state,
                                   recipe_text, before_commit);
 }
 
@@ -320,6 +370,63 @@ inline CheckpointManifest verify_training_checkpoint(std::filesystem::path const
   CheckpointManifest m = verify_checkpoint(dir);
   for (char const* f : {ckpt_model_file, ckpt_optimizer_file, ckpt_state_file, ckpt_recipe_file}) m.require(f);
   return m;
+}
+
+/// The model configuration named by a checkpoint's recipe.toml.
+inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
+  std::filesystem::path const p = ckpt / ckpt_recipe_file;
+  toml::Table const t = toml::parse(detail::read_text(p), p.string());  // a TOML error names the file
+  toml::Value const* v = t.get("model");
+  KUMIKI_REQUIRE(v != nullptr && v->as_string() != nullptr, "recipe '", p.string(), "' names no model (model = \"...\")");
+  return *v->as_string();
+}
+
+/// The configuration a checkpoint recorded when it was written (ckpt_config_key), or nothing for a
+/// checkpoint from before the record.
+inline std::optional<models::TransformerConfig> checkpoint_config(std::filesystem::path const& ckpt) {
+  io::SafetensorsFile const f(ckpt / ckpt_model_file);
+  auto const it = f.metadata().find(ckpt_config_key);
+  if (it == f.metadata().end()) return std::nullopt;
+  return parse_config_record(it->second, f.source());
+}
+
+/// Checks that checkpoint `dir` holds a model of configuration `expected`: the name its recipe gives
+/// and, when the checkpoint recorded its configuration, every field. The message names the checkpoint,
+/// both configurations and each differing field (checkpoint vs expected). `expected_what` says whose
+/// configuration `expected` is ("this program is compiled for configuration", "the recipe trains").
+inline void require_checkpoint_model(std::filesystem::path const& dir, models::TransformerConfig const& expected,
+                                     std::string_view expected_what = "this program is compiled for configuration") {
+  std::string const name = checkpoint_model_name(dir);
+  std::optional<models::TransformerConfig> const saved = checkpoint_config(dir);
+  std::string_view const want = expected.name.view();
+  if (name != want) {
+    std::string const diff = saved ? models::differences_text(*saved, expected) : std::string();
+    KUMIKI_FAIL("checkpoint '", dir.string(), "' holds model '", name, "' but ", expected_what, " '", want, "'", diff,
+                "; use a checkpoint of '", want, "' or a program whose configuration list includes '", name, "'");
+  }
+  if (saved) {
+    KUMIKI_REQUIRE(saved->name.view() == name, "checkpoint '", dir.string(), "': its recipe names model '", name,
+                   "' but its weights record configuration '", saved->name.view(), "'");
+    std::string const diff = models::differences_text(*saved, expected);
+    KUMIKI_REQUIRE(diff.empty(), "checkpoint '", dir.string(), "' holds model '", name,
+                   "' as configured when it was written, and this program's '", want, "' is another model", diff,
+                   " (checkpoint vs program); the configuration changed under the same name: restore it, or give the "
+                   "changed configuration a new name");
+  }
+}
+
+/// The configuration of `Configs` (the program's list) that checkpoint `dir` holds, checked against the
+/// configuration the checkpoint recorded (require_checkpoint_model). A name the list lacks is an
+/// InputError naming the checkpoint, the names the program knows and what to do.
+template <class Configs = models::BuiltinConfigs>
+models::TransformerConfig checkpoint_configuration(std::filesystem::path const& dir) {
+  std::string const name = checkpoint_model_name(dir);
+  KUMIKI_REQUIRE(Configs::contains(name), "checkpoint '", dir.string(), "' holds model '", name,
+                 "', a configuration this program does not know (it knows ", Configs::names_text(),
+                 "); use a program whose configuration list includes '", name, "' (models::ConfigList, docs/api.md)");
+  models::TransformerConfig const c = Configs::find(name);
+  require_checkpoint_model(dir, c);
+  return c;
 }
 
 /// Loads a verified checkpoint into `params` and `opt`; returns the position and the recipe text.

@@ -46,39 +46,34 @@ inline std::optional<std::string> recipe_model_name(std::string_view text) {
   return std::nullopt;
 }
 
-/// The model configuration named by a checkpoint's recipe.toml.
-inline std::string checkpoint_model_name(std::filesystem::path const& ckpt) {
-  std::filesystem::path const p = ckpt / ckpt_recipe_file;
-  toml::Table const t = toml::parse(detail::read_text(p), p.string());  // a TOML error names the file
-  toml::Value const* v = t.get("model");
-  KUMIKI_REQUIRE(v != nullptr && v->as_string() != nullptr, "recipe '", p.string(), "' names no model (model = \"...\")");
-  return *v->as_string();
-}
-
 /// A verified checkpoint read into memory: its model configuration name and fp32 weights.
 struct CheckpointModel {
   std::string config_name;
   Arena<Cpu> params;
 };
 
-inline CheckpointModel read_checkpoint_model(std::filesystem::path const& path) {
+template <class Configs = models::BuiltinConfigs>
+CheckpointModel read_checkpoint_model(std::filesystem::path const& path) {
   std::filesystem::path const dir = resolve_checkpoint(path);
   verify_checkpoint(dir);
-  std::string name = checkpoint_model_name(dir);
-  Arena<Cpu> params(io::model_param_layout(name));
+  models::TransformerConfig const c = checkpoint_configuration<Configs>(dir);
+  std::string name(c.name.view());
+  Arena<Cpu> params(models::hf::param_layout(c, DType::f32));
   io::SafetensorsFile const f(dir / ckpt_model_file);
   detail::load_arena(f, params);
   return {std::move(name), std::move(params)};
 }
 
 /// The weights of a Hugging Face Llama / Mixtral directory (one holding config.json) or of a kumiki
-/// checkpoint or run directory (its newest valid checkpoint), with the configuration they match.
-inline CheckpointModel read_model_weights(std::filesystem::path const& path) {
+/// checkpoint or run directory (its newest valid checkpoint), with the configuration of `Configs` they
+/// match.
+template <class Configs = models::BuiltinConfigs>
+CheckpointModel read_model_weights(std::filesystem::path const& path) {
   if (std::filesystem::is_regular_file(path / "config.json")) {
-    io::HfModel m = io::read_hf_model(path);
+    io::HfModel m = io::read_hf_model<Configs>(path);
     return {std::move(m.config_name), std::move(m.params)};
   }
-  return read_checkpoint_model(path);
+  return read_checkpoint_model<Configs>(path);
 }
 
 // ---- export -----------------------------------------------------------------------------------
@@ -114,9 +109,11 @@ inline void copy_file_atomic(std::filesystem::path const& from, std::filesystem:
 /// (dense) or Mixtral (MoE) directory `out`: config.json, generation_config.json, model.safetensors
 /// (or shards above opt.max_shard_bytes plus model.safetensors.index.json) and the tokenizer model when
 /// given. The directory is built under a temporary name beside `out` and renamed, so it appears
-/// complete or not at all; `out` must not exist or be an empty directory. Returns the files written.
-inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
-                                                    io::HfExportOptions const& opt = {}) {
+/// complete or not at all; `out` must not exist or be an empty directory. The checkpoint's model must be
+/// a configuration of `Configs`. Returns the files written.
+template <class Configs = models::BuiltinConfigs>
+std::vector<std::filesystem::path> export_hf(std::filesystem::path const& ckpt, std::filesystem::path const& out,
+                                             io::HfExportOptions const& opt = {}) {
   namespace fs = std::filesystem;
   KUMIKI_REQUIRE(opt.dtype == DType::f32 || opt.dtype == DType::bf16 || opt.dtype == DType::f16,
                "export dtype must be f32, bf16 or f16, not ", dtype_name(opt.dtype));
@@ -126,10 +123,10 @@ inline std::vector<std::filesystem::path> export_hf(std::filesystem::path const&
                "' already exists and is not an empty directory; remove it or choose another");
   fs::path const dir = resolve_checkpoint(ckpt);
   verify_checkpoint(dir);
-  std::string const name = checkpoint_model_name(dir);
-  models::TransformerConfig const cfg = io::model_config(name);
+  models::TransformerConfig const cfg = checkpoint_configuration<Configs>(dir);
+  std::string const name(cfg.name.view());
   io::check_hf_exportable(cfg);
-  ArenaLayout const layout = io::model_param_layout(name);
+  ArenaLayout const layout = models::hf::param_layout(cfg, DType::f32);
   io::SafetensorsFile const f(dir / ckpt_model_file);
   std::vector<io::NamedTensor> tensors;
   for (ArenaEntry const& e : layout.entries()) {
@@ -197,13 +194,17 @@ inline std::string imported_recipe_text(std::string const& name, models::Transfo
 
 /// Writes the fp32 weights `params` of configuration `name` as a weights-only kumiki checkpoint
 /// out_root/step_000000000 (save_weights_checkpoint: zero AdamW moments, step 0, manifest with
-/// CRC-32C), with `model_metadata` added to the weights' header and `recipe_text` (which must name
-/// `name`) as recipe.toml. `params` must have exactly the layout of `name`. Returns the checkpoint path.
-inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
-                                                           Arena<Cpu> const& params, std::string const& recipe_text,
-                                                           io::Metadata const& model_metadata = {}) {
-  KUMIKI_REQUIRE(params.layout() == io::model_param_layout(name), "the weights to write do not have the parameter layout of model '",
-               name, "'");
+/// CRC-32C), with `model_metadata` and the record of the configuration added to the weights' header and
+/// `recipe_text` (which must name `name`) as recipe.toml. `params` must have exactly the layout of
+/// `name`, a configuration of `Configs`. Returns the checkpoint path.
+template <class Configs = models::BuiltinConfigs>
+std::filesystem::path write_weights_only_checkpoint(std::filesystem::path const& out_root, std::string const& name,
+                                                    Arena<Cpu> const& params, std::string const& recipe_text,
+                                                    io::Metadata model_metadata = {}) {
+  models::TransformerConfig const c = Configs::find(name);
+  KUMIKI_REQUIRE(params.layout() == models::hf::param_layout(c, DType::f32),
+                 "the weights to write do not have the parameter layout of model '", name, "'");
+  for (auto const& [k, v] : config_metadata(c)) model_metadata[k] = v;
   KUMIKI_REQUIRE(recipe_model_name(recipe_text).value_or("") == name, "the recipe of a '", name,
                "' checkpoint names model '", recipe_model_name(recipe_text).value_or(""), "'");
   KUMIKI_REQUIRE(!std::filesystem::exists(out_root / checkpoint_name(0)), "checkpoint '",
@@ -214,10 +215,12 @@ inline std::filesystem::path write_weights_only_checkpoint(std::filesystem::path
 /// Reads the Hugging Face Llama or Mixtral directory `model_dir` and writes it as a weights-only kumiki
 /// checkpoint under `out_root` (write_weights_only_checkpoint; recipe.toml names the matched
 /// configuration). Returns the checkpoint path.
-inline std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
-  io::HfModel const m = io::read_hf_model(model_dir);
-  return write_weights_only_checkpoint(out_root, m.config_name, m.params,
-                                       imported_recipe_text(m.config_name, io::model_config(m.config_name), model_dir),
+/// Its config.json must match a configuration of `Configs`.
+template <class Configs = models::BuiltinConfigs>
+std::filesystem::path import_hf(std::filesystem::path const& model_dir, std::filesystem::path const& out_root) {
+  io::HfModel const m = io::read_hf_model<Configs>(model_dir);
+  return write_weights_only_checkpoint<Configs>(out_root, m.config_name, m.params,
+                                       imported_recipe_text(m.config_name, Configs::find(m.config_name), model_dir),
                                        {{"imported_from", model_dir.string()}});
 }
 

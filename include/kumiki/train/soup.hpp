@@ -39,6 +39,7 @@ enum class SoupPrecision : std::uint8_t { f32, bf16 };
 /// The souped model: its configuration, the averaged fp32 weights, and what made it.
 struct Soup {
   std::string config_name;
+  models::TransformerConfig config;           ///< the configuration of the program's list it names
   Arena<Cpu> params;
   std::vector<std::filesystem::path> inputs;  ///< the checkpoint directories, resolved
   std::vector<double> weights;                ///< normalized, summing to 1
@@ -88,8 +89,9 @@ inline void average_tensor(std::vector<io::SafetensorsFile> const& files, std::s
 /// Averages the weights of `checkpoints` (checkpoint directories, directories holding step_*
 /// checkpoints, or run directories: the newest valid checkpoint is taken). All must be checkpoints of
 /// one model configuration with the same tensors; the first difference is an InputError naming both
-/// checkpoints. `progress(done, total)` is called after each tensor.
-template <class Progress>
+/// checkpoints; the model must be a configuration of `Configs`. `progress(done, total)` is called after
+/// each tensor.
+template <class Configs = models::BuiltinConfigs, class Progress>
 Soup soup_checkpoints(std::vector<std::filesystem::path> const& checkpoints, std::vector<double> const& given_weights,
                       SoupPrecision precision, Progress&& progress) {
   Soup s;
@@ -105,8 +107,10 @@ Soup soup_checkpoints(std::vector<std::filesystem::path> const& checkpoints, std
                    "' model: a soup averages checkpoints of one model");
   }
   s.config_name = names.front();
+  s.config = checkpoint_configuration<Configs>(s.inputs.front());
+  for (auto const& d : s.inputs) require_checkpoint_model(d, s.config);
   s.recipe_text = detail::read_text(s.inputs.front() / ckpt_recipe_file);
-  s.params = Arena<Cpu>(io::model_param_layout(s.config_name));
+  s.params = Arena<Cpu>(models::hf::param_layout(s.config, DType::f32));
 
   std::vector<io::SafetensorsFile> files;
   for (auto const& d : s.inputs) files.emplace_back(d / ckpt_model_file);
@@ -165,9 +169,10 @@ inline std::filesystem::path save_soup(std::filesystem::path const& root, Soup c
     std::snprintf(w, sizeof w, "%.17g", s.weights[k]);
     weights += (k ? ";" : "") + std::string(w);
   }
-  io::Metadata const meta{{"kumiki_soup_inputs", inputs},
-                          {"kumiki_soup_weights", weights},
-                          {"kumiki_soup_dtype", precision == SoupPrecision::bf16 ? "bf16" : "f32"}};
+  io::Metadata meta{{"kumiki_soup_inputs", inputs},
+                    {"kumiki_soup_weights", weights},
+                    {"kumiki_soup_dtype", precision == SoupPrecision::bf16 ? "bf16" : "f32"}};
+  for (auto const& [k, v] : config_metadata(s.config)) meta[k] = v;
   return save_weights_checkpoint(root, s.params, s.recipe_text, meta);
 }
 

@@ -451,6 +451,7 @@ class Trainer {
       if (!options_.init_checkpoint.empty()) {
         fs::path const dir = resolve_checkpoint(options_.init_checkpoint);
         verify_training_checkpoint(dir);
+        require_checkpoint_model(dir, Cfg, "the recipe trains");
         std::string saved_recipe;
         (void)load_checkpoint(dir, model_->params(), opt_, &saved_recipe);
         options_.init_source = "checkpoint '" + dir.string() + "' (weights and AdamW state)";
@@ -472,6 +473,7 @@ class Trainer {
     if (options_.init_weights)
       say("kumiki: the run already has checkpoints; resuming (the initial weights of ", options_.init_source,
           " are not used)");
+    require_checkpoint_model(*found, Cfg);  // names the differing field (--allow-recipe-change may change the model)
     std::string saved_recipe;
     state_ = load_checkpoint(*found, model_->params(), opt_, &saved_recipe);
     if (saved_recipe != recipe_.text && !options_.allow_recipe_change)
@@ -787,9 +789,10 @@ class Trainer {
         blend_->consumed_per_dataset((state_.stage_step + state_.spikes.data_skip_batches) * recipe_.global_batch);
     std::int64_t const step = state_.step;
     std::int64_t const rollbacks = state_.spikes.rollbacks;
-    fs::path const dir = save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, [&, step, rollbacks] {
-      detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
-    });
+    fs::path const dir = save_checkpoint(
+        root, model_->params(), opt_, state_, recipe_.text,
+        [&, step, rollbacks] { detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks); },
+        config_metadata(Cfg));
     std::vector<std::int64_t> stage_ends;
     for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
     prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints), stage_ends);

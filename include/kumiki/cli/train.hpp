@@ -1,0 +1,110 @@
+// kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or resumes) a
+// multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
+// Face directory, or from a checkpoint's weights and AdamW state.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "kumiki/cli/app.hpp"
+#include "kumiki/cpu.hpp"
+#include "kumiki/io/hf.hpp"
+#include "kumiki/train/hf_interop.hpp"
+#include "kumiki/models/configs.hpp"
+#include "kumiki/train/recipe.hpp"
+#include "kumiki/train/trainer.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace cli {
+namespace detail::cmd_train {
+
+struct TrainArgs {
+  std::string recipe, out, init_from;
+  int threads = 0;
+  bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false;
+  std::int64_t progress_every = 1;
+};
+
+template <class Configs>
+int train(TrainArgs const& a) {
+  using namespace kumiki;
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  train::Recipe recipe = train::load_recipe<Configs>(a.recipe);  // every check before any work
+  train::TrainerOptions opt;
+  opt.progress = !a.quiet;
+  opt.progress_every = a.progress_every;
+  opt.allow_recipe_change = a.allow_recipe_change;
+  opt.step.recompute = a.recompute;
+  // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
+  if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
+  // The spike tests' synthetic spike (tests/train/spikes_test.py): "FIRST[-LAST]:FACTOR" data batches.
+  if (char const* spike = std::getenv("KUMIKI_SPIKE_AT"))
+    opt.spike_at = train::parse_spike_injection(spike, "KUMIKI_SPIKE_AT");
+  // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
+  // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
+  if (a.keep_optimizer) {
+    // Weights and AdamW state (OLMo 2's stage 2, LLM-jp's mid-training from the end of pretraining):
+    // a kumiki checkpoint or run directory only; the trainer checks it holds the recipe's model.
+    KUMIKI_REQUIRE(!a.init_from.empty(), "--keep-optimizer needs --init-from CHECKPOINT");
+    KUMIKI_REQUIRE(!std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json"),
+                   "--keep-optimizer: '", a.init_from, "' is a Hugging Face directory, which holds no optimizer state; "
+                   "give a kumiki checkpoint or run directory, or leave --keep-optimizer out");
+    opt.init_checkpoint = a.init_from;  // the trainer checks it holds the recipe's model, field by field
+  } else if (!a.init_from.empty()) {
+    bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
+    opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
+    opt.init_weights = [from = a.init_from, model = recipe.model]() -> Arena<Cpu> {
+      train::CheckpointModel m = train::read_model_weights<Configs>(from);
+      KUMIKI_REQUIRE(m.config_name == model, "--init-from '", from, "' holds a '", m.config_name,
+                     "' model, but the recipe trains '", model, "'");
+      return std::move(m.params);
+    };
+  }
+  auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
+    train::Trainer<decltype(tag)::config> trainer(recipe, a.out, opt);
+    return trainer.run();
+  });
+  switch (outcome) {
+    case train::RunOutcome::completed:
+    case train::RunOutcome::interrupted: return 0;
+    case train::RunOutcome::stopped_nonfinite:
+    case train::RunOutcome::stopped_spikes: return 3;
+  }
+  return 1;
+}
+
+}  // namespace detail::cmd_train
+
+template <class Configs>
+void add_train(CLI::App& app) {
+  using namespace detail::cmd_train;
+  static TrainArgs a;
+  auto* cmd = app.add_subcommand("train", "Train (or resume) a multi-stage recipe; rerun the same command to resume");
+  cmd->add_option("--recipe", a.recipe, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", a.out, "Run directory: log.jsonl, checkpoints/, data-cache/")->required();
+  cmd->add_option("--init-from", a.init_from,
+                  "Start from these weights (a checkpoint, a run directory or a Hugging Face Llama / Mixtral directory) "
+                  "instead of the seeded init; fresh optimizer, step 0. Ignored once the run has checkpoints")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_flag("--keep-optimizer", a.keep_optimizer,
+                "With --init-from a kumiki checkpoint: also start from its AdamW moments and step count (mid-training "
+                "from the end of pretraining), still at step 0 of the recipe");
+  cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
+  cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
+  cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");
+  cmd->add_flag("--allow-recipe-change", a.allow_recipe_change, "Resume even if the recipe differs from the checkpoint's");
+  cmd->add_flag("--quiet", a.quiet, "No progress lines");
+  cmd->callback([] {
+    int const rc = train<Configs>(a);
+    if (rc != 0) std::exit(rc);
+  });
+}
+
+}  // namespace cli
+KUMIKI_NAMESPACE_END
