@@ -60,6 +60,7 @@
 #include "kumiki/io/safetensors.hpp"
 
 // train: recipes, the trainer, logs and checkpoint directories
+#include "kumiki/train/checkpoint.hpp"
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/hf_interop.hpp"
 #include "kumiki/train/log.hpp"

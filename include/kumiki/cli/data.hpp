@@ -1,5 +1,5 @@
-// kumiki/cli/data.hpp: `kumiki data inspect`: datasets of a blend, the part of each the split gives it, requested and realized
-// samples, the blending weights to the last bit, the blending index.
+// kumiki/cli/data.hpp: `kumiki data inspect`: datasets of a blend, the part of each the split gives it,
+// requested and realized samples, the blending weights to the last bit, the blending index.
 #pragma once
 
 #include <cstdio>

@@ -1,8 +1,8 @@
-// kumiki/cli/dump.hpp: `kumiki dump --model DIR|CKPT --tokens FILE --out DUMP.safetensors`: one forward and backward on the
-// given tokens, writing loss, logits and every parameter gradient (`grad.<Hugging Face name>`) for
-// parity debugging against another implementation. For an MoE model also the summed router losses
-// `moe_aux_loss` and `moe_z_loss`; `loss` stays the LM loss and the gradients are of the objective
-// loss + moe_aux_loss + moe_z_loss.
+// kumiki/cli/dump.hpp: `kumiki dump --model DIR|CKPT --tokens FILE --out DUMP.safetensors`: one forward and
+// backward on the given tokens, writing loss, logits and every parameter gradient (`grad.<Hugging Face
+// name>`) for parity debugging against another implementation. For an MoE model also the summed router losses
+// `moe_aux_loss` and `moe_z_loss`; `loss` stays the LM loss and the gradients are of the objective loss +
+// moe_aux_loss + moe_z_loss.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// kumiki/cli/eval.hpp: `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a checkpoint per
-// dataset, over one full pass of each dataset by default.
+// kumiki/cli/eval.hpp: `kumiki eval --checkpoint C --data-path P1 [P2 ...]`: loss and perplexity of a
+// checkpoint per dataset, over one full pass of each dataset by default.
 #pragma once
 
 #include <array>

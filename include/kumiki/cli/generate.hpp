@@ -1,6 +1,6 @@
-// kumiki/cli/generate.hpp: `kumiki generate` and `kumiki eval-tasks`: a model's text, and its scores on few-shot tasks, both
-// through nn::Generator (key/value cache). They share this header so that a program compiling both in
-// one translation unit compiles the models and their generators once.
+// kumiki/cli/generate.hpp: `kumiki generate` and `kumiki eval-tasks`: a model's text, and its scores on
+// few-shot tasks, both through nn::Generator (key/value cache). They share this header so that a program
+// compiling both in one translation unit compiles the models and their generators once.
 // - generate --model CKPT|RUN|HF_DIR --prompt TEXT | --prompts FILE.jsonl [...]: prompts of different
 //   lengths prefilled together, one token per sequence per step, greedy or sampled from Philox (a
 //   seed reproduces the output exactly). One prompt streams its text as it comes; several print one

@@ -1,5 +1,6 @@
-// kumiki/cli/hf.hpp: `kumiki export-hf` / `kumiki import-hf`: move models between kumiki checkpoints and Hugging Face
-// Llama (dense) or Mixtral (MoE) directories (config.json + safetensors; see kumiki/io/hf.hpp, docs/hf.md).
+// kumiki/cli/hf.hpp: `kumiki export-hf` / `kumiki import-hf`: move models between kumiki checkpoints and
+// Hugging Face Llama (dense) or Mixtral (MoE) directories (config.json + safetensors; see kumiki/io/hf.hpp,
+// docs/hf.md).
 #pragma once
 
 #include <cstdio>

@@ -1,4 +1,5 @@
-// kumiki/cli/info.hpp: `kumiki info`: version, build features and the model configurations of the program's list.
+// kumiki/cli/info.hpp: `kumiki info`: version, build features and the model configurations of the program's
+// list.
 #pragma once
 
 #include <cstdio>
@@ -17,7 +18,7 @@ KUMIKI_NAMESPACE_BEGIN
 namespace cli {
 template <class Configs>
 void add_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Print version, build features and compiled-in model configurations");
+  auto* cmd = app.add_subcommand("info", "Print version, build features and the model configurations this program accepts");
   cmd->callback([] {
     std::printf("kumiki %s\n", kumiki::version_string);
     std::printf("compiler: %s, C++ %ld\n", __VERSION__, static_cast<long>(__cplusplus));

@@ -1,5 +1,5 @@
-// kumiki/cli/lr.hpp: `kumiki lr`: prints a learning-rate schedule as CSV (step,lr), draws it with gnuplot, or compares
-// cosine with WSD the way the LLM-jp talk does. Its schedule options are the recipe keys of an lr
+// kumiki/cli/lr.hpp: `kumiki lr`: prints a learning-rate schedule as CSV (step,lr), draws it with gnuplot, or
+// compares cosine with WSD the way the LLM-jp talk does. Its schedule options are the recipe keys of an lr
 // table in kebab case (Megatron's names): `--lr-decay-iters` is `lr_decay_iters`.
 #pragma once
 

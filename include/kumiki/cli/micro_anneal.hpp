@@ -1,10 +1,10 @@
-// kumiki/cli/micro_anneal.hpp: `kumiki micro-anneal --from CKPT --baseline W P ... --candidate NAME=PREFIX ... --tokens N
-//  --eval NAME=PREFIX ... --out DIR`: OLMo 2's micro-annealing. For each candidate data source a short
-// anneal from the checkpoint (its weights and AdamW state; the lr from the checkpoint's value linearly
-// to 0, no warmup) on 50% candidate + 50% baseline mix, plus one baseline-only anneal of the same
-// length; then a table of held-out loss per eval set for each run and each candidate's delta against
-// the baseline (DIR/micro_anneal.md and .csv). Each anneal is an ordinary run directory DIR/<name>
-// (resumable: rerun the same command; exportable).
+// kumiki/cli/micro_anneal.hpp: `kumiki micro-anneal --from CKPT --baseline W P ... --candidate NAME=PREFIX
+// ... --tokens N  --eval NAME=PREFIX ... --out DIR`: OLMo 2's micro-annealing. For each candidate data source
+// a short anneal from the checkpoint (its weights and AdamW state; the lr from the checkpoint's value
+// linearly to 0, no warmup) on 50% candidate + 50% baseline mix, plus one baseline-only anneal of the same
+// length; then a table of held-out loss per eval set for each run and each candidate's delta against the
+// baseline (DIR/micro_anneal.md and .csv). Each anneal is an ordinary run directory DIR/<name> (resumable:
+// rerun the same command; exportable).
 #pragma once
 
 #include <omp.h>

@@ -1,7 +1,7 @@
-// kumiki/cli/plot.hpp: `kumiki plot LOG.jsonl --out curves.png`: training and eval loss and the learning rate against
-// consumed tokens, with stage boundaries, skipped outlier steps and rollbacks marked (the steps a
-// rollback abandoned in grey) and the seed runs of a stage with `seeds` drawn beside the main run,
-// by gnuplot (pngcairo, else png, else svg).
+// kumiki/cli/plot.hpp: `kumiki plot LOG.jsonl --out curves.png`: training and eval loss and the learning rate
+// against consumed tokens, with stage boundaries, skipped outlier steps and rollbacks marked (the steps a
+// rollback abandoned in grey) and the seed runs of a stage with `seeds` drawn beside the main run, by gnuplot
+// (pngcairo, else png, else svg).
 #pragma once
 
 #include <algorithm>

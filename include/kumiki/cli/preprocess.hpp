@@ -1,4 +1,5 @@
-// kumiki/cli/preprocess.hpp: `kumiki preprocess`: tokenize JSON Lines / plain text (directories, .gz) into a Megatron indexed dataset.
+// kumiki/cli/preprocess.hpp: `kumiki preprocess`: tokenize JSON Lines / plain text (directories, .gz) into a
+// Megatron indexed dataset.
 #pragma once
 
 #include <iostream>

@@ -1,5 +1,5 @@
-// kumiki/cli/soup.hpp: `kumiki soup CKPT1 CKPT2 ... [--weights w1 w2 ...] [--dtype f32|bf16] --out DIR`: the weighted
-// average of several checkpoints of one model (train/soup.hpp), written as a checkpoint under DIR.
+// kumiki/cli/soup.hpp: `kumiki soup CKPT1 CKPT2 ... [--weights w1 w2 ...] [--dtype f32|bf16] --out DIR`: the
+// weighted average of several checkpoints of one model (train/soup.hpp), written as a checkpoint under DIR.
 #pragma once
 
 #include <cstdio>

@@ -1,5 +1,6 @@
-// kumiki/cli/spikes.hpp: `kumiki spikes RUN [--csv FILE]`: the spike report of a training run (train/spikes.hpp): every
-// outlier, skipped step and rollback, with its step, stage, tokens and z-scores, read from the log.
+// kumiki/cli/spikes.hpp: `kumiki spikes RUN [--csv FILE]`: the spike report of a training run
+// (train/spikes.hpp): every outlier, skipped step and rollback, with its step, stage, tokens and z-scores,
+// read from the log.
 #pragma once
 
 #include <cmath>

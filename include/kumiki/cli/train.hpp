@@ -1,5 +1,5 @@
-// kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or resumes) a
-// multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
+// kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or
+// resumes) a multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
 // Face directory, or from a checkpoint's weights and AdamW state.
 #pragma once
 

@@ -1,5 +1,6 @@
-// kumiki/cli/upcycle.hpp: `kumiki upcycle`: Drop-Upcycling of a dense checkpoint into an MoE configuration, written as a
-// weights-only kumiki checkpoint (step 0, zero moments) to train from (kumiki/moe/upcycle.hpp, docs/moe.md).
+// kumiki/cli/upcycle.hpp: `kumiki upcycle`: Drop-Upcycling of a dense checkpoint into an MoE configuration,
+// written as a weights-only kumiki checkpoint (step 0, zero moments) to train from (kumiki/moe/upcycle.hpp,
+// docs/moe.md).
 #pragma once
 
 #include <cstdio>

@@ -33,7 +33,7 @@ struct GptDatasetConfig {
   std::uint64_t seed = 1234;      ///< Megatron's default --seed
   std::int64_t split_begin = 0;   ///< the split: sequences [split_begin, split_end) of the file
   std::int64_t split_end = -1;    ///< -1: to the end
-  std::filesystem::path cache_dir;  ///< empty: build in memory only
+  std::filesystem::path cache_dir{};  ///< empty: build in memory only
 };
 
 /// The three index arrays (Megatron's document_index, sample_index, shuffle_index).

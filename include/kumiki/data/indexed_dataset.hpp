@@ -1,5 +1,6 @@
 // kumiki/data/indexed_dataset.hpp: Megatron's indexed dataset (.idx + .bin): a validating mmap reader
-// and an atomic streaming writer. Layout: docs/reference megatron-formats.md, "Indexed dataset".
+// and an atomic streaming writer. Layout: Megatron-LM's
+// megatron/core/datasets/indexed_dataset.py (MMIDIDX version 1), described in docs/data.md.
 #pragma once
 
 #include <algorithm>

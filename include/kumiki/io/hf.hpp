@@ -56,9 +56,9 @@ struct HfConfig {
 /// Options of `hf_config_json` / `export_hf`.
 struct HfExportOptions {
   DType dtype = DType::bf16;                   ///< weights: bf16 (round to nearest even) or f32
-  std::optional<std::int64_t> bos_token_id;    ///< default: by vocabulary (see default_special_tokens)
-  std::optional<std::int64_t> eos_token_id;
-  std::filesystem::path tokenizer;             ///< tokenizer model copied beside the weights (optional)
+  std::optional<std::int64_t> bos_token_id{};   ///< default: by vocabulary (see default_special_tokens)
+  std::optional<std::int64_t> eos_token_id{};
+  std::filesystem::path tokenizer{};            ///< tokenizer model copied beside the weights (optional)
   std::uint64_t max_shard_bytes = 5'000'000'000;
 };
 

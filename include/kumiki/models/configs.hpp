@@ -53,7 +53,8 @@ inline constexpr TransformerConfig demo{
 
 /// LLM-jp-3 8x1.8B, the Drop-Upcycling MoE built from LLM-jp-3 1.8B: 24 layers, hidden 2048, 8 experts
 /// of width 7168, top-2, Switch load-balancing loss 1e-2, no router z-loss. 9.27e9 parameters, 2.92e9
-/// active per token (llmjp-recipes.md section 5); Mixtral-compatible shapes.
+/// active per token (the Drop-Upcycling paper, Nakamura et al.,
+/// ICLR 2025, and the llm-jp-3-8x1.8b model card); Mixtral-compatible shapes.
 inline constexpr TransformerConfig llmjp3_8x1_8b{
     .name = "llmjp3_8x1_8b", .vocab_size = 99487, .make_vocab_divisible_by = 128, .hidden = 2048, .ffn_hidden = 7168, .num_layers = 24,
     .num_heads = 16, .num_query_groups = 16, .rope_base = 10000.0, .rms_eps = 1e-5, .max_seq_len = 4096,
