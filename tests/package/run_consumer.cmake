@@ -1,7 +1,7 @@
 # cmake -P script: builds examples/embed (my_trainer, a trainer of its own through the API, and
 # my_kumiki, the kumiki command line over its own configuration) as an outside project against kumiki,
 # MODE=install (the installed package, found with find_package where CUDA is hidden; both programs are
-# run) or MODE=subdirectory (beside kumiki's sources; built unoptimized, only started).
+# built and run) or MODE=subdirectory (beside kumiki's sources; my_trainer built unoptimized, started).
 #   -DMODE=install|subdirectory -DBUILD_DIR=<kumiki build> -DSOURCE_DIR=<kumiki sources> -DWORK_DIR=<scratch>
 #   [-DPYTHON=<python> -DTEST_SCRIPT=<my_kumiki_test.py> -DKUMIKI=<kumiki binary>]
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -55,15 +55,22 @@ if(MODE STREQUAL "install")
   endif()
   message("find_package(kumiki COMPONENTS cuda) without CUDA fails, naming the component")
 else()
-  # Unoptimized: this build checks the subproject route; the installed one is the one run.
+  # Unoptimized: this build checks the subproject route; the installed one is the one that runs.
   run(${env} ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/embed -B ${WORK_DIR}/build -DCMAKE_BUILD_TYPE=
       -DKUMIKI_SOURCE_DIR=${SOURCE_DIR} ${hide_cuda})
 endif()
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/my_kumiki --version)
-run(${WORK_DIR}/build/my_kumiki info)
 if(MODE STREQUAL "install")
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+  run(${WORK_DIR}/build/my_kumiki --version)
+  run(${WORK_DIR}/build/my_kumiki info)
   run(${WORK_DIR}/build/my_trainer ${WORK_DIR}/my_trainer)
+else()
+  # The API program only (my_kumiki is the same headers through kumiki::cli; the install route builds it).
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/build --target my_trainer)
+  execute_process(COMMAND ${WORK_DIR}/build/my_trainer RESULT_VARIABLE rc ERROR_VARIABLE err)
+  if(NOT rc EQUAL 2 OR NOT err MATCHES "usage: my_trainer WORK_DIR")
+    message(FATAL_ERROR "my_trainer without arguments: exit ${rc}, '${err}' (expected the usage line, exit 2)")
+  endif()
 endif()
 if(TEST_SCRIPT)
   run(${PYTHON} ${TEST_SCRIPT} ${WORK_DIR}/build/my_kumiki ${KUMIKI} ${WORK_DIR}/test)

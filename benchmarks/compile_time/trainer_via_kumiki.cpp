@@ -1,0 +1,10 @@
+// Compile-time probe (scripts/compile-time): kumiki's trainer for the demo model, including
+// kumiki/kumiki.hpp. Built and timed by the script, never run.
+#include "kumiki/kumiki.hpp"
+
+int main(int argc, char** argv) {
+  namespace k = kumiki;
+  if (argc != 3) return 2;
+  k::train::Trainer<k::models::demo> trainer(k::train::load_recipe(argv[1]), argv[2]);
+  return trainer.run() == k::train::RunOutcome::completed ? 0 : 1;
+}
