@@ -390,13 +390,11 @@ inline std::optional<models::TransformerConfig> checkpoint_config(std::filesyste
   return parse_config_record(it->second, f.source());
 }
 
-/// Checks that checkpoint `dir` holds a model of configuration `expected`: the name its recipe gives
-/// and, when the checkpoint recorded its configuration, every field. The message names the checkpoint,
-/// both configurations and each differing field (checkpoint vs expected). `expected_what` says whose
-/// configuration `expected` is ("this program is compiled for configuration", "the recipe trains").
-inline void require_checkpoint_model(std::filesystem::path const& dir, models::TransformerConfig const& expected,
+namespace detail {
+/// require_checkpoint_model for a caller that has read the model name of the checkpoint's recipe already.
+inline void require_checkpoint_model(std::filesystem::path const& dir, std::string const& name,
+                                     models::TransformerConfig const& expected,
                                      std::string_view expected_what = "this program is compiled for configuration") {
-  std::string const name = checkpoint_model_name(dir);
   std::optional<models::TransformerConfig> const saved = checkpoint_config(dir);
   std::string_view const want = expected.name.view();
   if (name != want) {
@@ -414,6 +412,16 @@ inline void require_checkpoint_model(std::filesystem::path const& dir, models::T
                    "changed configuration a new name");
   }
 }
+}  // namespace detail
+
+/// Checks that checkpoint `dir` holds a model of configuration `expected`: the name its recipe gives
+/// and, when the checkpoint recorded its configuration, every field. The message names the checkpoint,
+/// both configurations and each differing field (checkpoint vs expected). `expected_what` says whose
+/// configuration `expected` is ("this program is compiled for configuration", "the recipe trains").
+inline void require_checkpoint_model(std::filesystem::path const& dir, models::TransformerConfig const& expected,
+                                     std::string_view expected_what = "this program is compiled for configuration") {
+  detail::require_checkpoint_model(dir, checkpoint_model_name(dir), expected, expected_what);
+}
 
 /// The configuration of `Configs` (the program's list) that checkpoint `dir` holds, checked against the
 /// configuration the checkpoint recorded (require_checkpoint_model). A name the list lacks is an
@@ -425,7 +433,7 @@ models::TransformerConfig checkpoint_configuration(std::filesystem::path const& 
                  "', a configuration this program does not know (it knows ", Configs::names_text(),
                  "); use a program whose configuration list includes '", name, "' (models::ConfigList, docs/api.md)");
   models::TransformerConfig const c = Configs::find(name);
-  require_checkpoint_model(dir, c);
+  detail::require_checkpoint_model(dir, name, c);
   return c;
 }
 

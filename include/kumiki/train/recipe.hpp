@@ -483,12 +483,11 @@ void require_recipe_model(Recipe const& r) {
   static_assert(!Cfg.name.empty(), "kumiki: the configuration needs a name (.name = \"...\"): recipes and checkpoints "
                                    "name the model they train");
   if (r.model == Cfg.name.view()) return;
-  std::string why;
-  if (models::BuiltinConfigs::contains(r.model)) {
-    auto const d = models::config_differences(models::BuiltinConfigs::find(r.model), Cfg);
-    for (auto const& x : d) why += (why.empty() ? "; they differ in " : ", ") + x;
-    if (d.empty()) why = "; they have the same shapes, but a checkpoint names one model";
-  }
+  std::string const why =
+      models::BuiltinConfigs::contains(r.model)
+          ? models::differences_text(models::BuiltinConfigs::find(r.model), Cfg,
+                                     "; they have the same shapes, but a checkpoint names one model")
+          : std::string();
   KUMIKI_FAIL("recipe '", r.source, "' trains model '", r.model, "' but this program is compiled for configuration '",
               Cfg.name.view(), "'", why, "; set model = \"", Cfg.name.view(), "\" in the recipe or use the program built for '",
               r.model, "'");

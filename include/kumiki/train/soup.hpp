@@ -108,7 +108,8 @@ Soup soup_checkpoints(std::vector<std::filesystem::path> const& checkpoints, std
   }
   s.config_name = names.front();
   s.config = checkpoint_configuration<Configs>(s.inputs.front());
-  for (auto const& d : s.inputs) require_checkpoint_model(d, s.config);
+  for (std::size_t k = 1; k < s.inputs.size(); ++k)  // the first is checked above; every name was read
+    detail::require_checkpoint_model(s.inputs[k], names[k], s.config);
   s.recipe_text = detail::read_text(s.inputs.front() / ckpt_recipe_file);
   s.params = Arena<Cpu>(models::hf::param_layout(s.config, DType::f32));
 
