@@ -23,7 +23,9 @@
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/philox.hpp"
+#include "kumiki/nn/transformer.hpp"
 #include "kumiki/nn/transformer_block.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/cached_attention.hpp"
 #include "kumiki/ops/embedding.hpp"
 #include "kumiki/ops/linear.hpp"
@@ -302,6 +304,16 @@ class Generator {
   Arena<Backend> cache_;
   Arena<Backend> scratch_{ArenaLayout{}};
   std::int64_t rows_ = 0, logit_rows_ = 0;
+};
+
+/// The generator of a model whose backend this translation unit lacks (ops::backend_available): the
+/// model's own static_assert is the error; this empty class takes any arguments and adds none.
+template <auto Cfg, class Backend, class P>
+  requires(!ops::backend_available<Backend>)
+class Generator<Transformer<Cfg, Backend, P>> {
+ public:
+  template <class... Args>
+  explicit Generator(Args&&... /*args*/) {}
 };
 
 }  // namespace nn

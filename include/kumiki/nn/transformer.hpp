@@ -21,6 +21,7 @@
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/nn/activation_layout.hpp"
 #include "kumiki/nn/transformer_block.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/embedding.hpp"
 #include "kumiki/ops/fill.hpp"
 #include "kumiki/ops/lm_head_loss.hpp"
@@ -304,6 +305,16 @@ class Transformer {
   ActivationViews views_;
   std::int64_t B_ = 0, T_ = 0, chunk_ = 0;
   bool recompute_ = false;
+};
+
+/// A model on a backend whose ops this translation unit lacks (ops::backend_available): a Cuda model
+/// in a file the host compiler builds. It is empty, so the one error is this static_assert.
+template <auto Cfg, class Backend, class P>
+  requires models::TransformerConfigLike<decltype(Cfg)> && (!ops::backend_available<Backend>)
+class Transformer<Cfg, Backend, P> {
+  static_assert(always_false<Backend>,
+                "kumiki: nn::Transformer<Cfg, Cuda> needs the CUDA backend, which this translation unit does "
+                "not include: build the file with nvcc (a .cu file) and include kumiki/cuda.cuh");
 };
 
 }  // namespace nn

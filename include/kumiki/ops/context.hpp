@@ -35,5 +35,14 @@ struct Ctx {
 template <>
 struct Ctx<Cpu> {};
 
+/// Whether this translation unit can run `Backend`'s ops: always for Cpu; for Cuda once
+/// ops/cuda/context.cuh (kumiki/cuda.cuh, compiled by nvcc) is included, which sets it. The model
+/// checks it before anything else (nn::Transformer's specialization for an unavailable backend), so a
+/// Cuda model in a host file fails with one static_assert that says what to include, not a cascade.
+template <class Backend>
+inline constexpr bool backend_available = false;
+template <>
+inline constexpr bool backend_available<Cpu> = true;
+
 }  // namespace ops
 KUMIKI_NAMESPACE_END

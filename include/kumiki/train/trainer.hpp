@@ -34,6 +34,7 @@
 #include "kumiki/dist/comm.hpp"
 #include "kumiki/core/atomic_file.hpp"
 #include "kumiki/nn/transformer.hpp"
+#include "kumiki/ops/context.hpp"
 #include "kumiki/ops/fill.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
@@ -813,6 +814,20 @@ class Trainer {
   std::uint64_t blend_seed_ = 0;
   std::vector<std::unique_ptr<data::GptDataset>> eval_sets_;
   std::vector<std::int32_t> sample_, tokens_, targets_;
+};
+
+/// A trainer on a backend whose ops this translation unit lacks (ops::backend_available): a Cuda
+/// trainer in a file the host compiler builds. It is empty, so the one error is this static_assert
+/// (the constructor takes any arguments, so that the declaration adds none).
+template <auto Cfg, class Backend, class Comm, class P>
+  requires dist::Communicator<Comm, Backend> && (!ops::backend_available<Backend>)
+class Trainer<Cfg, Backend, Comm, P> {
+ public:
+  static_assert(always_false<Backend>,
+                "kumiki: train::Trainer<Cfg, Cuda> needs the CUDA backend, which this translation unit does "
+                "not include: build the file with nvcc (a .cu file) and include kumiki/cuda.cuh");
+  template <class... Args>
+  explicit Trainer(Args&&... /*args*/) {}
 };
 
 }  // namespace train

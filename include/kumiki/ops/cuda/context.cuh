@@ -58,5 +58,9 @@ struct Ctx<Cuda> {
   Buffer<Cuda> scratch;
 };
 
+/// This translation unit runs CUDA ops (ops/context.hpp).
+template <>
+inline constexpr bool backend_available<Cuda> = true;
+
 }  // namespace ops
 KUMIKI_NAMESPACE_END
