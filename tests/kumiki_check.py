@@ -5,6 +5,7 @@ print `ok` / `FAIL` lines and set the exit status at the end.
     t = Checks()                        # argv: KUMIKI_BINARY WORK_DIR; WORK_DIR is emptied
     t.check(cond, "what was expected")
     run = t.train_demo("data", steps=40)  # a `demo` model trained briefly on WORK_DIR/data (.bin/.idx)
+    t.text_dataset("en", words, seed)   # WORK_DIR/en.bin/.idx from random sentences (bytes tokenizer)
     t.finish()                          # prints the count, exits 1 if any check failed
     write_indexed(prefix, docs)         # a small Megatron .bin/.idx dataset (uint16 tokens)
     rewrite_manifest_entry(ckpt, name)  # after editing a checkpoint file: its size and CRC-32C again
@@ -47,6 +48,21 @@ class Checks:
                            capture_output=True, text=True)
         self.check(p.returncode == 0, f"a demo model trains for {steps} steps" + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
         return run
+
+    def text_dataset(self, name, words, seed, documents=300, max_words=60):
+        """WORK_DIR/<name>.bin/.idx: `documents` random sentences of 5..max_words of `words`, one per
+        paragraph, preprocessed by `kumiki preprocess` with the bytes tokenizer and an EOD per document;
+        returns the prefix."""
+        import random
+        import subprocess
+        rng = random.Random(seed)
+        prefix = f"{self.work}/{name}"
+        with open(prefix + ".txt", "w", encoding="utf-8") as f:
+            for _ in range(documents):
+                f.write(" ".join(rng.choice(words) for _ in range(rng.randint(5, max_words))) + ".\n\n")
+        subprocess.run([self.kumiki, "preprocess", "--input", prefix + ".txt", "--tokenizer", "bytes", "--output-prefix",
+                        prefix, "--append-eod", "--paragraphs", "--quiet"], check=True)
+        return prefix
 
     def finish(self):
         print(f"{len(self.failures)} failure(s)")

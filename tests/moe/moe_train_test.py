@@ -9,7 +9,6 @@ usage: moe_train_test.py KUMIKI_BINARY WORK_DIR
 """
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -20,13 +19,8 @@ _t = Checks()
 kumiki, work, check = _t.kumiki, _t.work, _t.check
 
 
-rng = random.Random(7)
-words = "experts share the work of the model and the router sends each token to two of them".split()
-with open(f"{work}/text.txt", "w", encoding="utf-8") as f:
-    for _ in range(400):
-        f.write(" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) + ".\n\n")
-subprocess.run([kumiki, "preprocess", "--input", f"{work}/text.txt", "--tokenizer", "bytes", "--output-prefix",
-                f"{work}/text", "--append-eod", "--paragraphs", "--quiet"], check=True)
+_t.text_dataset("text", "experts share the work of the model and the router sends each token to two of them".split(),
+                seed=7, documents=400, max_words=40)
 
 with open(f"{work}/recipe.toml", "w") as f:
     f.write("""

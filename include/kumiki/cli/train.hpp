@@ -1,12 +1,15 @@
 // kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or
 // resumes) a multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
-// Face directory, or from a checkpoint's weights and AdamW state.
+// Face directory, or from a checkpoint's weights and AdamW state. Started by an MPI launcher (mpirun, srun)
+// in a program built with MPI (kumiki::mpi), the ranks train data-parallel (dist::MpiComm).
 #pragma once
 
 #include <omp.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <string>
 
@@ -20,6 +23,13 @@
 #include "kumiki/train/recipe.hpp"
 #include "kumiki/train/trainer.hpp"
 
+#if __has_include(<mpi.h>)  // the program links kumiki::mpi
+#include "kumiki/dist/mpi.hpp"
+#define KUMIKI_CLI_MPI 1
+#else
+#define KUMIKI_CLI_MPI 0
+#endif
+
 KUMIKI_NAMESPACE_BEGIN
 namespace cli {
 namespace detail::cmd_train {
@@ -29,10 +39,11 @@ struct TrainArgs {
   int threads = 0;
   bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false;
   std::int64_t progress_every = 1;
+  double comm_timeout = 600;
 };
 
-template <class Configs>
-int train(TrainArgs const& a) {
+template <class Configs, class Comm>
+int train_with(TrainArgs const& a, Comm const& comm) {
   using namespace kumiki;
   if (a.threads > 0) omp_set_num_threads(a.threads);
   train::Recipe recipe = train::load_recipe<Configs>(a.recipe);  // every check before any work
@@ -43,6 +54,10 @@ int train(TrainArgs const& a) {
   opt.step.recompute = a.recompute;
   // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
   if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
+  // The data-parallel tests (tests/dist/dp_test.py): only this rank crashes, with this signal (KILL, STOP).
+  if (char const* rank = std::getenv("KUMIKI_CRASH_RANK"); rank != nullptr && std::to_string(comm.rank()) != rank)
+    opt.crash_at.clear();
+  if (char const* sig = std::getenv("KUMIKI_CRASH_SIGNAL")) opt.crash_signal = std::string(sig) == "STOP" ? SIGSTOP : SIGKILL;
   // The spike tests' synthetic spike (tests/train/spikes_test.py): "FIRST[-LAST]:FACTOR" data batches.
   if (char const* spike = std::getenv("KUMIKI_SPIKE_AT"))
     opt.spike_at = train::parse_spike_injection(spike, "KUMIKI_SPIKE_AT");
@@ -67,7 +82,7 @@ int train(TrainArgs const& a) {
     };
   }
   auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
-    train::Trainer<decltype(tag)::config> trainer(recipe, a.out, opt);
+    train::Trainer<decltype(tag)::config, Cpu, Comm> trainer(recipe, a.out, opt, comm);
     return trainer.run();
   });
   switch (outcome) {
@@ -77,6 +92,28 @@ int train(TrainArgs const& a) {
     case train::RunOutcome::stopped_spikes: return 3;
   }
   return 1;
+}
+
+/// Under an MPI launcher: one MPI session, the ranks of MPI_COMM_WORLD; an error on any rank ends all
+/// of them (MPI_Abort) instead of leaving the others waiting. Without one: one process, no MPI.
+template <class Configs>
+int train(TrainArgs const& a) {
+#if KUMIKI_CLI_MPI
+  if (!dist::launched_by_mpi()) return train_with<Configs>(a, dist::MpiComm{});
+  MpiSession session(nullptr, nullptr);
+  dist::MpiComm const comm(MPI_COMM_WORLD, a.comm_timeout);
+  try {
+    return train_with<Configs>(a, comm);
+  } catch (std::exception const& e) {
+    if (comm.size() == 1) throw;
+    std::fprintf(stderr, "kumiki: error: rank %d of %d: %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+#else
+  return train_with<Configs>(a, dist::NoComm{});
+#endif
 }
 
 }  // namespace detail::cmd_train
@@ -100,6 +137,10 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");
   cmd->add_flag("--allow-recipe-change", a.allow_recipe_change, "Resume even if the recipe differs from the checkpoint's");
   cmd->add_flag("--quiet", a.quiet, "No progress lines");
+  cmd->add_option("--comm-timeout", a.comm_timeout,
+                  "Data-parallel runs: seconds a rank waits in a collective for the others before ending every rank "
+                  "(longer than a step, an evaluation or a checkpoint write)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([] {
     int const rc = train<Configs>(a);
     if (rc != 0) std::exit(rc);

@@ -16,13 +16,18 @@ namespace dist {
 ///   reduce_gradients(ctx, grads)         after gradient accumulation and before clipping: every rank's
 ///                                        gradients summed and divided by size() (an all-reduce, or a
 ///                                        reduce-scatter into this rank's ZeRO-1 range);
-///   all_reduce_sum(x)                    a host double summed over ranks (the squared gradient norm).
+///   all_reduce_sum(x)                    a host double summed over ranks (the squared gradient norm,
+///                                        the loss, a flag);
+///   barrier()                            every rank waits for the others (rank 0 wrote a checkpoint
+///                                        or a data cache the others read next).
+/// Every call is collective: all ranks make the same calls in the same order.
 template <class C, class Backend>
-concept Communicator = requires(C& c, ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double x) {
-  { c.rank() } -> std::convertible_to<int>;
-  { c.size() } -> std::convertible_to<int>;
+concept Communicator = requires(C& c, C const& cc, ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double x) {
+  { cc.rank() } -> std::convertible_to<int>;
+  { cc.size() } -> std::convertible_to<int>;
   { c.reduce_gradients(ctx, grads) } -> std::same_as<void>;
-  { c.all_reduce_sum(x) } -> std::same_as<double>;
+  { cc.all_reduce_sum(x) } -> std::same_as<double>;
+  { cc.barrier() } -> std::same_as<void>;
 };
 
 /// One process: nothing to reduce.
@@ -32,6 +37,7 @@ struct NoComm {
   template <class Backend>
   void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& /*grads*/) {}
   static constexpr double all_reduce_sum(double x) { return x; }
+  static constexpr void barrier() {}
 };
 
 static_assert(Communicator<NoComm, Cpu> && Communicator<NoComm, Cuda>);

@@ -1,12 +1,28 @@
-// kumiki/dist/mpi.hpp: KUMIKI_MPI_CHECK and an RAII MPI session (init/finalize) for data parallelism.
+// kumiki/dist/mpi.hpp: data parallelism over MPI on the host: KUMIKI_MPI_CHECK, an RAII MPI session
+// (init/finalize), how to tell that a launcher started this process, and dist::MpiComm, the
+// communicator the trainer reduces host gradients with.
 #pragma once
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/device.hpp"
+#include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/dist/comm.hpp"
+#include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 
@@ -60,4 +76,157 @@ class MpiSession {
   int size_ = 1;
 };
 
+namespace dist {
+
+/// Whether an MPI launcher started this process: Open MPI's mpirun / mpiexec, or a PMI / PMIx launcher
+/// (Slurm's srun --mpi=pmix or pmi2, MPICH's hydra). A process started without one runs alone and
+/// never initializes MPI.
+inline bool launched_by_mpi() {
+  for (char const* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+/// The data-parallel communicator over MPI for host (Cpu) arenas. Default-constructed it is one
+/// process (rank 0 of 1) and calls no MPI function, so one program serves both a plain run and a
+/// launched one; constructed on a communicator (MPI_COMM_WORLD under a launcher) it spans its ranks.
+///
+/// reduce_gradients sums the fp32 gradient arena over the ranks in place (MPI_Iallreduce, in buckets
+/// of at most `bucket_elements`, so that no count overflows MPI's int) and divides by size() after
+/// the sum, as Megatron's data-parallel average. Every rank ends with the same bits: each element's
+/// sum is MPI's, and with two ranks a + b == b + a exactly. The padding between tensors is reduced too
+/// (it is zero on every rank).
+///
+/// No call waits for ever: each collective is started non-blocking and polled (MPI_Test drives Open
+/// MPI's progress), and when it has not completed `timeout_s` seconds later (a rank was killed, crashed
+/// or is stuck, and the launcher has not ended the job) this rank says so on stderr and calls
+/// MPI_Abort, which ends every rank with a non-zero exit. The timeout must exceed the longest gap
+/// between two collectives: a step's forward and backward, an evaluation, a checkpoint write.
+class MpiComm {
+ public:
+  static constexpr std::int64_t bucket_elements = std::int64_t{1} << 26;  // 256 MiB of fp32
+
+  MpiComm() = default;
+  explicit MpiComm(MPI_Comm comm, double timeout_s = 600.0) : comm_(comm), timeout_s_(timeout_s) {
+    KUMIKI_REQUIRE(timeout_s > 0, "the communication timeout must be positive seconds, got ", timeout_s);
+    KUMIKI_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    KUMIKI_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  }
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  double timeout_s() const { return timeout_s_; }
+
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads) const {
+    if (size_ == 1) return;
+    for (auto const& e : grads.layout().entries())
+      KUMIKI_CHECK(e.dtype == DType::f32, "MpiComm reduces fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
+    auto* g = reinterpret_cast<float*>(grads.data());
+    std::int64_t const n = static_cast<std::int64_t>(grads.total_bytes() / sizeof(float));
+    all_reduce_sum(g, n);
+    float const inv = 1.0f / static_cast<float>(size_);
+    for (std::int64_t i = 0; i < n; ++i) g[i] *= inv;
+  }
+
+  /// Sums `data` (n floats on every rank) over the ranks, in place, bucket by bucket.
+  void all_reduce_sum(float* data, std::int64_t n) const {
+    if (size_ == 1) return;
+    for (std::int64_t b = 0; b < n; b += bucket_elements) {
+      int const count = static_cast<int>(std::min(bucket_elements, n - b));
+      MPI_Request req = MPI_REQUEST_NULL;
+      KUMIKI_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + b, count, MPI_FLOAT, MPI_SUM, comm_, &req));
+      wait(req, "the all-reduce of the gradients");
+    }
+  }
+
+  /// Rank r's part [begin, end) of n consecutive floats split over the ranks: [n r / size, n (r + 1) / size).
+  struct Shard {
+    std::int64_t begin = 0, end = 0;
+  };
+  Shard shard(std::int64_t n, int r) const { return Shard{n * r / size_, n * (r + 1) / size_}; }
+
+  /// Sums `data` (n floats on every rank) over the ranks into this rank's shard(n, rank()) of it (the
+  /// ZeRO-1 reduce-scatter); the other elements of `data` are left undefined. Each rank's shard must
+  /// be below 2^31 elements (MPI's int counts).
+  void reduce_scatter_sum(float* data, std::int64_t n) const {
+    if (size_ == 1) return;
+    std::vector<int> counts = shard_counts(n);
+    MPI_Request req = MPI_REQUEST_NULL;
+    KUMIKI_MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, data, counts.data(), MPI_FLOAT, MPI_SUM, comm_, &req));
+    wait(req, "the reduce-scatter of the gradients");
+    Shard const mine = shard(n, rank_);  // MPI leaves the result at the start of the buffer
+    if (mine.begin != 0) std::memmove(data + mine.begin, data, static_cast<std::size_t>(mine.end - mine.begin) * sizeof(float));
+  }
+
+  /// Every rank's shard(n, r) of `data` to every rank (the ZeRO-1 all-gather of updated parameters).
+  void all_gather(float* data, std::int64_t n) const {
+    if (size_ == 1) return;
+    std::vector<int> counts = shard_counts(n), displs(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(shard(n, r).begin);
+    KUMIKI_CHECK(n < (std::int64_t{1} << 31), "MpiComm::all_gather: ", n, " elements exceed MPI's int displacements");
+    MPI_Request req = MPI_REQUEST_NULL;
+    KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
+                                     comm_, &req));
+    wait(req, "the all-gather of the parameters");
+  }
+
+  double all_reduce_sum(double x) const {
+    if (size_ == 1) return x;
+    double sum = 0.0;
+    MPI_Request req = MPI_REQUEST_NULL;
+    KUMIKI_MPI_CHECK(MPI_Iallreduce(&x, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_, &req));
+    wait(req, "an all-reduce of the loss, the gradient norm or a flag");
+    return sum;
+  }
+
+  void barrier() const {
+    if (size_ == 1) return;
+    MPI_Request req = MPI_REQUEST_NULL;
+    KUMIKI_MPI_CHECK(MPI_Ibarrier(comm_, &req));
+    wait(req, "a barrier (rank 0 writing a checkpoint or a data cache)");
+  }
+
+ private:
+  std::vector<int> shard_counts(std::int64_t n) const {
+    std::vector<int> counts(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) {
+      Shard const s = shard(n, r);
+      KUMIKI_CHECK(s.end - s.begin < (std::int64_t{1} << 31), "a shard of ", s.end - s.begin, " elements exceeds MPI's int counts");
+      counts[static_cast<std::size_t>(r)] = static_cast<int>(s.end - s.begin);
+    }
+    return counts;
+  }
+
+  void wait(MPI_Request& req, char const* what) const {
+    auto const start = std::chrono::steady_clock::now();
+    for (std::int64_t polls = 0;; ++polls) {
+      int done = 0;
+      KUMIKI_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+      if (done) return;
+      double const waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > timeout_s_) {
+        std::fprintf(stderr,
+                     "kumiki: error: rank %d of %d: %s did not complete within %g s: another rank has stopped "
+                     "(killed, crashed or stuck). Ending every rank; resume by rerunning the same command (raise "
+                     "--comm-timeout if a step, evaluation or checkpoint legitimately takes longer)\n",
+                     rank_, size_, what, timeout_s_);
+        std::fflush(stderr);
+        MPI_Abort(comm_, 1);
+        std::_Exit(1);  // MPI_Abort does not return; should it, this rank still stops
+      }
+      if (polls > 1000) std::this_thread::yield();
+    }
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+  double timeout_s_ = 600.0;
+};
+
+static_assert(Communicator<MpiComm, Cpu>);
+
+}  // namespace dist
 KUMIKI_NAMESPACE_END

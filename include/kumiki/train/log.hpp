@@ -148,12 +148,14 @@ inline nlohmann::json to_json(RollbackRecord const& r) {
 /// Appends JSON lines to a file, flushing each line so a killed run loses at most the line in flight.
 class JsonlLog {
  public:
+  /// A log that is off: write() does nothing (a data-parallel rank other than 0).
   JsonlLog() = default;
   explicit JsonlLog(std::string path) : path_(std::move(path)), out_(path_, std::ios::app) {
     KUMIKI_REQUIRE(out_.good(), "cannot open log file '", path_, "' for appending");
   }
   template <class Record>
   void write(Record const& r) {
+    if (path_.empty()) return;
     out_ << to_json(r).dump() << '\n';
     out_.flush();
     KUMIKI_REQUIRE(out_.good(), "write to log file '", path_, "' failed");

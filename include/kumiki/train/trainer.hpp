@@ -73,6 +73,7 @@ struct TrainerOptions {
   /// CLI's KUMIKI_CRASH_AT); empty: never. In the run of one seed of a stage with `seeds` a point is
   /// prefixed "seed<seed>:" ("seed666:step:12"); "soup:<step>" kills inside the soup that ends it.
   std::string crash_at;
+  int crash_signal = SIGKILL;  ///< the signal crash_at raises (SIGSTOP: a rank that hangs, for the timeout test)
   /// Test hook: the loss and the gradients of the steps that read these global data batches are
   /// multiplied by `factor` (a synthetic spike). A data batch is counted over the whole recipe:
   /// stage start + stage step + the batches rollbacks skipped, so after a rollback that skips them
@@ -148,12 +149,13 @@ class StopSignals {
 
 /// TrainerOptions::crash_at: SIGKILL when `spec` is "<point>:<step>" (no rollback yet) or
 /// "<point>:<step>@<rollbacks>". In the run of a seeded stage the point is "seed<seed>:<point>".
-inline void maybe_crash(std::string const& spec, std::string const& point, std::int64_t step, std::int64_t rollbacks = 0) {
+inline void maybe_crash(std::string const& spec, std::string const& point, std::int64_t step, std::int64_t rollbacks = 0,
+                        int signal = SIGKILL) {
   if (spec.empty()) return;
   std::string const at = point + ":" + std::to_string(step);
   if (spec == at + "@" + std::to_string(rollbacks) || (rollbacks == 0 && spec == at)) {
     std::fflush(nullptr);
-    std::raise(SIGKILL);
+    std::raise(signal);
   }
 }
 
@@ -243,7 +245,8 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
 /// checkpoint. Checkpoints and initial weights cross devices through host staging copies only.
 /// \tparam Cfg     a TransformerConfig
 /// \tparam Backend device tag (`Cpu`; `Cuda` once its ops exist)
-/// \tparam Comm    a dist::Communicator (dist::NoComm: one process)
+/// \tparam Comm    a dist::Communicator (dist::NoComm: one process; dist::MpiComm: the ranks of an MPI
+///                 launch, dist/mpi.hpp: each its slice of every global batch, rank 0 writing)
 /// \tparam P       the model's precision policy (core/precision.hpp)
 template <auto Cfg, class Backend = Cpu, class Comm = dist::NoComm, class P = Precision<float>>
   requires dist::Communicator<Comm, Backend>
@@ -262,6 +265,7 @@ class Trainer {
         model_(std::make_unique<Model>()),
         opt_(model_->params().layout(), adamw_config(recipe_.optimizer)) {
     require_recipe_model<Cfg>(recipe_);
+    check_data_parallel();
     fs::create_directories(out_);
     cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
   }
@@ -273,9 +277,10 @@ class Trainer {
   RunOutcome run() {
     detail::StopSignals signals;
     fs::path const ckpt_root = out_ / "checkpoints";
-    prune_checkpoints(ckpt_root, 0);  // leftovers of interrupted writes only
+    if (lead()) prune_checkpoints(ckpt_root, 0);  // leftovers of interrupted writes only
+    comm_.barrier();
     resume_or_init(ckpt_root);
-    JsonlLog log((out_ / "log.jsonl").string());
+    JsonlLog log = lead() ? JsonlLog((out_ / "log.jsonl").string()) : JsonlLog();  // off on ranks > 0
 
     std::int64_t const total = recipe_.total_steps();
     bool const seed_run = options_.seed_run.stage >= 0;
@@ -305,11 +310,15 @@ class Trainer {
       double const lr = spikes.lr(recipe_.lr(state_.step), state_.step);
       nn::LossResult const losses = accumulate_gradients(stage);
       // The loss every rank judges and logs: the mean over ranks (the gradients are reduced the same way).
-      double const loss = comm_.all_reduce_sum(losses.loss) / static_cast<double>(comm_.size());
+      double const ranks = static_cast<double>(comm_.size());
+      double const loss = comm_.all_reduce_sum(losses.loss) / ranks;
+      double const objective = comm_.size() == 1 ? losses.objective() : comm_.all_reduce_sum(losses.objective()) / ranks;
       comm_.reduce_gradients(model_->context(), model_->grads());
+      // Every rank now holds the whole averaged gradient: its norm is the global one, not summed over
+      // the ranks (a ZeRO-1 shard's would be).
       optim::ClipResult const clip =
-          optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad, {}, comm_);
-      bool const finite = std::isfinite(losses.objective()) && clip.finite;
+          optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad);
+      bool const finite = std::isfinite(objective) && clip.finite;  // the same verdict on every rank
       optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
       // Spikes: judged against the stage's window of accepted steps, on finite steps only.
       SpikeJudgement judged;
@@ -355,7 +364,8 @@ class Trainer {
       rec.spike = judged;
       rec.data_skip = spikes.data_skip_batches;
       rec.rollbacks = spikes.rollbacks;
-      if constexpr (Cfg.is_moe()) rec.moe_aux = losses.moe_aux, rec.moe_z = losses.moe_z;
+      if constexpr (Cfg.is_moe())
+        rec.moe_aux = comm_.all_reduce_sum(losses.moe_aux) / ranks, rec.moe_z = comm_.all_reduce_sum(losses.moe_z) / ranks;
       log.write(rec);
       if (judged.outlier() && options_.progress)
         say("kumiki: step ", rec.step, ": ", judged.kind(), " outlier (loss ", loss, ", z ", judged.loss.z, "; grad norm ",
@@ -365,9 +375,9 @@ class Trainer {
       ++state_.stage_step;
       state_.tokens += step_tokens;
       ema_step_s = ema_step_s == 0 ? step_s : 0.9 * ema_step_s + 0.1 * step_s;
-      if (options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
+      if (lead() && options_.progress && (state_.step % options_.progress_every == 0 || state_.step == total))
         std::fprintf(stderr, "%s\n", progress_line(rec, total, ema_step_s * static_cast<double>(total - state_.step)).c_str());
-      detail::maybe_crash(options_.crash_at, crash_point("step"), state_.step, spikes.rollbacks);
+      detail::maybe_crash(options_.crash_at, crash_point("step"), state_.step, spikes.rollbacks, options_.crash_signal);
 
       // Trouble that skipping alone does not end: too many skipped outliers in a row, a loss above the
       // ceiling, or (with rollback on) the non-finite bound. With rollback: back to the newest
@@ -413,10 +423,11 @@ class Trainer {
       if ((stage.eval_interval > 0 && state_.stage_step % stage.eval_interval == 0) || stage_end) evaluate(stage, log);
       bool const want_ckpt =
           stage_end || (stage.checkpoint_interval > 0 && state_.stage_step % stage.checkpoint_interval == 0);
-      if (want_ckpt || signals.signal() != 0) checkpoint(ckpt_root, stage);
+      int const signal = stop_signal(signals);
+      if (want_ckpt || signal != 0) checkpoint(ckpt_root, stage);
       if (stage_end && state_.step < total) next_stage();
-      if (signals.signal() != 0) {
-        say("kumiki: received ", signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", " at step ", state_.step,
+      if (signal != 0) {
+        say("kumiki: received ", signal == SIGINT ? "SIGINT" : "SIGTERM", " at step ", state_.step,
             "; checkpoint written. Resume with the same command: kumiki train --recipe ", recipe_.source, " --out ",
             out_.string());
         return RunOutcome::interrupted;
@@ -428,9 +439,37 @@ class Trainer {
   }
 
  private:
+  /// Rank 0 speaks for the run (every rank raises its own errors).
+  bool lead() const { return comm_.rank() == 0; }
+
   template <class... A>
-  static void say(A const&... a) {
-    std::fprintf(stderr, "%s\n", kumiki::detail::concat(a...).c_str());
+  void say(A const&... a) const {
+    if (lead()) std::fprintf(stderr, "%s\n", kumiki::detail::concat(a...).c_str());
+  }
+
+  /// Micro-batches of one optimizer step on this rank: global_batch = micro_batch x ranks x this.
+  std::int64_t accumulation_steps() const { return recipe_.global_batch / (recipe_.micro_batch * comm_.size()); }
+
+  /// A data-parallel run's recipe splits its global batch evenly, and its stages have no seed runs.
+  void check_data_parallel() const {
+    if (comm_.size() == 1) return;
+    std::int64_t const per_step = recipe_.micro_batch * comm_.size();
+    KUMIKI_REQUIRE(recipe_.global_batch % per_step == 0, "recipe ", recipe_.source, ": global_batch ",
+                   recipe_.global_batch, " is not a multiple of micro_batch ", recipe_.micro_batch, " x ", comm_.size(),
+                   " data-parallel ranks (", per_step, "); change micro_batch or global_batch, or the number of ranks");
+    for (auto const& st : recipe_.stages)
+      KUMIKI_REQUIRE(st.seeds.empty(), "recipe ", recipe_.source, ": stage '", st.name,
+                     "' has seeds; seed runs and their soup run in one process for now: start this recipe without "
+                     "mpirun / srun");
+  }
+
+  /// The stop signal (SIGINT / SIGTERM) any rank has received, the same on every rank: all stop at
+  /// the same step, after the same checkpoint.
+  int stop_signal(detail::StopSignals const& signals) const {
+    int const mine = signals.signal();
+    if (comm_.size() == 1) return mine;
+    double const any = comm_.all_reduce_sum(mine != 0 ? static_cast<double>(mine) : 0.0);
+    return mine != 0 ? mine : any > 0 ? SIGTERM : 0;
   }
 
   static optim::AdamWConfig adamw_config(OptimizerRecipe const& o) {
@@ -464,7 +503,7 @@ class Trainer {
       state_ = TrainState{};
       state_.init_seed = recipe_.seed;
       state_.stage = recipe_.stages[0].name;
-      if (fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
+      if (lead() && fs::exists(out_ / "log.jsonl")) fs::remove(out_ / "log.jsonl");  // a restart from scratch
       say("kumiki: starting ", recipe_.model, " (", Cfg.num_params(), " parameters) from ",
           options_.init_weights || !options_.init_checkpoint.empty() ? "the weights of " + options_.init_source
                                                                       : "seed " + std::to_string(recipe_.seed),
@@ -484,7 +523,7 @@ class Trainer {
                    " is at stage ", state_.stage_index, " ('", state_.stage, "'), but the recipe has ",
                    recipe_.stages.size(), " stage(s)");
     leave_finished_stage();
-    detail::truncate_log(out_ / "log.jsonl", state_.step, state_.spikes.rollbacks);
+    if (lead()) detail::truncate_log(out_ / "log.jsonl", state_.step, state_.spikes.rollbacks);
     say("kumiki: resuming from ", found->string(), " (step ", state_.step, ", stage '", state_.stage, "')");
   }
 
@@ -541,9 +580,12 @@ class Trainer {
     rec.lr_steps = sp.rollback_lr_steps;
     rec.rollbacks = state_.spikes.rollbacks;
     std::int64_t const rollbacks = state_.spikes.rollbacks + 1;
-    auto const all = list_checkpoints(root);
-    for (auto it = all.rbegin(); it != all.rend(); ++it)
-      if (*checkpoint_step(*it) > to) fs::remove_all(*it);
+    comm_.barrier();  // every rank has chosen the target before rank 0 removes the newer checkpoints
+    if (lead()) {
+      auto const all = list_checkpoints(root);
+      for (auto it = all.rbegin(); it != all.rend(); ++it)
+        if (*checkpoint_step(*it) > to) fs::remove_all(*it);
+    }
     detail::maybe_crash(options_.crash_at, crash_point("rollback"), state_.step, state_.spikes.rollbacks);
 
     std::unique_ptr<data::BlendedDataset> const read_before = std::move(blend_);
@@ -701,9 +743,18 @@ class Trainer {
         schedule_rule_name(stage.rule), ", ", stage.data.size(), " dataset(s)");
   }
 
+  /// The stage's data (its blend and eval sets) for the current skip and seed. With several ranks,
+  /// rank 0 builds the index caches first and the others read them after it.
   void ensure_stage_data(std::size_t si) {
     std::int64_t const skip = state_.spikes.data_skip_batches;
     if (blend_ && blend_stage_ == si && blend_skip_ == skip && blend_seed_ == data_seed(si)) return;
+    if (lead()) load_stage_data(si);
+    comm_.barrier();
+    if (!lead()) load_stage_data(si);
+  }
+
+  void load_stage_data(std::size_t si) {
+    std::int64_t const skip = state_.spikes.data_skip_batches;
     StageRecipe const& stage = recipe_.stages[si];
     data::BlendedDatasetConfig bc;
     bc.seq_len = stage.seq_len;
@@ -745,7 +796,8 @@ class Trainer {
   /// of the mean objective (each micro-batch scaled by 1 / accumulation steps).
   nn::LossResult accumulate_gradients(StageRecipe const& stage) {
     model_->zero_grad();
-    std::int64_t const acc = recipe_.accumulation_steps(), mb = recipe_.micro_batch;
+    std::int64_t const acc = accumulation_steps(), mb = recipe_.micro_batch;
+    std::int64_t const ranks = comm_.size(), rank = comm_.rank();
     std::int64_t const batch = state_.stage_step + state_.spikes.data_skip_batches;  // of the stage's data
     std::int64_t const base = batch * recipe_.global_batch;
     nn::StepOptions opt = options_.step;
@@ -756,9 +808,12 @@ class Trainer {
     opt.grad_scale *= spike;
     nn::LossResult sum;
     for (std::int64_t a = 0; a < acc; ++a) {
-      fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(base + a * mb + r, dst); },
+      // Megatron's data-parallel slicing: micro-step a reads mb x ranks consecutive samples, rank r the
+      // r-th mb of them (data/sampler.hpp). One rank reads base + a mb + [0, mb).
+      std::int64_t const first = base + (a * ranks + rank) * mb;
+      fill([&](std::int64_t r, std::int32_t* dst) { blend_->get(first + r, dst); },
            [&](std::int64_t r) {
-             auto const [d, s] = blend_->source(base + a * mb + r);
+             auto const [d, s] = blend_->source(first + r);
              return detail::describe_sample(blend_->dataset(static_cast<std::size_t>(d)), s);
            },
            stage.seq_len);
@@ -790,13 +845,18 @@ class Trainer {
         blend_->consumed_per_dataset((state_.stage_step + state_.spikes.data_skip_batches) * recipe_.global_batch);
     std::int64_t const step = state_.step;
     std::int64_t const rollbacks = state_.spikes.rollbacks;
-    fs::path const dir = save_checkpoint(
-        root, model_->params(), opt_, state_, recipe_.text,
-        [&, step, rollbacks] { detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks); },
-        config_metadata(Cfg));
-    std::vector<std::int64_t> stage_ends;
-    for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
-    prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints), stage_ends);
+    fs::path const dir = root / checkpoint_name(step);
+    if (lead()) {  // rank 0 writes; every rank holds the same weights and optimizer state
+      fs::path const written = save_checkpoint(
+          root, model_->params(), opt_, state_, recipe_.text,
+          [&, step, rollbacks] { detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks); },
+          config_metadata(Cfg));
+      KUMIKI_CHECK(written == dir, "checkpoint written to ", written.string(), ", expected ", dir.string());
+      std::vector<std::int64_t> stage_ends;
+      for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
+      prune_checkpoints(root, static_cast<std::size_t>(stage.keep_checkpoints), stage_ends);
+    }
+    comm_.barrier();  // complete before any rank goes on (a rollback may read it)
     return dir;
   }
 
