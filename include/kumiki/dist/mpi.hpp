@@ -163,9 +163,9 @@ class MpiComm {
   /// Every rank's shard(n, r) of `data` to every rank (the ZeRO-1 all-gather of updated parameters).
   void all_gather(float* data, std::int64_t n) const {
     if (size_ == 1) return;
+    KUMIKI_CHECK(n < (std::int64_t{1} << 31), "MpiComm::all_gather: ", n, " elements exceed MPI's int displacements");
     std::vector<int> counts = shard_counts(n), displs(static_cast<std::size_t>(size_));
     for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(shard(n, r).begin);
-    KUMIKI_CHECK(n < (std::int64_t{1} << 31), "MpiComm::all_gather: ", n, " elements exceed MPI's int displacements");
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
                                      comm_, &req));

@@ -312,7 +312,10 @@ class Trainer {
       // The loss every rank judges and logs: the mean over ranks (the gradients are reduced the same way).
       double const ranks = static_cast<double>(comm_.size());
       double const loss = comm_.all_reduce_sum(losses.loss) / ranks;
-      double const objective = comm_.size() == 1 ? losses.objective() : comm_.all_reduce_sum(losses.objective()) / ranks;
+      double moe_aux = 0.0, moe_z = 0.0;
+      if constexpr (Cfg.is_moe())
+        moe_aux = comm_.all_reduce_sum(losses.moe_aux) / ranks, moe_z = comm_.all_reduce_sum(losses.moe_z) / ranks;
+      double const objective = loss + moe_aux + moe_z;  // nn::LossResult::objective of the means
       comm_.reduce_gradients(model_->context(), model_->grads());
       // Every rank now holds the whole averaged gradient: its norm is the global one, not summed over
       // the ranks (a ZeRO-1 shard's would be).
@@ -364,8 +367,7 @@ class Trainer {
       rec.spike = judged;
       rec.data_skip = spikes.data_skip_batches;
       rec.rollbacks = spikes.rollbacks;
-      if constexpr (Cfg.is_moe())
-        rec.moe_aux = comm_.all_reduce_sum(losses.moe_aux) / ranks, rec.moe_z = comm_.all_reduce_sum(losses.moe_z) / ranks;
+      if constexpr (Cfg.is_moe()) rec.moe_aux = moe_aux, rec.moe_z = moe_z;
       log.write(rec);
       if (judged.outlier() && options_.progress)
         say("kumiki: step ", rec.step, ": ", judged.kind(), " outlier (loss ", loss, ", z ", judged.loss.z, "; grad norm ",
