@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
   Op const ops[] = {
       {"all_reduce", 2.0 * (n - 1) / n, [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.all_reduce_sum(d, e); }},
       {"reduce_scatter", 1.0 * (n - 1) / n,
-       [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.reduce_scatter_sum(d, e); }},
-      {"all_gather", 1.0 * (n - 1) / n, [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.all_gather(d, e); }},
+       [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.reduce_scatter_sum(d, c.even_bounds(e)); }},
+      {"all_gather", 1.0 * (n - 1) / n,
+       [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.all_gather(d, c.even_bounds(e)); }},
   };
   for (Op const& op : ops) {
     for (std::int64_t bytes = 4096; bytes <= (max_mib << 20); bytes *= 4) {

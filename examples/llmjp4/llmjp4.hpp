@@ -138,7 +138,7 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
   std::string backend = "cuda", precision, gpu = "h200", json;
   std::int64_t gpus = 64, seq = 256;
   double mfu = 0.4;
-  int threads = 0;
+  int threads = 0, zero = -1;
   std::uint64_t seed = 1234;
   auto* mode = app.add_option_group("mode");
   mode->add_flag("--dry-run", dry_run, "print the plan in numbers; allocates nothing");
@@ -151,7 +151,10 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
       ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("--recompute", recompute, "count activations with recomputation (one block's kept)");
   app.add_option("--gpu", gpu, "accelerator of the cost estimate")->check(CLI::IsMember({"h100", "h200"}));
-  app.add_option("--gpus", gpus, "GPUs for the wall-clock estimate")->check(CLI::PositiveNumber);
+  app.add_option("--gpus", gpus, "GPUs (data-parallel ranks) for the wall-clock estimate and ZeRO-1's split")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--zero", zero, "memory with ZeRO stage 0 or 1 over --gpus ranks (default: each recipe's [parallel] zero)")
+      ->check(CLI::IsMember({0, 1}));
   app.add_option("--mfu", mfu, "model FLOPs utilization assumed")->check(CLI::Range(0.01, 1.0));
   app.add_option("--json", json, "also write the plan as JSON to this file");
   app.add_option("--seq", seq, "--smoke: sequence length");
@@ -173,6 +176,7 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
     opt.gpu = gpu == "h100" ? kumiki::train::h100_sxm() : kumiki::train::h200_sxm();
     opt.gpus = gpus;
     opt.mfu = mfu;
+    opt.zero = zero;
     std::vector<kumiki::train::Recipe> parsed;
     // The data files are not needed to plan: their prefixes are checked when a run starts.
     for (auto const& r : recipes) parsed.push_back(kumiki::train::load_recipe(r, /*check_files=*/false));

@@ -134,7 +134,7 @@ def dry_run(prog, extra, tag):
     return p.stdout, json.load(open(path))
 
 
-def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, tag="", recompute=False):
+def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, tag="", recompute=False, zero=0):
     s = SHAPES[model]
     tag = f"{model} {tag}"
     groups = {}
@@ -165,16 +165,24 @@ def check_plan(model, j, recipes, cuda, bf16, gpus=64, mfu=0.4, peak=H200_PEAK, 
     check(close(j["gpu_days"], days) and close(j["days"], days / gpus), f"{tag}: {days:.1f} GPU-days, {days / gpus:.2f} days on {gpus}")
     a = 256 if cuda else 64
     pb = 2 if bf16 else 4
+    per_param = None
     for mem, rp in zip(j["memory"], recipes):
         r = tomllib.load(open(rp, "rb"))
         seq = max(st.get("seq_len", r["seq_len"]) for st in r["stages"])
         mb = r["micro_batch"]
         f32 = sum(aligned(4 * n, a) for _, n in param_tensors(s))
         params = sum(aligned(pb * n, a) for _, n in param_tensors(s))
-        want = [params, f32] + ([f32] if bf16 else []) + [2 * f32, activation_bytes(s, mb, seq, recompute, pb, a)]
+        d = gpus if zero else 1  # ZeRO-1: each rank keeps 1/d of the fp32 master weights and moments
+        part = lambda b: -(-b // d)
+        state = [params, f32] + ([part(f32)] if bf16 else []) + [part(2 * f32)]
+        want = state + [activation_bytes(s, mb, seq, recompute, pb, a)]
         got = [row["bytes"] for row in mem["rows"]]
-        check(got == want and mem["total"] == sum(want),
-              f"{tag}: memory for {os.path.basename(rp)} ({mb} x {seq}): {[round(b / 2**30, 3) for b in want]} GiB")
+        per_param = sum(state) / total
+        check(got == want and mem["total"] == sum(want) and mem["zero"] == zero and mem["ranks"] == d and
+              close(mem["state_bytes_per_param"], per_param),
+              f"{tag}: memory for {os.path.basename(rp)} ({mb} x {seq}): {[round(b / 2**30, 3) for b in want]} GiB, "
+              f"{per_param:.3f} bytes a parameter on each of {d} rank(s)")
+    return per_param
 
 
 recipes = {m: [os.path.join(recipe_dir, f"{m}_pretrain.toml"), os.path.join(recipe_dir, f"{m}_midtrain.toml")]
@@ -187,6 +195,12 @@ for model, prog in (("llmjp4_1_3b", prog13), ("llmjp4_8b", prog8)):
     check_plan(model, j, recipes[model], cuda=False, bf16=False, gpus=256, mfu=0.35, peak=H100_PEAK, tag="cpu f32")
     _, j = dry_run(prog, ["--precision", "f32", "--recompute"], model + "-cuda-f32")
     check_plan(model, j, recipes[model], cuda=True, bf16=False, tag="cuda f32 recompute", recompute=True)
+    # ZeRO-1 over 64 ranks: 2 + 4 + 12/64 bytes a parameter (bf16 weights, fp32 gradients reduced in place,
+    # 1/64 of the fp32 master weights and moments), the arenas' alignment aside.
+    text, j = dry_run(prog, ["--zero", "1", "--gpus", "64"], model + "-zero1")
+    per_param = check_plan(model, j, recipes[model], cuda=True, bf16=True, tag="cuda bf16 zero-1", zero=1)
+    check(abs(per_param - (6 + 12 / 64)) < 0.01 and "ZeRO-1: the optimizer state over 64 ranks" in text,
+          f"{model}: ZeRO-1 over 64 ranks: {per_param:.4f} bytes a parameter (2 + 4 + 12/64 = {6 + 12 / 64:.4f})")
 
 # The 8B's unsharded bf16 state (18 bytes a parameter) does not fit one H200: the report says so.
 text, _ = dry_run(prog8, [], "llmjp4_8b")

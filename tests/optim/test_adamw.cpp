@@ -1,5 +1,5 @@
 // AdamW: a two-step example computed by hand, Megatron's no-decay rule, parameter groups,
-// thread-count independence, the bf16 master-weight path and state save / load.
+// thread-count independence, the bf16 master-weight path, state save / load and ZeRO-1 shards.
 #include <catch2/catch.hpp>
 #include <omp.h>
 
@@ -12,6 +12,7 @@
 #include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
+#include "kumiki/dist/zero.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/train/checkpoint.hpp"
 
@@ -247,6 +248,81 @@ TEST_CASE("AdamW: state saves and loads (the checkpoint format), and resuming co
   Arena<Cpu> p3(other);
   CHECK_THROWS_AS(train::load_checkpoint(dir, p3, c), kumiki::InputError);
   std::filesystem::remove_all(root);
+}
+
+TEST_CASE("AdamW: ZeRO-1 shards keep only their moments and update like the whole optimizer", "[optim][zero]") {
+  // Tensors of odd sizes, so that the partition cuts them (a granule is 64 elements), and padding.
+  ArenaLayout L;
+  L.add("embed.weight", DType::f32, Shape{37, 9});
+  L.add("layers.0.norm.weight", DType::f32, Shape{9});
+  L.add("layers.0.mlp.weight", DType::f32, Shape{41, 5});
+  L.add("head.bias", DType::f32, Shape{3});
+  std::size_t const n = L.numel();
+  for (int d : {1, 2, 3, 5}) {
+    CAPTURE(d);
+    Arena<Cpu> whole_p(L), g(L);
+    fill_normal(whole_p, 5, 1.0f);
+    dist::ZeroPartition const part = dist::zero_partition(whole_p.layout(), d);
+    // The partition covers every element and every float once, in order, cut at granules.
+    REQUIRE(part.ranks() == d);
+    CHECK(part.elements.front() == 0);
+    CHECK(part.elements.back() == n);
+    CHECK(part.floats.front() == 0);
+    CHECK(part.floats.back() == static_cast<std::int64_t>(whole_p.total_bytes() / sizeof(float)));
+    for (int r = 0; r < d; ++r) {
+      CHECK(part.elements[static_cast<std::size_t>(r)] <= part.elements[static_cast<std::size_t>(r) + 1]);
+      if (r + 1 < d) CHECK(part.elements[static_cast<std::size_t>(r) + 1] % dist::ZeroPartition::granule == 0);
+    }
+    // d shard optimizers over copies of the same parameters, each updating its part, equal the whole one.
+    AdamW<Cpu> whole(L);
+    std::vector<AdamW<Cpu>> shards;
+    std::vector<Arena<Cpu>> ps;
+    for (int r = 0; r < d; ++r) {
+      shards.emplace_back(L, AdamWConfig{}, std::vector<optim::ParamGroup>{}, part.range(r));
+      ps.emplace_back(L);
+      copy(ps.back(), whole_p);
+    }
+    for (int s = 0; s < 3; ++s) {
+      fill_normal(g, 40 + static_cast<std::uint64_t>(s), 0.1f);
+      whole.step(ctx, whole_p, g, 1e-2f);
+      for (int r = 0; r < d; ++r) shards[static_cast<std::size_t>(r)].step(ctx, ps[static_cast<std::size_t>(r)], g, 1e-2f);
+    }
+    // Each rank's part of its parameters is the whole optimizer's, bit for bit (the all-gather's input).
+    Arena<Cpu> gathered(L), m(L), v(L);
+    auto const* src = reinterpret_cast<float const*>(whole_p.data());
+    for (int r = 0; r < d; ++r) {
+      auto const* mine = reinterpret_cast<float const*>(ps[static_cast<std::size_t>(r)].data());
+      auto const lo = static_cast<std::size_t>(part.floats[static_cast<std::size_t>(r)]);
+      auto const hi = static_cast<std::size_t>(part.floats[static_cast<std::size_t>(r) + 1]);
+      CHECK(std::memcmp(mine + lo, src + lo, (hi - lo) * sizeof(float)) == 0);
+      std::memcpy(reinterpret_cast<float*>(gathered.data()) + lo, mine + lo, (hi - lo) * sizeof(float));
+      optim::shard_to_whole(shards[static_cast<std::size_t>(r)].exp_avg(), part.range(r), m);
+      optim::shard_to_whole(shards[static_cast<std::size_t>(r)].exp_avg_sq(), part.range(r), v);
+    }
+    CHECK(bitwise_equal(gathered, whole_p));
+    CHECK(bitwise_equal(m, whole.exp_avg()));
+    CHECK(bitwise_equal(v, whole.exp_avg_sq()));
+    // Each shard holds about 1/d of the moments (a cut tensor's piece is its own entry, padded).
+    std::size_t held = 0;
+    for (auto const& o : shards) held += o.exp_avg().layout().numel();
+    CHECK(held == n);
+    if (d == 1) CHECK(shards[0].exp_avg().layout() == L);
+    if (d > 1) CHECK(shards[0].exp_avg().layout().numel() <= n / static_cast<std::size_t>(d) + dist::ZeroPartition::granule);
+    // whole_to_shard gives a fresh shard the whole moments' part: it continues like the original.
+    for (int r = 0; r < d; ++r) {
+      AdamW<Cpu> fresh(L, AdamWConfig{}, {}, part.range(r));
+      optim::whole_to_shard(m, part.range(r), fresh.exp_avg());
+      optim::whole_to_shard(v, part.range(r), fresh.exp_avg_sq());
+      fresh.set_step_count(3);
+      Arena<Cpu> a(L), b(L);
+      copy(a, ps[static_cast<std::size_t>(r)]);
+      copy(b, ps[static_cast<std::size_t>(r)]);
+      fill_normal(g, 77, 0.1f);
+      fresh.step(ctx, a, g, 1e-2f);
+      shards[static_cast<std::size_t>(r)].step(ctx, b, g, 1e-2f);
+      CHECK(bitwise_equal(a, b));
+    }
+  }
 }
 
 TEST_CASE("AdamW: bad inputs are errors", "[optim]") {

@@ -140,7 +140,12 @@ TEST_CASE("wrong recipes are rejected naming the key and the line", "[train][rec
        "recipe 'r.toml': unknown key 'stages[0].eval[0].prefx' (line 16): did you mean 'prefix'?"},
       {good + "\n[[oops]]\nx = 1\n",
        "recipe 'r.toml': unknown key 'oops' (line 42) (valid keys here: model, seed, seq_len, global_batch, micro_batch, "
-       "peak_flops, data_cache, optimizer, spikes, stages)"},
+       "peak_flops, data_cache, optimizer, parallel, spikes, stages)"},
+      {replace(good, "[optimizer]", "[parallel]\nzero = 2\n\n[optimizer]"),
+       "recipe 'r.toml': key 'parallel.zero' (line 9): must be 0 (every rank keeps the whole optimizer state) or 1 (ZeRO-1: "
+       "each rank keeps its shard)"},
+      {replace(good, "[optimizer]", "[parallel]\nzerro = 1\n\n[optimizer]"),
+       "recipe 'r.toml': unknown key 'parallel.zerro' (line 9): did you mean 'zero'?"},
       // renamed keys and values say the new name
       {replace(good, "lr_decay_iters = 1000", "decay_end = 1000"),
        "recipe 'r.toml': key 'stages[0].lr.decay_end' (line 24): renamed: use 'lr_decay_iters' (Megatron's --lr-decay-iters; "

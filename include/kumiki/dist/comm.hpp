@@ -2,6 +2,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstdint>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
@@ -18,15 +19,19 @@ namespace dist {
 ///                                        reduce-scatter into this rank's ZeRO-1 range);
 ///   all_reduce_sum(x)                    a host double summed over ranks (the squared gradient norm,
 ///                                        the loss, a flag);
+///   broadcast(ctx, data, n, root)        n floats of backend memory from rank `root` to every rank
+///                                        (the weights every rank starts from);
 ///   barrier()                            every rank waits for the others (rank 0 wrote a checkpoint
 ///                                        or a data cache the others read next).
 /// Every call is collective: all ranks make the same calls in the same order.
 template <class C, class Backend>
-concept Communicator = requires(C& c, C const& cc, ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double x) {
+concept Communicator = requires(C& c, C const& cc, ops::Ctx<Backend>& ctx, Arena<Backend>& grads, double x, float* data,
+                                 std::int64_t n) {
   { cc.rank() } -> std::convertible_to<int>;
   { cc.size() } -> std::convertible_to<int>;
   { c.reduce_gradients(ctx, grads) } -> std::same_as<void>;
   { cc.all_reduce_sum(x) } -> std::same_as<double>;
+  { c.broadcast(ctx, data, n, 0) } -> std::same_as<void>;
   { cc.barrier() } -> std::same_as<void>;
 };
 
@@ -37,6 +42,8 @@ struct NoComm {
   template <class Backend>
   void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& /*grads*/) {}
   static constexpr double all_reduce_sum(double x) { return x; }
+  template <class Backend>
+  void broadcast(ops::Ctx<Backend>& /*ctx*/, float* /*data*/, std::int64_t /*n*/, int /*root*/) {}
   static constexpr void barrier() {}
 };
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/dist/comm.hpp"
+#include "kumiki/dist/zero.hpp"
 #include "kumiki/ops/context.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
@@ -141,35 +143,66 @@ class MpiComm {
     }
   }
 
-  /// Rank r's part [begin, end) of n consecutive floats split over the ranks: [n r / size, n (r + 1) / size).
-  struct Shard {
-    std::int64_t begin = 0, end = 0;
-  };
-  Shard shard(std::int64_t n, int r) const { return Shard{n * r / size_, n * (r + 1) / size_}; }
-
-  /// Sums `data` (n floats on every rank) over the ranks into this rank's shard(n, rank()) of it (the
-  /// ZeRO-1 reduce-scatter); the other elements of `data` are left undefined. Each rank's shard must
-  /// be below 2^31 elements (MPI's int counts).
-  void reduce_scatter_sum(float* data, std::int64_t n) const {
+  /// n floats from rank `root` to every rank, in place, bucket by bucket.
+  void broadcast(float* data, std::int64_t n, int root) const {
     if (size_ == 1) return;
-    std::vector<int> counts = shard_counts(n);
+    for (std::int64_t b = 0; b < n; b += bucket_elements) {
+      int const count = static_cast<int>(std::min(bucket_elements, n - b));
+      MPI_Request req = MPI_REQUEST_NULL;
+      KUMIKI_MPI_CHECK(MPI_Ibcast(data + b, count, MPI_FLOAT, root, comm_, &req));
+      wait(req, "the broadcast of the parameters");
+    }
+  }
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void broadcast(ops::Ctx<Backend>& /*ctx*/, float* data, std::int64_t n, int root) const {
+    broadcast(data, n, root);
+  }
+
+  /// Bounds that split n floats evenly over the ranks: rank r gets [n r / size, n (r + 1) / size).
+  std::vector<std::int64_t> even_bounds(std::int64_t n) const {
+    std::vector<std::int64_t> b(static_cast<std::size_t>(size_) + 1);
+    for (int r = 0; r <= size_; ++r) b[static_cast<std::size_t>(r)] = n * r / size_;
+    return b;
+  }
+
+  /// The ZeRO-1 reduce-scatter (dist::ZeroCommunicator): `data` (bounds.back() floats on every rank)
+  /// summed over the ranks into this rank's [bounds[rank], bounds[rank + 1]) of it; the other elements
+  /// are left undefined. Each part must be below 2^31 floats (MPI's int counts).
+  void reduce_scatter_sum(float* data, std::span<std::int64_t const> bounds) const {
+    if (size_ == 1) return;
+    std::vector<int> const counts = part_counts(bounds, false);
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, data, counts.data(), MPI_FLOAT, MPI_SUM, comm_, &req));
     wait(req, "the reduce-scatter of the gradients");
-    Shard const mine = shard(n, rank_);  // MPI leaves the result at the start of the buffer
-    if (mine.begin != 0) std::memmove(data + mine.begin, data, static_cast<std::size_t>(mine.end - mine.begin) * sizeof(float));
+    std::int64_t const begin = bounds[static_cast<std::size_t>(rank_)];  // MPI leaves the result at the start
+    if (begin != 0)
+      std::memmove(data + begin, data, static_cast<std::size_t>(counts[static_cast<std::size_t>(rank_)]) * sizeof(float));
   }
 
-  /// Every rank's shard(n, r) of `data` to every rank (the ZeRO-1 all-gather of updated parameters).
-  void all_gather(float* data, std::int64_t n) const {
+  /// The ZeRO-1 all-gather: each rank r's [bounds[r], bounds[r + 1]) of `data` to every rank. The whole
+  /// buffer must be below 2^31 floats (MPI's int displacements).
+  void all_gather(float* data, std::span<std::int64_t const> bounds) const {
     if (size_ == 1) return;
-    KUMIKI_CHECK(n < (std::int64_t{1} << 31), "MpiComm::all_gather: ", n, " elements exceed MPI's int displacements");
-    std::vector<int> counts = shard_counts(n), displs(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(shard(n, r).begin);
+    std::vector<int> const counts = part_counts(bounds, true);
+    std::vector<int> displs(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(bounds[static_cast<std::size_t>(r)]);
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
                                      comm_, &req));
     wait(req, "the all-gather of the parameters");
+  }
+
+  /// The same on the backend's terms (dist::ZeroCommunicator): host memory, nothing queued.
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void reduce_scatter_sum(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
+    reduce_scatter_sum(data, bounds);
+  }
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void all_gather(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
+    all_gather(data, bounds);
   }
 
   double all_reduce_sum(double x) const {
@@ -189,12 +222,18 @@ class MpiComm {
   }
 
  private:
-  std::vector<int> shard_counts(std::int64_t n) const {
+  /// MPI's int counts of the parts between `bounds` (size() + 1 of them, non-decreasing from 0);
+  /// `displaced`: the whole buffer must fit an int displacement too.
+  std::vector<int> part_counts(std::span<std::int64_t const> bounds, bool displaced) const {
+    KUMIKI_CHECK(bounds.size() == static_cast<std::size_t>(size_) + 1 && bounds.front() == 0,
+                 "MpiComm: ", bounds.size(), " part bounds for ", size_, " ranks (expected ranks + 1, from 0)");
+    KUMIKI_CHECK(!displaced || bounds.back() < (std::int64_t{1} << 31), "MpiComm: ", bounds.back(),
+                 " floats exceed MPI's int displacements");
     std::vector<int> counts(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) {
-      Shard const s = shard(n, r);
-      KUMIKI_CHECK(s.end - s.begin < (std::int64_t{1} << 31), "a shard of ", s.end - s.begin, " elements exceeds MPI's int counts");
-      counts[static_cast<std::size_t>(r)] = static_cast<int>(s.end - s.begin);
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      std::int64_t const n = bounds[r + 1] - bounds[r];
+      KUMIKI_CHECK(n >= 0 && n < (std::int64_t{1} << 31), "MpiComm: a part of ", n, " floats (MPI's int counts)");
+      counts[r] = static_cast<int>(n);
     }
     return counts;
   }
@@ -226,7 +265,7 @@ class MpiComm {
   double timeout_s_ = 600.0;
 };
 
-static_assert(Communicator<MpiComm, Cpu>);
+static_assert(Communicator<MpiComm, Cpu> && ZeroCommunicator<MpiComm, Cpu>);
 
 }  // namespace dist
 KUMIKI_NAMESPACE_END

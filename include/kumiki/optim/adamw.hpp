@@ -61,10 +61,62 @@ inline ArenaLayout master_layout(ArenaLayout const& model) {
   return out;
 }
 
+/// The layout of optimizer state kept for the elements `range` of `layout` only (a ZeRO-1 shard): the
+/// tensors the range overlaps, in order, under their own names; a tensor wholly inside keeps its shape,
+/// a tensor the range cuts becomes the 1-D piece [lo, hi) of its elements. The whole range gives
+/// `layout` itself (same entries, same alignment).
+inline ArenaLayout shard_layout(ArenaLayout const& layout, FlatRange range) {
+  ArenaLayout out(layout.alignment());
+  for_each_in_range(layout, range, [&](std::size_t i, std::size_t lo, std::size_t hi) {
+    ArenaEntry const& e = layout[i];
+    if (lo == 0 && hi == e.numel()) out.add(e.name, e.dtype, e.shape);
+    else out.add(e.name, e.dtype, Shape{static_cast<std::int64_t>(hi - lo)});
+  });
+  return out;
+}
+
+namespace detail {
+/// Calls f(tensor index, whole byte offset, shard byte offset, bytes) for each piece of `range` of `whole`, where
+/// `shard` has shard_layout(whole, range) or whole's own layout (its offsets as allocated).
+template <class F>
+void for_each_shard_piece(ArenaLayout const& whole, ArenaLayout const& shard, FlatRange range, F&& f) {
+  bool const same = shard == whole;
+  std::size_t j = 0;
+  for_each_in_range(whole, range, [&](std::size_t i, std::size_t lo, std::size_t hi) {
+    ArenaEntry const& w = whole[i];
+    ArenaEntry const& s = same ? shard[i] : shard[j++];
+    KUMIKI_CHECK(s.name == w.name && w.dtype == s.dtype, "optimizer state piece '", s.name, "' does not match tensor '",
+                 w.name, "'");
+    std::size_t const size = dtype_size(w.dtype);
+    std::size_t const shard_first = same ? lo : 0;  // a piece starts its own entry
+    f(i, w.offset + lo * size, s.offset + shard_first * size, (hi - lo) * size);
+  });
+}
+}  // namespace detail
+
+/// Copies optimizer state kept for `range` (`shard`: shard_layout(whole layout, range), or the whole
+/// layout) into its place in `whole`, an arena of the whole layout; the rest of `whole` is untouched.
+/// With every rank's range copied in, and the arenas gathered, `whole` is what one process would hold.
+template <class Backend>
+void shard_to_whole(Arena<Backend> const& shard, FlatRange range, Arena<Backend>& whole) {
+  detail::for_each_shard_piece(whole.layout(), shard.layout(), range, [&](std::size_t, std::size_t w, std::size_t s, std::size_t n) {
+    Copy<Backend, Backend>::bytes(whole.data() + w, shard.data() + s, n);
+  });
+}
+
+/// The reverse: the elements `range` of `whole` (a checkpoint's state, read on every rank) into `shard`.
+template <class Backend>
+void whole_to_shard(Arena<Backend> const& whole, FlatRange range, Arena<Backend>& shard) {
+  detail::for_each_shard_piece(whole.layout(), shard.layout(), range, [&](std::size_t, std::size_t w, std::size_t s, std::size_t n) {
+    Copy<Backend, Backend>::bytes(shard.data() + s, whole.data() + w, n);
+  });
+}
+
 /// AdamW on backend `Backend`, updating an fp32 parameter arena (the master weights of a bf16 model)
 /// from a gradient arena of the same layout, over a FlatRange of it. The primary template only
 /// names the interface; backends specialize it: optim/cpu/adamw.hpp (Cpu), optim/cuda/adamw.cuh (Cuda).
-/// The interface (see AdamW<Cpu>): a constructor (layout, AdamWConfig, groups, FlatRange);
+/// The interface (see AdamW<Cpu>): a constructor (layout, AdamWConfig, groups, FlatRange: the moments
+/// are kept for that range only, in shard_layout(layout, range), on the Cpu);
 /// step(ctx, params, grads, lr[, wd, bf16 model]); exp_avg(), exp_avg_sq(), step_count(),
 /// set_step_count(); hyper(i), set_hyper(name, h). Checkpoints store the moments as exp_avg.<name> and
 /// exp_avg_sq.<name> tensors with a step_count (train/checkpoint.hpp).

@@ -332,20 +332,33 @@ void fill_from_host(Arena<Backend>& a, Read&& read) {
 }  // namespace detail
 
 /// Writes one checkpoint under `root` (see CheckpointWriter: appears complete or not at all): the
-/// parameters and the AdamW moments of any backend, staged through host memory when on a device.
-/// `before_commit` runs after the files are written and before the manifest (tests crash there);
-/// `model_metadata` is added to the weights' header (the trainer's: config_metadata, the record of the
-/// model's configuration).
+/// parameters and the AdamW moments `exp_avg`, `exp_avg_sq` (the parameters' layout) with `step_count`,
+/// of any backend, staged through host memory when on a device. `before_commit` runs after the files are
+/// written and before the manifest (tests crash there); `model_metadata` is added to the weights' header
+/// (the trainer's: config_metadata, the record of the model's configuration).
+template <class Backend>
+std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Backend> const& params,
+                                      Arena<Backend> const& exp_avg, Arena<Backend> const& exp_avg_sq,
+                                      std::int64_t step_count, TrainState const& state, std::string const& recipe_text,
+                                      std::function<void()> const& before_commit = {},
+                                      io::Metadata const& model_metadata = {}) {
+  KUMIKI_CHECK(exp_avg.layout() == params.layout() && exp_avg_sq.layout() == params.layout(),
+               "save_checkpoint: the moments must have the parameters' layout (gather a ZeRO-1 shard's first)");
+  std::optional<Arena<Cpu>> p_stage, m_stage, v_stage;
+  std::vector<io::NamedTensor> moments = detail::prefixed(detail::on_host(exp_avg, m_stage), "exp_avg.");
+  for (auto& t : detail::prefixed(detail::on_host(exp_avg_sq, v_stage), "exp_avg_sq.")) moments.push_back(std::move(t));
+  return detail::write_checkpoint(root, detail::on_host(params, p_stage), model_metadata, moments, step_count, state,
+                                  recipe_text, before_commit);
+}
+
+/// The same with the moments and step count of `opt` (which keeps the moments of every parameter).
 template <class Backend>
 std::filesystem::path save_checkpoint(std::filesystem::path const& root, Arena<Backend> const& params,
                                       optim::AdamW<Backend> const& opt, TrainState const& state,
                                       std::string const& recipe_text, std::function<void()> const& before_commit = {},
                                       io::Metadata const& model_metadata = {}) {
-  std::optional<Arena<Cpu>> p_stage, m_stage, v_stage;
-  std::vector<io::NamedTensor> moments = detail::prefixed(detail::on_host(opt.exp_avg(), m_stage), "exp_avg.");
-  for (auto& t : detail::prefixed(detail::on_host(opt.exp_avg_sq(), v_stage), "exp_avg_sq.")) moments.push_back(std::move(t));
-  return detail::write_checkpoint(root, detail::on_host(params, p_stage), model_metadata, moments, opt.step_count(), state,
-                                  recipe_text, before_commit);
+  return save_checkpoint(root, params, opt.exp_avg(), opt.exp_avg_sq(), opt.step_count(), state, recipe_text,
+                         before_commit, model_metadata);
 }
 
 /// Writes `params` as a weights-only checkpoint at step 0 under `root`: the same files as
@@ -437,12 +450,15 @@ models::TransformerConfig checkpoint_configuration(std::filesystem::path const& 
   return c;
 }
 
-/// Loads a verified checkpoint into `params` and `opt`; returns the position and the recipe text.
-/// Every problem with the files (a tensor missing or of another dtype or shape, a malformed
-/// step_count or state.json) is a kumiki::InputError naming the file.
+/// Loads a verified checkpoint into `params` and the AdamW state `exp_avg`, `exp_avg_sq` (arenas of the
+/// parameters' layout) and `step_count`; returns the position and the recipe text. Every problem with
+/// the files (a tensor missing or of another dtype or shape, a malformed step_count or state.json) is a
+/// kumiki::InputError naming the file.
 template <class Backend>
-TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, optim::AdamW<Backend>& opt,
-                           std::string* recipe_text = nullptr) {
+TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, Arena<Backend>& exp_avg,
+                           Arena<Backend>& exp_avg_sq, std::int64_t& step_count, std::string* recipe_text = nullptr) {
+  KUMIKI_CHECK(exp_avg.layout() == params.layout() && exp_avg_sq.layout() == params.layout(),
+               "load_checkpoint: the moments must have the parameters' layout (read into whole arenas, then shard)");
   verify_training_checkpoint(dir);
   {
     io::SafetensorsFile const model(dir / ckpt_model_file);
@@ -450,20 +466,30 @@ TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& par
   }
   {
     io::SafetensorsFile const o(dir / ckpt_optimizer_file);
-    KUMIKI_REQUIRE(o.size() == 2 * opt.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
-                   " tensors, expected ", 2 * opt.layout().size());
-    for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}})
+    KUMIKI_REQUIRE(o.size() == 2 * params.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
+                   " tensors, expected ", 2 * params.layout().size());
+    for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &exp_avg}, std::pair{"exp_avg_sq.", &exp_avg_sq}})
       detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
         io::FillOptions f;
         f.prefix = prefix, f.kind = "optimizer file", f.owner = "the optimizer";
         f.allow_unused = true;  // the file holds both moments; its tensor count is checked above
         io::fill_arena(o, host, f);
       });
-    opt.set_step_count(read_step_count(o));
+    step_count = read_step_count(o);
   }
   std::filesystem::path const state = dir / ckpt_state_file;
   TrainState s = parse_train_state(detail::read_text(state), state.string());
   if (recipe_text) *recipe_text = detail::read_text(dir / ckpt_recipe_file);
+  return s;
+}
+
+/// The same into `opt` (which keeps the moments of every parameter).
+template <class Backend>
+TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, optim::AdamW<Backend>& opt,
+                           std::string* recipe_text = nullptr) {
+  std::int64_t step_count = 0;
+  TrainState s = load_checkpoint(dir, params, opt.exp_avg(), opt.exp_avg_sq(), step_count, recipe_text);
+  opt.set_step_count(step_count);
   return s;
 }
 

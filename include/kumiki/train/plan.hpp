@@ -55,7 +55,9 @@ struct PlanOptions {
   bool recompute = false;                       ///< activation recomputation (one block's activations kept)
   std::int64_t loss_chunk = 256;                ///< nn::StepOptions::loss_chunk
   Accelerator gpu = h200_sxm();
-  std::int64_t gpus = 64;                       ///< for the wall-clock estimate
+  std::int64_t gpus = 64;                       ///< for the wall-clock estimate, and the data-parallel ranks
+  int zero = -1;                                ///< ZeRO stage of the memory rows: -1 each recipe's [parallel] zero,
+                                                ///< 0 every rank holds the whole state, 1 the optimizer state over `gpus` ranks
   double mfu = 0.4;                             ///< model FLOPs utilization assumed for the estimate
 };
 
@@ -81,8 +83,11 @@ struct StageRow {
 struct MemoryPlan {
   std::string recipe;
   std::int64_t micro_batch = 0, seq_len = 0;
-  std::vector<std::pair<std::string, std::int64_t>> rows;  ///< name, bytes
+  int zero = 0;                  ///< ZeRO stage the rows assume
+  std::int64_t ranks = 1;        ///< ranks the optimizer state is split over (1 without ZeRO-1)
+  std::vector<std::pair<std::string, std::int64_t>> rows;  ///< name, bytes on one rank
   std::int64_t total = 0;
+  double state_bytes_per_param = 0;  ///< parameters, gradients, master weights and moments per parameter, on one rank
 };
 
 struct Plan {
@@ -163,10 +168,20 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
       p.stages.push_back(row);
       if (s.seq_len * r.micro_batch > mem.seq_len * mem.micro_batch) mem.seq_len = s.seq_len, mem.micro_batch = r.micro_batch;
     }
+    // ZeRO-1 over d ranks: each keeps 1/d of the fp32 optimizer state (master weights and moments); the
+    // parameters and the gradients (reduce-scattered in place) stay whole.
+    mem.zero = opt.zero >= 0 ? opt.zero : static_cast<int>(r.parallel.zero);
+    KUMIKI_REQUIRE(mem.zero == 0 || mem.zero == 1, "a plan's ZeRO stage must be 0 or 1, got ", mem.zero);
+    mem.ranks = mem.zero == 1 ? opt.gpus : 1;
+    std::string const per = mem.ranks > 1 ? ", 1/" + std::to_string(mem.ranks) : "";
+    auto const part = [&](std::int64_t bytes) { return (bytes + mem.ranks - 1) / mem.ranks; };
     mem.rows.emplace_back("parameters (" + std::string(dtype_name(param_t)) + ")", param_bytes);
     mem.rows.emplace_back("gradients (f32)", f32_bytes);
-    if (bf16) mem.rows.emplace_back("master weights (f32)", f32_bytes);
-    mem.rows.emplace_back("AdamW moments (2 x f32)", 2 * f32_bytes);
+    if (bf16) mem.rows.emplace_back("master weights (f32" + per + ")", part(f32_bytes));
+    mem.rows.emplace_back("AdamW moments (2 x f32" + per + ")", part(2 * f32_bytes));
+    std::int64_t state = 0;
+    for (auto const& [name, bytes] : mem.rows) state += bytes;
+    mem.state_bytes_per_param = static_cast<double>(state) / static_cast<double>(p.total_params);
     mem.rows.emplace_back("activations (" + std::to_string(mem.micro_batch) + " x " + std::to_string(mem.seq_len) +
                               (opt.recompute ? ", recompute)" : ")"),
                           detail::bytes_of(nn::activation_layout(config, mem.micro_batch, mem.seq_len, opt.recompute,
@@ -200,7 +215,8 @@ inline nlohmann::json plan_json(Plan const& p) {
     nlohmann::json rows = nlohmann::json::array();
     for (auto const& [name, bytes] : m.rows) rows.push_back({{"name", name}, {"bytes", bytes}});
     j["memory"].push_back({{"recipe", m.recipe}, {"micro_batch", m.micro_batch}, {"seq_len", m.seq_len},
-                           {"rows", rows}, {"total", m.total}});
+                           {"zero", m.zero}, {"ranks", m.ranks}, {"rows", rows}, {"total", m.total},
+                           {"state_bytes_per_param", m.state_bytes_per_param}});
   }
   auto const& o = p.options;
   j["options"] = {{"backend", o.cuda ? "cuda" : "cpu"}, {"precision", plan_precision_name(o.precision)},
@@ -261,11 +277,16 @@ inline void print_plan(std::ostream& os, Plan const& p) {
   os << "\n" << fmt("%.4e", p.total_tokens) << " tokens, " << fmt("%.4e", p.total_flops) << " model FLOPs in all.\n\n";
 
   os << "## Memory on one " << (o.cuda ? "GPU" : "CPU") << " (" << (o.cuda ? "CUDA" : "CPU") << " arenas, "
-     << plan_precision_name(o.precision) << ", no sharding)\n\n";
+     << plan_precision_name(o.precision) << ")\n\n";
   for (auto const& m : p.memory) {
-    os << "### " << m.recipe << "\n\n| buffer | bytes | GiB |\n|---|---:|---:|\n";
+    os << "### " << m.recipe << " ("
+       << (m.zero == 1 ? "ZeRO-1: the optimizer state over " + std::to_string(m.ranks) + " ranks" : std::string("no sharding"))
+       << ")\n\n| buffer | bytes | GiB |\n|---|---:|---:|\n";
     for (auto const& [name, bytes] : m.rows) os << "| " << name << " | " << grouped(bytes) << " | " << detail::gib(bytes) << " |\n";
     os << "| **total** | **" << grouped(m.total) << "** | **" << detail::gib(m.total) << "** |\n\n";
+    os << "Parameters, gradients and optimizer state: " << fmt("%.3f", m.state_bytes_per_param)
+       << " bytes a parameter on each rank" << (o.precision == PlanPrecision::bf16 ? " (2 + 4 + 12/d" : " (4 + 4 + 8/d")
+       << ", d = " << m.ranks << ", and the arenas' alignment).\n\n";
     if (o.cuda)
       os << (static_cast<double>(m.total) <= o.gpu.memory_bytes ? "Fits" : "Does not fit") << " in one " << o.gpu.name
          << "'s " << fmt("%.0f", o.gpu.memory_bytes / 1e9) << " GB"

@@ -91,6 +91,14 @@ struct OptimizerRecipe {
   std::int64_t max_nonfinite = 3;         ///< stop after this many non-finite steps in a row
 };
 
+/// How the data-parallel ranks of a launched run share the work (`[parallel]`).
+struct ParallelRecipe {
+  /// ZeRO stage: 0, every rank keeps the whole AdamW state and all-reduces the gradients; 1 (ZeRO-1),
+  /// each rank keeps the AdamW moments of its 1/ranks of the parameters: gradients reduce-scattered,
+  /// its part updated, the parameters all-gathered. One process trains the same either way.
+  std::int64_t zero = 0;
+};
+
 /// The learning rate of stage i as (schedule, offset): lr(global step s) = schedule.lr(s - offset).
 struct LrSegment {
   sched::Schedule schedule;
@@ -109,6 +117,7 @@ struct Recipe {
   double peak_flops = 0;           ///< for MFU; 0: the trainer measures nothing against a peak
   std::string data_cache;          ///< index cache directory (default: OUT/data-cache)
   OptimizerRecipe optimizer;
+  ParallelRecipe parallel;
   std::vector<StageRecipe> stages;
   std::vector<LrSegment> lr_segments;  ///< resolved, one per stage
 
@@ -221,7 +230,8 @@ inline std::vector<LrSegment> resolve_lr(Recipe const& r) {
 
 /// The keys of each table of a recipe, and the names earlier kumiki versions read.
 inline std::vector<std::string_view> const recipe_keys{"model", "seed", "seq_len", "global_batch", "micro_batch",
-                                                       "peak_flops", "data_cache", "optimizer", "spikes", "stages"};
+                                                       "peak_flops", "data_cache", "optimizer", "parallel", "spikes", "stages"};
+inline std::vector<std::string_view> const parallel_keys{"zero"};
 inline std::vector<std::string_view> const optimizer_keys{"beta1", "beta2", "eps", "weight_decay", "clip_grad", "max_nonfinite"};
 inline std::vector<std::string_view> const stage_keys{
     "name", "data", "steps", "tokens", "seq_len", "schedule", "lr", "min_lr", "lr_decay_iters", "lr_wsd_decay_style",
@@ -325,6 +335,14 @@ Recipe parse_recipe(std::string_view text, std::string const& source, std::files
       if (!(opt.weight_decay >= 0) || !std::isfinite(opt.weight_decay)) o.fail("weight_decay", "must be a finite number >= 0");
       if (!(opt.clip_grad >= 0) || !std::isfinite(opt.clip_grad)) o.fail("clip_grad", "must be a finite number >= 0 (0: no clipping)");
       detail::positive(o, "max_nonfinite", opt.max_nonfinite);
+    }
+
+    if (toml::Value const* pv = top.table_value("parallel")) {
+      TomlReader pr(*pv, "parallel");
+      pr.allow(detail::parallel_keys);
+      pr.read("zero", r.parallel.zero);
+      if (r.parallel.zero != 0 && r.parallel.zero != 1)
+        pr.fail("zero", "must be 0 (every rank keeps the whole optimizer state) or 1 (ZeRO-1: each rank keeps its shard)");
     }
 
     SpikePolicy run_spikes;  // the recipe's [spikes]: every stage starts from it

@@ -32,6 +32,7 @@
 #include "kumiki/data/blended_dataset.hpp"
 #include "kumiki/data/gpt_dataset.hpp"
 #include "kumiki/dist/comm.hpp"
+#include "kumiki/dist/zero.hpp"
 #include "kumiki/core/atomic_file.hpp"
 #include "kumiki/nn/transformer.hpp"
 #include "kumiki/ops/context.hpp"
@@ -263,9 +264,13 @@ class Trainer {
         options_(options),
         comm_(std::move(comm)),
         model_(std::make_unique<Model>()),
-        opt_(model_->params().layout(), adamw_config(recipe_.optimizer)) {
+        zero_(zero_sharded(recipe_, comm_)),
+        partition_(dist::zero_partition(model_->params().layout(), zero_ ? comm_.size() : 1)),
+        opt_(model_->params().layout(), adamw_config(recipe_.optimizer), {}, partition_.range(zero_ ? comm_.rank() : 0)) {
     require_recipe_model<Cfg>(recipe_);
     check_data_parallel();
+    KUMIKI_CHECK(model_->grads().layout().total_bytes() == model_->params().layout().total_bytes(),
+                 "the gradient and parameter arenas must share their offsets (ZeRO-1 moves them by position)");
     fs::create_directories(out_);
     cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
   }
@@ -280,6 +285,11 @@ class Trainer {
     if (lead()) prune_checkpoints(ckpt_root, 0);  // leftovers of interrupted writes only
     comm_.barrier();
     resume_or_init(ckpt_root);
+    // Every rank starts from rank 0's weights, as Megatron's data-parallel wrapper broadcasts them: they
+    // are equal already (one seed, one checkpoint), and a broadcast keeps them so whatever initialized them.
+    if (comm_.size() > 1)
+      comm_.broadcast(model_->context(), reinterpret_cast<float*>(model_->params().data()),
+                      static_cast<std::int64_t>(model_->params().total_bytes() / sizeof(float)), 0);
     JsonlLog log = lead() ? JsonlLog((out_ / "log.jsonl").string()) : JsonlLog();  // off on ranks > 0
 
     std::int64_t const total = recipe_.total_steps();
@@ -316,11 +326,12 @@ class Trainer {
       if constexpr (Cfg.is_moe())
         moe_aux = comm_.all_reduce_sum(losses.moe_aux) / ranks, moe_z = comm_.all_reduce_sum(losses.moe_z) / ranks;
       double const objective = loss + moe_aux + moe_z;  // nn::LossResult::objective of the means
-      comm_.reduce_gradients(model_->context(), model_->grads());
-      // Every rank now holds the whole averaged gradient: its norm is the global one, not summed over
-      // the ranks (a ZeRO-1 shard's would be).
+      reduce_gradients();
+      // Every rank now holds the whole averaged gradient, or with ZeRO-1 its part of it: the norm is the
+      // whole one's, or the parts' squares summed over the ranks.
       optim::ClipResult const clip =
-          optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad);
+          zero_ ? optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad, opt_.range(), comm_)
+                : optim::clip_grad_norm(model_->context(), model_->grads(), recipe_.optimizer.clip_grad);
       bool const finite = std::isfinite(objective) && clip.finite;  // the same verdict on every rank
       optim::StepVerdict const verdict = guard.check(finite ? clip.norm : std::nan(""), state_.step);
       // Spikes: judged against the stage's window of accepted steps, on finite steps only.
@@ -339,6 +350,7 @@ class Trainer {
       else if (outlier_skip) skip_reason = "outlier";
       if (skip_reason.empty()) {
         opt_.step(model_->context(), model_->params(), model_->grads(), static_cast<float>(lr));
+        gather_parameters();  // ZeRO-1: every rank's updated part to every rank
         spikes.consecutive = 0;
       } else {
         ++state_.skipped_total;  // no update, and AdamW's step count stays
@@ -441,6 +453,61 @@ class Trainer {
   }
 
  private:
+  /// Whether this run shards the optimizer state (ZeRO-1): `[parallel] zero = 1` and more than one rank.
+  static bool zero_sharded(Recipe const& recipe, Comm const& comm) {
+    if (recipe.parallel.zero != 1 || comm.size() == 1) return false;
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
+      return true;
+    } else {
+      KUMIKI_FAIL("recipe ", recipe.source, ": [parallel] zero = 1 needs a communicator that can reduce-scatter and "
+                  "all-gather (dist::ZeroCommunicator, as dist::MpiComm); set zero = 0 to all-reduce instead");
+      return false;
+    }
+  }
+
+  /// After the micro-batches: the gradients averaged over the ranks, whole on every rank, or (ZeRO-1)
+  /// summed into this rank's part by a reduce-scatter and divided there, as the all-reduce path does.
+  void reduce_gradients() {
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
+      if (zero_) {
+        comm_.reduce_scatter_sum(model_->context(), reinterpret_cast<float*>(model_->grads().data()), partition_.floats);
+        optim::scale_grads(model_->context(), model_->grads(), 1.0f / static_cast<float>(comm_.size()), opt_.range());
+        return;
+      }
+    }
+    comm_.reduce_gradients(model_->context(), model_->grads());
+  }
+
+  /// ZeRO-1, after an update: each rank's part of the parameters to every rank.
+  void gather_parameters() {
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>)
+      if (zero_) comm_.all_gather(model_->context(), reinterpret_cast<float*>(model_->params().data()), partition_.floats);
+  }
+
+  /// ZeRO-1: every rank's moments gathered into whole arenas (the parameters' layout) on every rank.
+  void gather_moments(std::optional<Arena<Backend>>& m, std::optional<Arena<Backend>>& v) {
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
+      for (auto [whole, mine] : {std::pair{&m, &opt_.exp_avg()}, std::pair{&v, &opt_.exp_avg_sq()}}) {
+        whole->emplace(model_->params().layout());
+        optim::shard_to_whole(*mine, opt_.range(), **whole);
+        comm_.all_gather(model_->context(), reinterpret_cast<float*>((*whole)->data()), partition_.floats);
+      }
+    }
+  }
+
+  /// Reads checkpoint `dir` into the model and the optimizer: with ZeRO-1 every rank reads the whole
+  /// moments and keeps its part, so a checkpoint of any number of ranks resumes on any other.
+  TrainState load_state(fs::path const& dir, std::string* recipe_text) {
+    if (!zero_) return load_checkpoint(dir, model_->params(), opt_, recipe_text);
+    Arena<Backend> m(model_->params().layout()), v(model_->params().layout());
+    std::int64_t step_count = 0;
+    TrainState s = load_checkpoint(dir, model_->params(), m, v, step_count, recipe_text);
+    optim::whole_to_shard(m, opt_.range(), opt_.exp_avg());
+    optim::whole_to_shard(v, opt_.range(), opt_.exp_avg_sq());
+    opt_.set_step_count(step_count);
+    return s;
+  }
+
   /// Rank 0 speaks for the run (every rank raises its own errors).
   bool lead() const { return comm_.rank() == 0; }
 
@@ -495,7 +562,7 @@ class Trainer {
         verify_training_checkpoint(dir);
         require_checkpoint_model(dir, Cfg, "the recipe trains");
         std::string saved_recipe;
-        (void)load_checkpoint(dir, model_->params(), opt_, &saved_recipe);
+        (void)load_state(dir, &saved_recipe);
         options_.init_source = "checkpoint '" + dir.string() + "' (weights and AdamW state)";
       } else if (options_.init_weights) {
         copy_init_weights(options_.init_weights());
@@ -517,7 +584,7 @@ class Trainer {
           " are not used)");
     require_checkpoint_model(*found, Cfg);  // names the differing field (--allow-recipe-change may change the model)
     std::string saved_recipe;
-    state_ = load_checkpoint(*found, model_->params(), opt_, &saved_recipe);
+    state_ = load_state(*found, &saved_recipe);
     if (saved_recipe != recipe_.text && !options_.allow_recipe_change)
       KUMIKI_FAIL("the recipe differs from the one checkpoint ", found->string(),
                   " was trained with; pass --allow-recipe-change to resume with the new recipe anyway");
@@ -592,7 +659,7 @@ class Trainer {
 
     std::unique_ptr<data::BlendedDataset> const read_before = std::move(blend_);
     std::string saved_recipe;
-    state_ = load_checkpoint(*target, model_->params(), opt_, &saved_recipe);
+    state_ = load_state(*target, &saved_recipe);
     leave_finished_stage();
     KUMIKI_CHECK(recipe_.stages[static_cast<std::size_t>(state_.stage_index)].name == stage.name,
                  "rollback target ", target->string(), " is not in stage '", stage.name, "'");
@@ -848,11 +915,18 @@ class Trainer {
     std::int64_t const step = state_.step;
     std::int64_t const rollbacks = state_.spikes.rollbacks;
     fs::path const dir = root / checkpoint_name(step);
-    if (lead()) {  // rank 0 writes; every rank holds the same weights and optimizer state
-      fs::path const written = save_checkpoint(
-          root, model_->params(), opt_, state_, recipe_.text,
-          [&, step, rollbacks] { detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks); },
-          config_metadata(Cfg));
+    // Rank 0 writes; every rank holds the same weights, and the same optimizer state or (ZeRO-1) its
+    // part of it, gathered here into whole moments on every rank first.
+    std::optional<Arena<Backend>> whole_m, whole_v;
+    if (zero_) gather_moments(whole_m, whole_v);
+    if (lead()) {
+      auto const crash = [&, step, rollbacks] {
+        detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
+      };
+      fs::path const written =
+          zero_ ? save_checkpoint(root, model_->params(), *whole_m, *whole_v, opt_.step_count(), state_, recipe_.text, crash,
+                                  config_metadata(Cfg))
+                : save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, crash, config_metadata(Cfg));
       KUMIKI_CHECK(written == dir, "checkpoint written to ", written.string(), ", expected ", dir.string());
       std::vector<std::int64_t> stage_ends;
       for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
@@ -868,7 +942,9 @@ class Trainer {
   TrainerOptions options_;
   Comm comm_;
   std::unique_ptr<Model> model_;
-  optim::AdamW<Backend> opt_;
+  bool zero_ = false;              // ZeRO-1 over more than one rank ([parallel] zero = 1)
+  dist::ZeroPartition partition_;  // the ranks' parts of the parameter arena (one part without ZeRO-1)
+  optim::AdamW<Backend> opt_;      // updates this rank's part, and keeps its moments only
   TrainState state_;
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;

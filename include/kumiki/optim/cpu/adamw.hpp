@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -44,11 +45,13 @@ class AdamW<Cpu> {
  public:
   /// `layout` is the layout of the (fp32) parameters the optimizer updates; every tensor must be f32.
   /// Tensors get their group's multipliers; 1-D tensors and biases get wd_mult 0 (Megatron).
-  /// `range` restricts every step to those elements (a ZeRO-1 shard); the moments keep the whole
-  /// layout, so a checkpoint reads the same whatever the range.
+  /// `range` restricts every step to those elements (a ZeRO-1 shard) and the moments are kept for those
+  /// elements only, in shard_layout(layout, range) (the whole range: `layout` itself); shard_to_whole
+  /// and whole_to_shard move them to and from the whole layout a checkpoint holds.
   explicit AdamW(ArenaLayout const& layout, AdamWConfig config = {}, std::vector<ParamGroup> const& groups = {},
                  FlatRange range = {})
-      : config_(config), m_(layout), v_(layout) {
+      : config_(config), range_(clamp(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
+        layout_(layout) {
     for (auto const& e : layout.entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "AdamW updates fp32 tensors; '", e.name, "' is ", dtype_name(e.dtype),
                    " (keep fp32 master weights: optim::master_layout)");
@@ -71,12 +74,17 @@ class AdamW<Cpu> {
     // evenly over threads whatever the tensor sizes.
     first_.resize(layout.size() + 1, 0);
     for (std::size_t i = 0; i < layout.size(); ++i) first_[i + 1] = first_[i] + layout[i].numel();
-    range_.end = std::min(range.end, first_.back());
-    range_.begin = std::min(range.begin, range_.end);
+    // Where element k of tensor i has its moments: m_.data() + moment_base_[i] + 4 k (a piece of a cut
+    // tensor starts its own entry, so its base lies before that entry by its first element).
+    moment_base_.assign(layout.size(), 0);
+    detail::for_each_shard_piece(layout, m_.layout(), range_, [&](std::size_t i, std::size_t w, std::size_t m, std::size_t) {
+      moment_base_[i] = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(w - layout[i].offset);
+    });
   }
 
   AdamWConfig const& config() const { return config_; }
-  ArenaLayout const& layout() const { return m_.layout(); }
+  /// The layout of the parameters (and gradients) the optimizer updates.
+  ArenaLayout const& layout() const { return layout_; }
   /// Multipliers in effect for tensor `i` (after groups and the no-decay rule).
   TensorHyper const& hyper(std::size_t i) const { return hyper_.at(i); }
   /// The elements each step updates.
@@ -85,7 +93,8 @@ class AdamW<Cpu> {
   /// Overrides one tensor's multipliers (no no-decay rule applied).
   void set_hyper(std::string_view name, TensorHyper h) { hyper_.at(layout().index_of(name)) = h; }
 
-  /// Optimizer state: first and second moments (same layout as the parameters) and steps taken.
+  /// Optimizer state: first and second moments (in shard_layout(layout(), range()): the parameters' own
+  /// layout unless a range cuts it) and steps taken.
   Arena<Cpu> const& exp_avg() const { return m_; }
   Arena<Cpu> const& exp_avg_sq() const { return v_; }
   Arena<Cpu>& exp_avg() { return m_; }
@@ -134,6 +143,8 @@ class AdamW<Cpu> {
     std::byte const* const g_base = grads.data();
     std::byte* const m_base = m_.data();
     std::byte* const v_base = v_.data();
+    ArenaLayout const& PL = params.layout();
+    ArenaLayout const& GL = grads.layout();
     std::byte* const b_base = model_bf16 ? model_bf16->data() : nullptr;
     ArenaLayout const* const BL = model_bf16 ? &model_bf16->layout() : nullptr;
     std::size_t const first = range_.begin, count = range_.end - range_.begin;
@@ -150,10 +161,12 @@ class AdamW<Cpu> {
         std::size_t const begin = std::max(lo, first_[i]) - first_[i];
         std::size_t const end = std::min(hi, first_[i + 1]) - first_[i];
         if (begin >= end) continue;
-        std::size_t const off = L[i].offset;
+        // m_ and v_ share one layout; the offset is taken whole, as it may be negative on its own
+        std::size_t const moments = static_cast<std::size_t>(moment_base_[i] + static_cast<std::ptrdiff_t>(begin * sizeof(float)));
         bf16* const out = b_base ? reinterpret_cast<bf16*>(b_base + (*BL)[i].offset) : nullptr;
-        detail::adamw_update(reinterpret_cast<float*>(p_base + off) + begin, reinterpret_cast<float const*>(g_base + off) + begin,
-                             reinterpret_cast<float*>(m_base + off) + begin, reinterpret_cast<float*>(v_base + off) + begin,
+        detail::adamw_update(reinterpret_cast<float*>(p_base + PL[i].offset) + begin,
+                             reinterpret_cast<float const*>(g_base + GL[i].offset) + begin,
+                             reinterpret_cast<float*>(m_base + moments), reinterpret_cast<float*>(v_base + moments),
                              out ? out + begin : nullptr, end - begin, scalars_[i]);
         lo = first_[i] + end;
       }
@@ -174,12 +187,20 @@ class AdamW<Cpu> {
     }
   }
 
+  static FlatRange clamp(FlatRange r, std::size_t numel) {
+    r.end = std::min(r.end, numel);
+    r.begin = std::min(r.begin, r.end);
+    return r;
+  }
+
   AdamWConfig config_;
+  FlatRange range_;
   Arena<Cpu> m_, v_;
+  ArenaLayout layout_;
   std::int64_t step_ = 0;
   std::vector<TensorHyper> hyper_;
   std::vector<std::size_t> first_;  // element index of each tensor's first element (+ the total)
-  FlatRange range_;
+  std::vector<std::ptrdiff_t> moment_base_;  // per tensor: byte offset in m_ / v_ of its element 0
   std::vector<Scalars> scalars_;
 };
 
