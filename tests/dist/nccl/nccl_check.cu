@@ -1,0 +1,112 @@
+// dist.nccl_world1: dist::NcclComm on one GPU as a world of one rank (ncclGetUniqueId, rank 0 of 1),
+// every collective through NCCL for real: reduce_gradients, reduce_scatter_sum / all_gather over
+// bounds {0, n} and all_reduce_sum leave their values unchanged, barrier returns, a moved communicator
+// still works, and bad bounds throw. Prints one JSON line of what it checked; exits 1 on a failure
+// and 77 (CTest: skipped) with the reason when no GPU is visible. Several ranks need several GPUs;
+// this is what one GPU can check.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "kumiki/dist/nccl.cuh"
+
+namespace {
+
+using kumiki::Cpu;
+using kumiki::Cuda;
+
+int failures = 0;
+std::string checks;  // the JSON object's members, "name": true|false
+
+void expect(bool ok, char const* name) {
+  checks += (checks.empty() ? "\"" : ", \"") + std::string(name) + "\": " + (ok ? "true" : "false");
+  if (!ok) {
+    ++failures;
+    std::fprintf(stderr, "FAIL: %s\n", name);
+  }
+}
+
+std::vector<float> to_host(void const* device, std::size_t n) {
+  std::vector<float> h(n);
+  kumiki::Copy<Cpu, Cuda>::bytes(h.data(), device, n * sizeof(float));
+  return h;
+}
+
+bool same_bits(std::vector<float> const& a, std::vector<float> const& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+int main() {
+  if (kumiki::cuda_device_count() == 0) {
+    std::printf("SKIPPED: no CUDA GPU visible on this machine; dist.nccl_world1 needs one\n");
+    return 77;
+  }
+  try {
+    auto const start = std::chrono::steady_clock::now();
+    kumiki::dist::NcclComm const alone;  // one process: no NCCL call
+    expect(alone.rank() == 0 && alone.size() == 1 && alone.all_reduce_sum(2.5) == 2.5, "default_is_one_process");
+
+    ncclUniqueId id{};
+    KUMIKI_NCCL_CHECK(ncclGetUniqueId(&id));
+    kumiki::dist::NcclComm comm(0, 1, id, 0, 60.0);
+    expect(comm.rank() == 0 && comm.size() == 1 && comm.device() == 0, "rank_0_of_1");
+    kumiki::ops::Ctx<Cuda> ctx;
+
+    // Two tensors with padding between them (15 floats padded to 64), every float set, padding too.
+    kumiki::ArenaLayout layout;
+    layout.add("w", kumiki::DType::f32, {3, 5});
+    layout.add("b", kumiki::DType::f32, {7});
+    kumiki::Arena<Cuda> grads(layout);
+    std::size_t const n = grads.total_bytes() / sizeof(float);
+    std::vector<float> values(n);
+    for (std::size_t i = 0; i < n; ++i) values[i] = 0.37f * static_cast<float>(i) - 3.1f;
+    kumiki::Copy<Cuda, Cpu>::bytes(grads.data(), values.data(), n * sizeof(float));
+
+    comm.reduce_gradients(ctx, grads);
+    expect(same_bits(to_host(grads.data(), n), values), "reduce_gradients_unchanged");
+
+    auto* data = reinterpret_cast<float*>(grads.data());
+    std::int64_t const bounds[] = {0, static_cast<std::int64_t>(n)};
+    comm.reduce_scatter_sum(ctx, data, bounds);
+    expect(same_bits(to_host(data, n), values), "reduce_scatter_sum_unchanged");
+    comm.all_gather(ctx, data, bounds);
+    expect(same_bits(to_host(data, n), values), "all_gather_unchanged");
+    comm.broadcast(ctx, data, static_cast<std::int64_t>(n), 0);
+    expect(same_bits(to_host(data, n), values), "broadcast_unchanged");
+
+    expect(comm.all_reduce_sum(2.5) == 2.5 && comm.all_reduce_sum(-1e300) == -1e300, "all_reduce_sum_unchanged");
+    comm.barrier();
+    expect(true, "barrier_returns");
+
+    bool threw = false;
+    try {
+      std::int64_t const bad[] = {0, 4, 2};  // three bounds for one rank
+      comm.all_gather(ctx, data, bad);
+    } catch (kumiki::Error const&) {
+      threw = true;
+    }
+    expect(threw, "bad_bounds_throw");
+
+    kumiki::dist::NcclComm moved = std::move(comm);
+    expect(comm.size() == 1 && moved.size() == 1 && moved.all_reduce_sum(1.25) == 1.25, "moved_communicator_works");
+    moved.barrier();
+
+    int version = 0;
+    KUMIKI_NCCL_CHECK(ncclGetVersion(&version));
+    cudaDeviceProp prop{};
+    KUMIKI_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("{\"test\": \"dist.nccl_world1\", \"nccl\": %d, \"gpu\": \"%s\", \"floats\": %zu, \"seconds\": %.3f, "
+                "\"checks\": {%s}, \"failures\": %d}\n",
+                version, prop.name, n, seconds, checks.c_str(), failures);
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "nccl_check: error: %s\n", e.what());
+    return 1;
+  }
+  return failures == 0 ? 0 : 1;
+}
