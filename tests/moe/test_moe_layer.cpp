@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../ops/gradcheck.hpp"
+#include "cpu_ctx.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/models/transformer_config.hpp"
 #include "kumiki/moe/moe_layer.hpp"
@@ -17,10 +18,7 @@
 
 using namespace kumiki;
 
-namespace {
-/// The op context of these CPU calls (empty on the CPU).
-ops::Ctx<Cpu> ctx;
-}  // namespace
+using kumiki_test::ctx;  // tests/cpu_ctx.hpp
 using kumiki_test::MoeBuffers;
 
 namespace {

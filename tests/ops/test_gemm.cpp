@@ -7,15 +7,13 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "cpu_ctx.hpp"
 #include "kumiki/ops/cpu/gemm.hpp"
 #include "kumiki/ops/cpu/linear.hpp"
 
 using namespace kumiki;
 
-namespace {
-/// The op context of these CPU calls (empty on the CPU).
-ops::Ctx<Cpu> ctx;
-}  // namespace
+using kumiki_test::ctx;  // tests/cpu_ctx.hpp
 using kumiki_test::random_vector;
 
 namespace {

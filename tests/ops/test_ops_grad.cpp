@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "cpu_ctx.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/ops/cpu/embedding.hpp"
 #include "kumiki/ops/cpu/fill.hpp"
@@ -16,10 +17,7 @@
 
 using namespace kumiki;
 
-namespace {
-/// The op context of these CPU calls (empty on the CPU).
-ops::Ctx<Cpu> ctx;
-}  // namespace
+using kumiki_test::ctx;  // tests/cpu_ctx.hpp
 using kumiki_test::dot;
 using kumiki_test::gradcheck;
 using kumiki_test::random_vector;

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "cpu_ctx.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
@@ -18,10 +19,7 @@
 
 using namespace kumiki;
 
-namespace {
-/// The op context of these CPU calls (empty on the CPU).
-ops::Ctx<Cpu> ctx;
-}  // namespace
+using kumiki_test::ctx;  // tests/cpu_ctx.hpp
 using optim::AdamW;
 using optim::AdamWConfig;
 using Catch::Matchers::Contains;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu_ctx.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/philox.hpp"
@@ -14,10 +15,7 @@
 
 using namespace kumiki;
 
-namespace {
-/// The op context of these CPU calls (empty on the CPU).
-ops::Ctx<Cpu> ctx;
-}  // namespace
+using kumiki_test::ctx;  // tests/cpu_ctx.hpp
 using optim::StepVerdict;
 
 namespace {

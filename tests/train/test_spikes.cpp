@@ -136,12 +136,12 @@ schedule = "continue"
 )";
 }
 
-Recipe parse(std::string const& text) { return parse_recipe(text, "r.toml", spike_data_dir()); }
+Recipe parse_spike_recipe(std::string const& text) { return parse_recipe(text, "r.toml", spike_data_dir()); }
 
 }  // namespace
 
 TEST_CASE("recipe spike keys: defaults, the recipe's table, a stage's own keys", "[train][spikes][recipe]") {
-  Recipe const d = parse(recipe("", ""));
+  Recipe const d = parse_spike_recipe(recipe("", ""));
   SpikePolicy const& p = d.stages[0].spikes;
   CHECK(p.detect);
   CHECK(p.skip);
@@ -151,7 +151,7 @@ TEST_CASE("recipe spike keys: defaults, the recipe's table, a stage's own keys",
   CHECK(p.max_consecutive == 8);
   CHECK_FALSE(p.rollback);
 
-  Recipe const r = parse(recipe("[spikes]\nwindow = 32\nrollback = true\n", "[stages.spikes]\nsigma = 4\nmin_history = 10\n"));
+  Recipe const r = parse_spike_recipe(recipe("[spikes]\nwindow = 32\nrollback = true\n", "[stages.spikes]\nsigma = 4\nmin_history = 10\n"));
   CHECK(r.stages[0].spikes.window == 32);
   CHECK(r.stages[0].spikes.sigma == 4.0);
   CHECK(r.stages[0].spikes.min_history == 10);
@@ -182,7 +182,7 @@ TEST_CASE("wrong spike keys are rejected naming the key and the line", "[train][
   };
   for (auto const& c : cases) {
     INFO(c.spikes << c.stage_spikes);
-    CHECK_THROWS_WITH(parse(recipe(c.spikes, c.stage_spikes, c.interval)), Contains(c.message));
+    CHECK_THROWS_WITH(parse_spike_recipe(recipe(c.spikes, c.stage_spikes, c.interval)), Contains(c.message));
   }
 }
 
@@ -203,7 +203,7 @@ TEST_CASE("resuming after a rollback keeps the abandoned branch and drops what f
       "{\"type\":\"step\",\"step\":6,\"rollbacks\":1}\n";
   auto const kept = [&](std::int64_t step, std::int64_t rollbacks) {
     std::ofstream(dir / "log.jsonl") << lines;
-    detail::truncate_log(dir / "log.jsonl", step, rollbacks);
+    kumiki::train::detail::truncate_log(dir / "log.jsonl", step, rollbacks);
     std::vector<std::string> out;
     for (auto const& j : read_jsonl((dir / "log.jsonl").string()))
       out.push_back(j["type"].get<std::string>() + std::to_string(j["step"].get<int>()) + "/" +
