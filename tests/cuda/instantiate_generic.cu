@@ -6,6 +6,7 @@
 // consequence of one (check_expected_failure.cmake classifies every error nvcc prints). When the
 // MoE ops land, this file compiles, and the test is turned into a plain compile test.
 #include "kumiki/cuda.cuh"
+#include "kumiki/dist/nccl.cuh"        // NcclComm: the data-parallel (and ZeRO-1) trainer on GPUs
 #include "kumiki/train/trainer.hpp"  // host-side layer, included by name
 
 namespace k = kumiki;
@@ -24,6 +25,9 @@ template class k::nn::Transformer<k::models::tiny_test, k::Cuda, Mixed>;
 template class k::nn::Transformer<k::models::tiny_moe_test, k::Cuda, Mixed>;
 // The trainer over the Cuda model, AdamW<Cuda> and the gradient norm, with the one-process communicator.
 template class k::train::Trainer<k::models::tiny_test, k::Cuda, k::dist::NoComm>;
+// ... and with NCCL: plain data parallelism and ZeRO-1 (reduce-scatter, the sharded AdamW<Cuda>, the
+// all-gather, the moments gathered for a checkpoint and sharded from one).
+template class k::train::Trainer<k::models::tiny_test, k::Cuda, k::dist::NcclComm>;
 template k::optim::ClipResult k::optim::clip_grad_norm<k::Cuda, k::dist::NoComm>(
     k::ops::Ctx<k::Cuda>&, k::Arena<k::Cuda>&, double, k::FlatRange, k::dist::NoComm const&);
 template double k::optim::global_grad_norm<k::Cuda, k::dist::NoComm>(k::ops::Ctx<k::Cuda>&, k::Arena<k::Cuda> const&,

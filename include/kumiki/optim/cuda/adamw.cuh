@@ -220,12 +220,14 @@ template <>
 class AdamW<Cuda> {
  public:
   /// As AdamW<Cpu>: `layout` is the layout of the (fp32) parameters; tensors get their group's
-  /// multipliers, 1-D tensors and biases wd_mult 0; `range` restricts every step (a ZeRO-1 shard), the
-  /// moments keep the whole layout. The moments are zeroed on the device (cudaMemset); the constructor
-  /// waits for that, as the steps run on a stream that does not order after the legacy default stream.
+  /// multipliers, 1-D tensors and biases wd_mult 0; `range` restricts every step (a ZeRO-1 shard) and the
+  /// moments are kept for it only, in shard_layout(layout, range). The moments are zeroed on the device
+  /// (cudaMemset); the constructor waits for that, as the steps run on a stream that does not order
+  /// after the legacy default stream.
   explicit AdamW(ArenaLayout const& layout, AdamWConfig config = {}, std::vector<ParamGroup> const& groups = {},
                  FlatRange range = {})
-      : config_(config), m_(layout), v_(layout), table_(layout.size() + 1) {
+      : config_(config), range_(clamp(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
+        layout_(layout), table_(layout.size() + 1) {
     KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());  // the moments' cudaMemset has landed
     for (auto const& e : layout.entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "AdamW updates fp32 tensors; '", e.name, "' is ", dtype_name(e.dtype),
@@ -248,12 +250,18 @@ class AdamW<Cuda> {
     }
     first_.resize(layout.size() + 1, 0);
     for (std::size_t i = 0; i < layout.size(); ++i) first_[i + 1] = first_[i] + layout[i].numel();
-    range_.end = std::min(range.end, first_.back());
-    range_.begin = std::min(range.begin, range_.end);
+    // Where element k of tensor i has its moments: float moment_base_[i] + k of m_ / v_. A piece of a
+    // cut tensor starts its own entry, so its base lies before the entry by its first element: the
+    // subtraction wraps modulo 2^64 and the kernel's unsigned base + k lands on the element exactly.
+    moment_base_.assign(layout.size(), 0);
+    detail::for_each_shard_piece(layout, m_.layout(), range_, [&](std::size_t i, std::size_t w, std::size_t m, std::size_t) {
+      moment_base_[i] = std::uint64_t{m / sizeof(float)} - std::uint64_t{(w - layout[i].offset) / sizeof(float)};
+    });
   }
 
   AdamWConfig const& config() const { return config_; }
-  ArenaLayout const& layout() const { return m_.layout(); }
+  /// The layout of the parameters (and gradients) the optimizer updates.
+  ArenaLayout const& layout() const { return layout_; }
   /// Multipliers in effect for tensor `i` (after groups and the no-decay rule).
   TensorHyper const& hyper(std::size_t i) const { return hyper_.at(i); }
   /// The elements each step updates.
@@ -262,7 +270,8 @@ class AdamW<Cuda> {
   /// Overrides one tensor's multipliers (no no-decay rule applied).
   void set_hyper(std::string_view name, TensorHyper h) { hyper_.at(layout().index_of(name)) = h; }
 
-  /// Optimizer state: first and second moments (same layout as the parameters) and steps taken.
+  /// Optimizer state: first and second moments (in shard_layout(layout(), range()): the parameters' own
+  /// layout unless a range cuts it) and steps taken.
   Arena<Cuda> const& exp_avg() const { return m_; }
   Arena<Cuda> const& exp_avg_sq() const { return v_; }
   Arena<Cuda>& exp_avg() { return m_; }
@@ -313,7 +322,7 @@ class AdamW<Cuda> {
       s.first = first_[i];
       s.p = PL[i].offset / sizeof(float);  // arena offsets are multiples of the arena alignment (>= 256)
       s.g = GL[i].offset / sizeof(float);
-      s.m = L[i].offset / sizeof(float);
+      s.m = moment_base_[i];  // m_ and v_ share one layout
       s.b = BL != nullptr ? (*BL)[i].offset / sizeof(bf16) : 0;
       s.decay = static_cast<float>(1.0 - lr_t * wd_t);
       s.neg_step_size = static_cast<float>(-(lr_t / bc1));
@@ -350,12 +359,20 @@ class AdamW<Cuda> {
     }
   }
 
+  static FlatRange clamp(FlatRange r, std::size_t numel) {
+    r.end = std::min(r.end, numel);
+    r.begin = std::min(r.begin, r.end);
+    return r;
+  }
+
   AdamWConfig config_;
+  FlatRange range_;
   Arena<Cuda> m_, v_;
+  ArenaLayout layout_;
   std::int64_t step_ = 0;
   std::vector<TensorHyper> hyper_;
-  std::vector<std::size_t> first_;  // flat index of each tensor's first element (+ the total)
-  FlatRange range_;
+  std::vector<std::size_t> first_;            // flat index of each tensor's first element (+ the total)
+  std::vector<std::uint64_t> moment_base_;    // per tensor: float index in m_ / v_ of its element 0 (mod 2^64)
   cuda_detail::AdamWTable table_;  // per-step tensor table (staging, device copy, in-use event)
 };
 
