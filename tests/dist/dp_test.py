@@ -167,8 +167,11 @@ check(len(steps(f"{work}/two")) == STEPS, "rank 0 alone writes the log: one line
 
 # 2. Rank 1 killed after step 3: the launcher ends rank 0; the rerun resumes exactly.
 out = f"{work}/killed"
+t0 = time.time()
 p = train(out, R2, 2, env_extra={"KUMIKI_CRASH_AT": "step:3", "KUMIKI_CRASH_RANK": "1"}, timeout=60)
 text = p.communicate()[0]
+print(f"FIGURE rank 1 SIGKILLed after step 3: the job ended {time.time() - t0:.1f} s after its start "
+      f"(rc {p.returncode}; --comm-timeout 60 not reached)")
 check(p.returncode != 0, f"a rank killed: mpirun exits non-zero (rc {p.returncode})")
 check("signal 9" in text or "Killed" in text, "the launcher names the killed rank: " + text.strip()[-200:])
 rc, text = run(out, R2, 2)

@@ -193,6 +193,24 @@ class MpiComm {
     wait(req, "the all-gather of the parameters");
   }
 
+  /// Each rank's part (`mine`, bounds[rank + 1] - bounds[rank] floats) into its place in `whole` on rank
+  /// `root` only (dist::ZeroCommunicator::gather). The whole buffer must be below 2^31 floats.
+  void gather(float const* mine, float* whole, std::span<std::int64_t const> bounds, int root) const {
+    std::vector<int> const counts = part_counts(bounds, true);
+    auto const me = static_cast<std::size_t>(rank_);
+    if (size_ == 1) {
+      if (mine != whole + bounds[me]) std::memmove(whole + bounds[me], mine, static_cast<std::size_t>(counts[me]) * sizeof(float));
+      return;
+    }
+    std::vector<int> displs(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(bounds[static_cast<std::size_t>(r)]);
+    bool const in_place = rank_ == root && mine == whole + bounds[me];
+    MPI_Request req = MPI_REQUEST_NULL;
+    KUMIKI_MPI_CHECK(MPI_Igatherv(in_place ? MPI_IN_PLACE : mine, counts[me], MPI_FLOAT, whole, counts.data(),
+                                  displs.data(), MPI_FLOAT, root, comm_, &req));
+    wait(req, "the gather of the optimizer state for a checkpoint");
+  }
+
   /// The same on the backend's terms (dist::ZeroCommunicator): host memory, nothing queued.
   template <class Backend>
     requires std::same_as<Backend, Cpu>
@@ -203,6 +221,12 @@ class MpiComm {
     requires std::same_as<Backend, Cpu>
   void all_gather(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
     all_gather(data, bounds);
+  }
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void gather(ops::Ctx<Backend>& /*ctx*/, float const* mine, float* whole, std::span<std::int64_t const> bounds,
+              int root) const {
+    gather(mine, whole, bounds, root);
   }
 
   double all_reduce_sum(double x) const {

@@ -217,6 +217,30 @@ class NcclComm {
     wait(ctx.stream, what);
   }
 
+  /// Each rank's part (`mine`, bounds[rank + 1] - bounds[rank] floats of device memory) into its place in
+  /// `whole` on rank `root` only: one NCCL group of ncclSend (every other rank) and ncclRecv (root, once
+  /// per other rank); root's own part is copied on the stream unless `mine` is already its place.
+  void gather(ops::Ctx<Cuda>& ctx, float const* mine, float* whole, std::span<std::int64_t const> bounds, int root) const {
+    check_bounds(bounds, "gather");
+    KUMIKI_CHECK(root >= 0 && root < size_, "NcclComm::gather: root ", root, " of ", size_);
+    auto const [begin, count] = part(bounds, rank_);
+    if (rank_ == root && count > 0 && mine != whole + begin)
+      KUMIKI_CUDA_CHECK(cudaMemcpyAsync(whole + begin, mine, count * sizeof(float), cudaMemcpyDeviceToDevice, ctx.stream));
+    if (comm_ == nullptr || size_ == 1) return;
+    char const* what = "the gather of the optimizer state for a checkpoint";
+    settle(ncclGroupStart(), "ncclGroupStart", what);
+    if (rank_ == root) {
+      for (int r = 0; r < size_; ++r) {
+        auto const [at, n] = part(bounds, r);
+        if (r != root && n > 0) settle(ncclRecv(whole + at, n, ncclFloat32, r, comm_, ctx.stream), "ncclRecv", what);
+      }
+    } else if (count > 0) {
+      settle(ncclSend(mine, count, ncclFloat32, root, comm_, ctx.stream), "ncclSend", what);
+    }
+    settle(ncclGroupEnd(), "ncclGroupEnd", what);
+    wait(ctx.stream, what);
+  }
+
   /// n floats of device memory from rank `root` to every rank, in place (ncclBroadcast on the ctx's stream).
   void broadcast(ops::Ctx<Cuda>& ctx, float* data, std::int64_t n, int root) const {
     KUMIKI_CHECK(n >= 0 && root >= 0 && root < size_, "NcclComm::broadcast: ", n, " floats from rank ", root, " of ", size_);

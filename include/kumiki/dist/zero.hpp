@@ -65,15 +65,21 @@ inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
 ///   reduce_scatter_sum(ctx, data, bounds)   data: every rank's floats summed over the ranks into this
 ///                                           rank's [bounds[rank], bounds[rank + 1]) of it, in place;
 ///                                           the rest of data is left undefined;
-///   all_gather(ctx, data, bounds)           each rank r's [bounds[r], bounds[r + 1]) of data to every rank.
+///   all_gather(ctx, data, bounds)           each rank r's [bounds[r], bounds[r + 1]) of data to every rank;
+///   gather(ctx, mine, whole, bounds, root)  each rank's part (`mine`: its bounds[rank + 1] - bounds[rank]
+///                                           floats) into [bounds[r], bounds[r + 1]) of `whole` on rank
+///                                           `root` only (elsewhere `whole` is unused; on root, `mine`
+///                                           may be its own place in `whole`): the optimizer state
+///                                           brought to the rank that writes the checkpoint.
 /// `data` is backend memory (host for MpiComm, device for NcclComm); bounds has size() + 1 entries,
 /// from 0 to the buffer's length (ZeroPartition::floats, or ::elements of a packed buffer).
 template <class C, class Backend>
-concept ZeroCommunicator =
-    requires(C& c, ops::Ctx<Backend>& ctx, float* data, std::span<std::int64_t const> bounds) {
-      { c.reduce_scatter_sum(ctx, data, bounds) } -> std::same_as<void>;
-      { c.all_gather(ctx, data, bounds) } -> std::same_as<void>;
-    };
+concept ZeroCommunicator = requires(C& c, ops::Ctx<Backend>& ctx, float* data, float const* mine,
+                                    std::span<std::int64_t const> bounds) {
+  { c.reduce_scatter_sum(ctx, data, bounds) } -> std::same_as<void>;
+  { c.all_gather(ctx, data, bounds) } -> std::same_as<void>;
+  { c.gather(ctx, mine, data, bounds, 0) } -> std::same_as<void>;
+};
 
 }  // namespace dist
 KUMIKI_NAMESPACE_END

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "kumiki/config.hpp"
+#include "kumiki/core/arena.hpp"
+#include "kumiki/core/buffer.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/core/json.hpp"
 #include "kumiki/core/precision.hpp"
@@ -484,13 +486,33 @@ class Trainer {
       if (zero_) comm_.all_gather(model_->context(), reinterpret_cast<float*>(model_->params().data()), partition_.floats);
   }
 
-  /// ZeRO-1: every rank's moments gathered into whole arenas (the parameters' layout) on every rank.
+  /// ZeRO-1: every rank's moments gathered into whole arenas (the parameters' layout) on rank 0, which
+  /// writes the checkpoint; the other ranks send their part from a buffer of its size (so no rank but
+  /// the writer ever holds the whole state).
   void gather_moments(std::optional<Arena<Backend>>& m, std::optional<Arena<Backend>>& v) {
     if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
+      int const rank = comm_.rank();
+      auto const first = static_cast<std::size_t>(partition_.floats[static_cast<std::size_t>(rank)]);
+      auto const floats = static_cast<std::size_t>(partition_.floats[static_cast<std::size_t>(rank) + 1]) - first;
+      std::optional<Buffer<Backend>> part;
       for (auto [whole, mine] : {std::pair{&m, &opt_.exp_avg()}, std::pair{&v, &opt_.exp_avg_sq()}}) {
-        whole->emplace(model_->params().layout());
-        optim::shard_to_whole(*mine, opt_.range(), **whole);
-        comm_.all_gather(model_->context(), reinterpret_cast<float*>((*whole)->data()), partition_.floats);
+        float const* send = nullptr;
+        if (lead()) {
+          whole->emplace(model_->params().layout());
+          optim::shard_to_whole(*mine, opt_.range(), **whole);
+          send = reinterpret_cast<float const*>((*whole)->data()) + first;
+        } else {
+          if (!part) part.emplace(floats * sizeof(float));
+          part->zero();  // the padding between tensors
+          optim::detail::for_each_shard_piece(model_->params().layout(), mine->layout(), opt_.range(),
+                                              [&](std::size_t, std::size_t w, std::size_t s, std::size_t n) {
+                                                Copy<Backend, Backend>::bytes(part->data() + (w - first * sizeof(float)),
+                                                                              mine->data() + s, n);
+                                              });
+          send = reinterpret_cast<float const*>(part->data());
+        }
+        comm_.gather(model_->context(), send, lead() ? reinterpret_cast<float*>((*whole)->data()) : nullptr,
+                     partition_.floats, 0);
       }
     }
   }
@@ -916,7 +938,7 @@ class Trainer {
     std::int64_t const rollbacks = state_.spikes.rollbacks;
     fs::path const dir = root / checkpoint_name(step);
     // Rank 0 writes; every rank holds the same weights, and the same optimizer state or (ZeRO-1) its
-    // part of it, gathered here into whole moments on every rank first.
+    // part of it, gathered here into whole moments on rank 0 first.
     std::optional<Arena<Backend>> whole_m, whole_v;
     if (zero_) gather_moments(whole_m, whole_v);
     if (lead()) {
