@@ -185,8 +185,7 @@ class MpiComm {
   void all_gather(float* data, std::span<std::int64_t const> bounds) const {
     if (size_ == 1) return;
     std::vector<int> const counts = part_counts(bounds, true);
-    std::vector<int> displs(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(bounds[static_cast<std::size_t>(r)]);
+    std::vector<int> const displs = part_displs(bounds);
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
                                      comm_, &req));
@@ -202,8 +201,7 @@ class MpiComm {
       if (mine != whole + bounds[me]) std::memmove(whole + bounds[me], mine, static_cast<std::size_t>(counts[me]) * sizeof(float));
       return;
     }
-    std::vector<int> displs(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) displs[static_cast<std::size_t>(r)] = static_cast<int>(bounds[static_cast<std::size_t>(r)]);
+    std::vector<int> const displs = part_displs(bounds);
     bool const in_place = rank_ == root && mine == whole + bounds[me];
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Igatherv(in_place ? MPI_IN_PLACE : mine, counts[me], MPI_FLOAT, whole, counts.data(),
@@ -260,6 +258,13 @@ class MpiComm {
       counts[r] = static_cast<int>(n);
     }
     return counts;
+  }
+
+  /// MPI's int displacements of the parts: bounds[0 .. size()) (part_counts(bounds, true) checked them).
+  std::vector<int> part_displs(std::span<std::int64_t const> bounds) const {
+    std::vector<int> displs(static_cast<std::size_t>(size_));
+    for (std::size_t r = 0; r < displs.size(); ++r) displs[r] = static_cast<int>(bounds[r]);
+    return displs;
   }
 
   void wait(MPI_Request& req, char const* what) const {

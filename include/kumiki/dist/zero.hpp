@@ -33,7 +33,6 @@ struct ZeroPartition {
 
   int ranks() const { return static_cast<int>(elements.size()) - 1; }
   FlatRange range(int r) const { return FlatRange{elements.at(static_cast<std::size_t>(r)), elements.at(static_cast<std::size_t>(r) + 1)}; }
-  std::size_t numel(int r) const { return elements.at(static_cast<std::size_t>(r) + 1) - elements.at(static_cast<std::size_t>(r)); }
 };
 
 /// The partition of an fp32 arena with `layout` (its offsets as allocated: pass the arena's own

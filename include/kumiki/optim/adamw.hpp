@@ -92,6 +92,26 @@ void for_each_shard_piece(ArenaLayout const& whole, ArenaLayout const& shard, Fl
     f(i, w.offset + lo * size, s.offset + shard_first * size, (hi - lo) * size);
   });
 }
+
+/// `range` within an arena of `numel` elements (FlatRange's default end is "to the end").
+inline FlatRange clamp_range(FlatRange range, std::size_t numel) {
+  range.end = std::min(range.end, numel);
+  range.begin = std::min(range.begin, range.end);
+  return range;
+}
+
+/// Per tensor of `whole`, the element index in the moment arena (layout `shard`, as for_each_shard_piece)
+/// of the tensor's element 0: element k of tensor i has its moments at base[i] + k. A piece of a cut
+/// tensor starts its own entry, so its base lies before that entry by its first element and may be
+/// negative; tensors outside `range` get 0 (never read).
+inline std::vector<std::int64_t> moment_bases(ArenaLayout const& whole, ArenaLayout const& shard, FlatRange range) {
+  std::vector<std::int64_t> base(whole.size(), 0);
+  for_each_shard_piece(whole, shard, range, [&](std::size_t i, std::size_t w, std::size_t s, std::size_t) {
+    std::size_t const size = dtype_size(whole[i].dtype);
+    base[i] = static_cast<std::int64_t>(s / size) - static_cast<std::int64_t>((w - whole[i].offset) / size);
+  });
+  return base;
+}
 }  // namespace detail
 
 /// Copies optimizer state kept for `range` (`shard`: shard_layout(whole layout, range), or the whole

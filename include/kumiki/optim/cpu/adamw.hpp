@@ -50,7 +50,7 @@ class AdamW<Cpu> {
   /// and whole_to_shard move them to and from the whole layout a checkpoint holds.
   explicit AdamW(ArenaLayout const& layout, AdamWConfig config = {}, std::vector<ParamGroup> const& groups = {},
                  FlatRange range = {})
-      : config_(config), range_(clamp(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
+      : config_(config), range_(detail::clamp_range(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
         layout_(layout) {
     for (auto const& e : layout.entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "AdamW updates fp32 tensors; '", e.name, "' is ", dtype_name(e.dtype),
@@ -74,12 +74,7 @@ class AdamW<Cpu> {
     // evenly over threads whatever the tensor sizes.
     first_.resize(layout.size() + 1, 0);
     for (std::size_t i = 0; i < layout.size(); ++i) first_[i + 1] = first_[i] + layout[i].numel();
-    // Where element k of tensor i has its moments: m_.data() + moment_base_[i] + 4 k (a piece of a cut
-    // tensor starts its own entry, so its base lies before that entry by its first element).
-    moment_base_.assign(layout.size(), 0);
-    detail::for_each_shard_piece(layout, m_.layout(), range_, [&](std::size_t i, std::size_t w, std::size_t m, std::size_t) {
-      moment_base_[i] = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(w - layout[i].offset);
-    });
+    moment_base_ = detail::moment_bases(layout, m_.layout(), range_);  // element k of tensor i: m_[base + k]
   }
 
   AdamWConfig const& config() const { return config_; }
@@ -161,8 +156,8 @@ class AdamW<Cpu> {
         std::size_t const begin = std::max(lo, first_[i]) - first_[i];
         std::size_t const end = std::min(hi, first_[i + 1]) - first_[i];
         if (begin >= end) continue;
-        // m_ and v_ share one layout; the offset is taken whole, as it may be negative on its own
-        std::size_t const moments = static_cast<std::size_t>(moment_base_[i] + static_cast<std::ptrdiff_t>(begin * sizeof(float)));
+        // m_ and v_ share one layout; the index is taken whole, as the base may be negative on its own
+        std::size_t const moments = static_cast<std::size_t>(moment_base_[i] + static_cast<std::int64_t>(begin)) * sizeof(float);
         bf16* const out = b_base ? reinterpret_cast<bf16*>(b_base + (*BL)[i].offset) : nullptr;
         detail::adamw_update(reinterpret_cast<float*>(p_base + PL[i].offset) + begin,
                              reinterpret_cast<float const*>(g_base + GL[i].offset) + begin,
@@ -187,12 +182,6 @@ class AdamW<Cpu> {
     }
   }
 
-  static FlatRange clamp(FlatRange r, std::size_t numel) {
-    r.end = std::min(r.end, numel);
-    r.begin = std::min(r.begin, r.end);
-    return r;
-  }
-
   AdamWConfig config_;
   FlatRange range_;
   Arena<Cpu> m_, v_;
@@ -200,7 +189,7 @@ class AdamW<Cpu> {
   std::int64_t step_ = 0;
   std::vector<TensorHyper> hyper_;
   std::vector<std::size_t> first_;  // element index of each tensor's first element (+ the total)
-  std::vector<std::ptrdiff_t> moment_base_;  // per tensor: byte offset in m_ / v_ of its element 0
+  std::vector<std::int64_t> moment_base_;    // per tensor: element index in m_ / v_ of its element 0
   std::vector<Scalars> scalars_;
 };
 

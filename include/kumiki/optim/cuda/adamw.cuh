@@ -226,7 +226,7 @@ class AdamW<Cuda> {
   /// after the legacy default stream.
   explicit AdamW(ArenaLayout const& layout, AdamWConfig config = {}, std::vector<ParamGroup> const& groups = {},
                  FlatRange range = {})
-      : config_(config), range_(clamp(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
+      : config_(config), range_(detail::clamp_range(range, layout.numel())), m_(shard_layout(layout, range_)), v_(m_.layout()),
         layout_(layout), table_(layout.size() + 1) {
     KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());  // the moments' cudaMemset has landed
     for (auto const& e : layout.entries())
@@ -250,13 +250,7 @@ class AdamW<Cuda> {
     }
     first_.resize(layout.size() + 1, 0);
     for (std::size_t i = 0; i < layout.size(); ++i) first_[i + 1] = first_[i] + layout[i].numel();
-    // Where element k of tensor i has its moments: float moment_base_[i] + k of m_ / v_. A piece of a
-    // cut tensor starts its own entry, so its base lies before the entry by its first element: the
-    // subtraction wraps modulo 2^64 and the kernel's unsigned base + k lands on the element exactly.
-    moment_base_.assign(layout.size(), 0);
-    detail::for_each_shard_piece(layout, m_.layout(), range_, [&](std::size_t i, std::size_t w, std::size_t m, std::size_t) {
-      moment_base_[i] = std::uint64_t{m / sizeof(float)} - std::uint64_t{(w - layout[i].offset) / sizeof(float)};
-    });
+    moment_base_ = detail::moment_bases(layout, m_.layout(), range_);  // element k of tensor i: m_[base + k]
   }
 
   AdamWConfig const& config() const { return config_; }
@@ -322,7 +316,9 @@ class AdamW<Cuda> {
       s.first = first_[i];
       s.p = PL[i].offset / sizeof(float);  // arena offsets are multiples of the arena alignment (>= 256)
       s.g = GL[i].offset / sizeof(float);
-      s.m = moment_base_[i];  // m_ and v_ share one layout
+      // m_ and v_ share one layout. A negative base (a cut tensor's piece) becomes its value modulo 2^64,
+      // and the kernel's unsigned base + k lands on the element exactly.
+      s.m = static_cast<std::uint64_t>(moment_base_[i]);
       s.b = BL != nullptr ? (*BL)[i].offset / sizeof(bf16) : 0;
       s.decay = static_cast<float>(1.0 - lr_t * wd_t);
       s.neg_step_size = static_cast<float>(-(lr_t / bc1));
@@ -359,12 +355,6 @@ class AdamW<Cuda> {
     }
   }
 
-  static FlatRange clamp(FlatRange r, std::size_t numel) {
-    r.end = std::min(r.end, numel);
-    r.begin = std::min(r.begin, r.end);
-    return r;
-  }
-
   AdamWConfig config_;
   FlatRange range_;
   Arena<Cuda> m_, v_;
@@ -372,7 +362,7 @@ class AdamW<Cuda> {
   std::int64_t step_ = 0;
   std::vector<TensorHyper> hyper_;
   std::vector<std::size_t> first_;            // flat index of each tensor's first element (+ the total)
-  std::vector<std::uint64_t> moment_base_;    // per tensor: float index in m_ / v_ of its element 0 (mod 2^64)
+  std::vector<std::int64_t> moment_base_;     // per tensor: element index in m_ / v_ of its element 0
   cuda_detail::AdamWTable table_;  // per-step tensor table (staging, device copy, in-use event)
 };
 
