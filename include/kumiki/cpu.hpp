@@ -21,3 +21,4 @@
 #include "kumiki/ops/cpu/swiglu.hpp"
 #include "kumiki/optim/cpu/adamw.hpp"
 #include "kumiki/optim/cpu/grad_norm.hpp"
+#include "kumiki/optim/cpu/master.hpp"

@@ -45,3 +45,5 @@
 #include "kumiki/optim/clip.hpp"
 #include "kumiki/optim/cuda/adamw.cuh"
 #include "kumiki/optim/cuda/grad_norm.cuh"
+#include "kumiki/optim/cuda/master.cuh"
+#include "kumiki/optim/master.hpp"

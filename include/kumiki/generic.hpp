@@ -39,6 +39,7 @@
 #include "kumiki/dist/comm.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
+#include "kumiki/optim/master.hpp"
 #include "kumiki/sched/schedule.hpp"
 #include "kumiki/sched/toml.hpp"
 

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "kumiki/core/shape.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
+#include "kumiki/optim/master.hpp"
 
 namespace kumiki_test::backend_ops {
 namespace optim_cases {
@@ -119,6 +121,62 @@ struct OptimAdamWBitwiseCase {
                 {"step_count", {static_cast<double>(opt.step_count())}}};
     if constexpr (mixed) out.push_back({"bf16 model", optim_cases::arena_values(model)});
     return out;
+  }
+};
+
+/// AdamW on fp32 master weights kept as halves (optim/master.hpp), the GPU trainer's 16 bytes a
+/// parameter: three steps as OptimAdamWBitwiseCase's (groups, no-decay tensors, a ZeRO-1 range), the
+/// masters starting as uniform values with special ones in "scale" and the first elements of
+/// "final_norm" (exact ties of the bf16 rounding, the largest finite float, subnormals, -0). The GPU
+/// runs AdamW<Cuda>::step_halves and MasterSplit<Cuda>; the CPU, which keeps no halves, joins them,
+/// steps the fp32 masters in place and splits them again, each step. Both policies run the same fp32
+/// computation (the case ignores P). Compared bit for bit: the joined masters, the bf16 weights, the
+/// moments.
+struct OptimAdamWHalvesBitwiseCase {
+  static constexpr char const* name = "AdamW on master halves, 3 steps, ZeRO-1 range (bitwise vs CPU join/step/split)";
+  static constexpr double tol = 0.0;
+  static constexpr bool bitwise = true;
+  template <class B, class P>
+  static Outputs run(ops::Ctx<B>& ctx) {
+    ArenaLayout const model_layout = optim_cases::adamw_model_layout();
+    ArenaLayout const L = optim::master_layout(model_layout);
+    Arena<B> hi(model_layout), lo(model_layout), grads(L), master(L);
+    {
+      Arena<Cpu> m(L);
+      optim_cases::fill_uniform(m, 60, -1.0, 1.0);
+      float const special[] = {1.0f + 0x1p-8f,  -(1.0f + 3 * 0x1p-8f), 0x1.fffffep127f, 1e-40f, -0.0f, 0.5f + 0x1p-9f};
+      float* fn = m.get<float>("final_norm.weight").data();
+      for (std::size_t k = 0; k < std::size(special); ++k) fn[k] = special[k];
+      m.get<float>("scale").data()[0] = 0x1p-9f + 0x1p-17f;  // a tie in another binade
+      kumiki::copy(master, m);
+    }
+    auto each = [&](auto&& f) {
+      for (std::size_t i = 0; i < L.size(); ++i)
+        f(master.template get<float>(i).data(), hi.template get<bf16>(i).data(),
+          reinterpret_cast<std::uint16_t*>(lo.template get<bf16>(i).data()), static_cast<std::int64_t>(L[i].numel()));
+    };
+    each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
+    std::vector<optim::ParamGroup> const groups{
+        {"embed", [](ArenaEntry const& e) { return e.name.starts_with("embed."); }, 0.5f, 1.0f}};
+    optim::AdamW<B> opt(L, optim::AdamWConfig{}, groups, FlatRange{700, L.numel() - 2000});
+    float const lrs[3] = {1e-2f, 2e-2f, 5e-3f}, wds[3] = {0.1f, 0.05f, 0.2f};
+    for (int s = 0; s < 3; ++s) {
+      synchronize(ctx);
+      optim_cases::fill_uniform(grads, 61 + static_cast<std::uint64_t>(s), -1.0, 1.0);
+      if constexpr (std::is_same_v<B, Cpu>) {
+        each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::join(ctx, h, l, x, n); });
+        opt.step(ctx, master, grads, lrs[s], wds[s]);
+        each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
+      } else {
+        opt.step_halves(ctx, hi, lo, grads, lrs[s], wds[s]);
+      }
+    }
+    each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::join(ctx, h, l, x, n); });
+    synchronize(ctx);
+    return {{"master (joined)", optim_cases::arena_values(master)},
+            {"bf16 weights", optim_cases::arena_values(hi)},
+            {"exp_avg", optim_cases::arena_values(opt.exp_avg())},
+            {"exp_avg_sq", optim_cases::arena_values(opt.exp_avg_sq())}};
   }
 };
 

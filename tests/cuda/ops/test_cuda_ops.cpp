@@ -111,7 +111,7 @@ TEMPLATE_TEST_CASE("CUDA attention against the CPU", "[cuda][attention]", bo::At
 }
 
 TEMPLATE_TEST_CASE("CUDA optimizer against the CPU", "[cuda][optim]", bo::OptimAdamWBitwiseCase<false>,
-                   bo::OptimAdamWBitwiseCase<true>, bo::OptimGradNormCase) {
+                   bo::OptimAdamWBitwiseCase<true>, bo::OptimAdamWHalvesBitwiseCase, bo::OptimGradNormCase) {
   check_against_cpu<TestType>();
 }
 
@@ -120,7 +120,7 @@ TEMPLATE_TEST_CASE("CUDA optimizer against the CPU", "[cuda][optim]", bo::OptimA
 TEMPLATE_TEST_CASE("CUDA ops under compute-sanitizer", "[sanitize]", bo::ResidualCase, bo::SwiGluCase, bo::RopeCase,
                    bo::EmbeddingCase, bo::FillCase, bo::RmsNormCase, bo::ResidualRmsNormCase, bo::LinearCase,
                    bo::LmHeadLossCase, bo::AttentionCase<false>, bo::AttentionCase<true>,
-                   bo::OptimAdamWBitwiseCase<false>, bo::OptimGradNormCase) {
+                   bo::OptimAdamWBitwiseCase<false>, bo::OptimAdamWHalvesBitwiseCase, bo::OptimGradNormCase) {
   for (co::Dt const dt : {co::Dt::f32, co::Dt::bf16}) CHECK(!co::run_cuda<TestType>(dt).empty());
 }
 

@@ -23,6 +23,7 @@
 #include "kumiki/core/error.hpp"
 #include "kumiki/ops/cuda/context.cuh"
 #include "kumiki/optim/adamw.hpp"
+#include "kumiki/optim/master.hpp"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace optim {
@@ -147,16 +148,21 @@ __device__ __forceinline__ float adamw_element(float& p, float g, float& m, floa
   return pk;
 }
 
+/// Where a step reads and writes the weights: an fp32 arena `p`; the same plus its bf16 copy `b`; or
+/// the two halves of each fp32 master (optim/master.hpp): the model's bf16 arena `b` and the low halves
+/// `lo`, at the same offsets.
+enum class MasterStore : int { f32, f32_and_bf16, halves };
+
 /// The fused AdamW pass over flat elements [begin, end) (tensor order, padding skipped).
 /// Grid: blocks of 256 threads stride over tiles of 1024 consecutive flat elements; thread 0 finds the
 /// tile's first tensor by binary search over the slots' `first`, then each thread takes elements
 /// tile + k * 256 + threadIdx.x (k < 4, coalesced) and walks forward through the slots (tensors can
-/// end inside a tile; empty tensors are stepped over). WriteBf16: also store bf16(p) into `b`.
-template <bool WriteBf16>
+/// end inside a tile; empty tensors are stepped over).
+template <MasterStore Store>
 __global__ void __launch_bounds__(adamw_threads)
     adamw_kernel(float* __restrict__ p, float const* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
-                 bf16* __restrict__ b, AdamWSlot const* __restrict__ slots, std::uint32_t tensors, std::uint64_t begin,
-                 std::uint64_t end, AdamWCommon s) {
+                 bf16* __restrict__ b, std::uint16_t* __restrict__ lo, AdamWSlot const* __restrict__ slots,
+                 std::uint32_t tensors, std::uint64_t begin, std::uint64_t end, AdamWCommon s) {
   __shared__ std::uint32_t tile_tensor;
   std::uint64_t const tiles = (end - begin + adamw_tile - 1) / adamw_tile;
   for (std::uint64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -187,12 +193,21 @@ __global__ void __launch_bounds__(adamw_threads)
         next_first = slots[i + 1].first;
       }
       std::uint64_t const j = e - cur.first;
-      float pk = p[cur.p + j], mk = m[cur.m + j], vk = v[cur.m + j];
+      float pk;
+      if constexpr (Store == MasterStore::halves) pk = join_master(b[cur.b + j].bits, lo[cur.b + j]);
+      else pk = p[cur.p + j];
+      float mk = m[cur.m + j], vk = v[cur.m + j];
       float const out = adamw_element(pk, g[cur.g + j], mk, vk, s, cur.decay, cur.neg_step_size);
-      p[cur.p + j] = pk;
       m[cur.m + j] = mk;
       v[cur.m + j] = vk;
-      if constexpr (WriteBf16) b[cur.b + j] = bf16(out);
+      if constexpr (Store == MasterStore::halves) {
+        MasterHalves const h = split_master(out);
+        b[cur.b + j] = bf16::from_bits(h.hi);
+        lo[cur.b + j] = h.lo;
+      } else {
+        p[cur.p + j] = pk;
+        if constexpr (Store == MasterStore::f32_and_bf16) b[cur.b + j] = bf16(out);
+      }
     }
     __syncthreads();  // every thread has read tile_tensor before thread 0 writes the next tile's
   }
@@ -286,12 +301,32 @@ class AdamW<Cuda> {
   /// (same names and shapes, bf16 dtypes) in the same pass.
   void step(ops::Ctx<Cuda>& ctx, Arena<Cuda>& params, Arena<Cuda> const& grads, float lr, float wd,
             Arena<Cuda>* model_bf16 = nullptr) {
+    KUMIKI_CHECK(params.layout() == layout(), "AdamW: the parameter arena's layout differs from the optimizer's");
+    auto* const p = reinterpret_cast<float*>(params.data());
+    if (model_bf16 == nullptr) return launch<cuda_detail::MasterStore::f32>(ctx, p, grads, nullptr, nullptr, lr, wd);
+    check_bf16_twin(model_bf16->layout());
+    launch<cuda_detail::MasterStore::f32_and_bf16>(ctx, p, grads, model_bf16, nullptr, lr, wd);
+  }
+
+  /// One update of fp32 master weights kept as two halves (optim/master.hpp): `hi`, the bf16 model arena
+  /// (the optimizer's names and shapes, bf16 dtypes), and `lo`, an arena of hi's layout holding the low
+  /// halves. Each element's master is joined, updated as step() updates it, and split back into both:
+  /// 16 bytes of state a parameter with the gradient and the moments.
+  void step_halves(ops::Ctx<Cuda>& ctx, Arena<Cuda>& hi, Arena<Cuda>& lo, Arena<Cuda> const& grads, float lr, float wd) {
+    check_bf16_twin(hi.layout());
+    KUMIKI_CHECK(lo.layout() == hi.layout(), "AdamW: the low halves' arena must have the bf16 model arena's layout");
+    launch<cuda_detail::MasterStore::halves>(ctx, nullptr, grads, &hi, reinterpret_cast<std::uint16_t*>(lo.data()), lr, wd);
+  }
+
+ private:
+  /// Queues one step: the tensor table (per-tensor scalars in double, as AdamW<Cpu> computes them) and
+  /// the kernel reading the weights as `Store` says.
+  template <cuda_detail::MasterStore Store>
+  void launch(ops::Ctx<Cuda>& ctx, float* p, Arena<Cuda> const& grads, Arena<Cuda>* model_bf16, std::uint16_t* lo,
+              float lr, float wd) {
     ArenaLayout const& L = layout();
-    KUMIKI_CHECK(params.layout() == L, "AdamW: the parameter arena's layout differs from the optimizer's");
     KUMIKI_CHECK(grads.layout() == L, "AdamW: the gradient arena's layout differs from the optimizer's");
-    if (model_bf16 != nullptr) check_bf16_twin(model_bf16->layout());
     ++step_;
-    // Per-tensor scalars in double, as AdamW<Cpu> (and torch, in Python floats) computes them.
     double const bc1 = 1.0 - std::pow(static_cast<double>(config_.beta1), static_cast<double>(step_));
     double const bc2 = 1.0 - std::pow(static_cast<double>(config_.beta2), static_cast<double>(step_));
     cuda_detail::AdamWCommon common;
@@ -305,7 +340,6 @@ class AdamW<Cuda> {
     std::uint64_t const count = range_.end - range_.begin;
     if (count == 0) return;
 
-    ArenaLayout const& PL = params.layout();
     ArenaLayout const& GL = grads.layout();
     ArenaLayout const* const BL = model_bf16 != nullptr ? &model_bf16->layout() : nullptr;
     cuda_detail::AdamWSlot* const slots = table_.staging();
@@ -314,7 +348,7 @@ class AdamW<Cuda> {
       double const wd_t = static_cast<double>(wd) * static_cast<double>(hyper_[i].wd_mult);
       cuda_detail::AdamWSlot& s = slots[i];
       s.first = first_[i];
-      s.p = PL[i].offset / sizeof(float);  // arena offsets are multiples of the arena alignment (>= 256)
+      s.p = L[i].offset / sizeof(float);  // arena offsets are multiples of the arena alignment (>= 256)
       s.g = GL[i].offset / sizeof(float);
       // m_ and v_ share one layout. A negative base (a cut tensor's piece) becomes its value modulo 2^64,
       // and the kernel's unsigned base + k lands on the element exactly.
@@ -328,22 +362,14 @@ class AdamW<Cuda> {
 
     std::uint64_t const tiles = (count + cuda_detail::adamw_tile - 1) / cuda_detail::adamw_tile;
     unsigned const grid = static_cast<unsigned>(std::min(tiles, cuda_detail::adamw_max_blocks));
-    auto* const p = reinterpret_cast<float*>(params.data());
-    auto const* const g = reinterpret_cast<float const*>(grads.data());
-    auto* const m = reinterpret_cast<float*>(m_.data());
-    auto* const v = reinterpret_cast<float*>(v_.data());
-    auto const tensors = static_cast<std::uint32_t>(L.size());
-    if (model_bf16 != nullptr)
-      cuda_detail::adamw_kernel<true><<<grid, cuda_detail::adamw_threads, 0, ctx.stream>>>(
-          p, g, m, v, reinterpret_cast<bf16*>(model_bf16->data()), table_.device(), tensors, range_.begin, range_.end, common);
-    else
-      cuda_detail::adamw_kernel<false><<<grid, cuda_detail::adamw_threads, 0, ctx.stream>>>(
-          p, g, m, v, nullptr, table_.device(), tensors, range_.begin, range_.end, common);
+    cuda_detail::adamw_kernel<Store><<<grid, cuda_detail::adamw_threads, 0, ctx.stream>>>(
+        p, reinterpret_cast<float const*>(grads.data()), reinterpret_cast<float*>(m_.data()),
+        reinterpret_cast<float*>(v_.data()), model_bf16 != nullptr ? reinterpret_cast<bf16*>(model_bf16->data()) : nullptr,
+        lo, table_.device(), static_cast<std::uint32_t>(L.size()), range_.begin, range_.end, common);
     KUMIKI_CUDA_CHECK(cudaGetLastError());
     table_.mark_in_use(ctx.stream);
   }
 
- private:
   void check_bf16_twin(ArenaLayout const& b) const {
     ArenaLayout const& L = layout();
     KUMIKI_CHECK(b.size() == L.size(), "AdamW: the bf16 model arena has ", b.size(), " tensors, the master ", L.size());
