@@ -105,19 +105,24 @@ class Transformer {
   /// sqrt(2 L)) for o_proj and down_proj; 1 for the norms. MoE: the router N(0, init_std), expert w1 /
   /// w3 N(0, init_std) and w2 (down) N(0, init_std / sqrt(2 L)), as Megatron's MoE layers.
   void init(std::uint64_t seed) {
-    auto const& layout = params_.layout();
+    for (std::size_t i = 0; i < params_.layout().size(); ++i)
+      init_tensor(ctx_, params_.template get<param_type>(i).data(), i, seed);
+  }
+
+  /// Tensor `i` of the parameter layout initialized as init(seed) does, into `p` of element type T
+  /// (the trainer's fp32 master weights of a bf16 model: the normals rounded once to T).
+  template <class T>
+  static void init_tensor(ops::Ctx<Backend>& ctx, T* p, std::size_t i, std::uint64_t seed) {
+    ArenaLayout const layout = param_layout();
+    ArenaEntry const& e = layout[i];
     double const std0 = Cfg.init_std, std_out = Cfg.init_std / std::sqrt(2.0 * static_cast<double>(L));
-    for (std::size_t i = 0; i < layout.size(); ++i) {
-      ArenaEntry const& e = layout[i];
-      param_type* p = params_.template get<param_type>(i).data();
-      auto const n = static_cast<std::int64_t>(e.numel());
-      if (e.shape.rank() == 1)
-        ops::Fill<Backend>::constant(ctx_, p, n, param_type(1));
-      else if (models::hf::is_output_projection(e.name))
-        ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std_out);
-      else
-        ops::Fill<Backend>::normal(ctx_, p, n, seed, i, 0.0, std0);
-    }
+    auto const n = static_cast<std::int64_t>(e.numel());
+    if (e.shape.rank() == 1)
+      ops::Fill<Backend>::constant(ctx, p, n, T(1));
+    else if (models::hf::is_output_projection(e.name))
+      ops::Fill<Backend>::normal(ctx, p, n, seed, i, 0.0, std_out);
+    else
+      ops::Fill<Backend>::normal(ctx, p, n, seed, i, 0.0, std0);
   }
 
   /// Clears the gradients (padding included) before a new accumulation.

@@ -28,8 +28,13 @@
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/hf_interop.hpp"
 
+// The sums must not be contracted into FMAs (the f32 soup is one rounding of the exact double sums).
+// nvcc's front end does not know this pragma; the host half of a .cu file is compiled for baseline
+// x86-64 (kumiki passes -march only to C++ files), which has no FMA to contract into.
+#if !defined(__CUDACC__)
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 KUMIKI_NAMESPACE_BEGIN
 namespace train {
@@ -180,4 +185,6 @@ inline std::filesystem::path save_soup(std::filesystem::path const& root, Soup c
 }  // namespace train
 KUMIKI_NAMESPACE_END
 
+#if !defined(__CUDACC__)
 #pragma GCC pop_options
+#endif

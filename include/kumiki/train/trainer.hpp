@@ -22,6 +22,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kumiki/config.hpp"
@@ -41,6 +42,7 @@
 #include "kumiki/ops/fill.hpp"
 #include "kumiki/optim/adamw.hpp"
 #include "kumiki/optim/clip.hpp"
+#include "kumiki/optim/master.hpp"
 #include "kumiki/train/checkpoint.hpp"
 #include "kumiki/train/checkpoint_dir.hpp"
 #include "kumiki/train/log.hpp"
@@ -199,6 +201,30 @@ inline std::string describe_sample(data::GptDataset const& ds, std::int64_t i) {
   return "sample " + std::to_string(i) + " of dataset '" + ds.indexed_dataset().prefix().string() + "'";
 }
 
+/// A micro-batch's token ids where a model on `Backend` reads them: the host vectors themselves on the
+/// CPU, else copies in device buffers (Copy is synchronous, so the previous micro-batch, whose loss the
+/// host has read, is done with them).
+template <class Backend>
+class TokenStage {
+ public:
+  std::pair<std::int32_t const*, std::int32_t const*> place(std::vector<std::int32_t> const& tokens,
+                                                            std::vector<std::int32_t> const& targets) {
+    if constexpr (std::is_same_v<Backend, Cpu>) {
+      return {tokens.data(), targets.data()};
+    } else {
+      std::size_t const bytes = tokens.size() * sizeof(std::int32_t);
+      KUMIKI_CHECK(targets.size() == tokens.size(), "tokens and targets differ in size");
+      if (tokens_.size() < bytes) tokens_ = Buffer<Backend>(bytes), targets_ = Buffer<Backend>(bytes);
+      Copy<Backend, Cpu>::bytes(tokens_.data(), tokens.data(), bytes);
+      Copy<Backend, Cpu>::bytes(targets_.data(), targets.data(), bytes);
+      return {reinterpret_cast<std::int32_t const*>(tokens_.data()), reinterpret_cast<std::int32_t const*>(targets_.data())};
+    }
+  }
+
+ private:
+  Buffer<Backend> tokens_, targets_;
+};
+
 }  // namespace detail
 
 /// Mean loss of `model` over the first `batches` micro-batches of `mb` samples of a GPT dataset.
@@ -208,12 +234,14 @@ double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len,
   KUMIKI_REQUIRE(batches > 0 && batches * mb <= ds.size(), "eval set holds ", ds.size(), " samples, fewer than ", batches,
                " x ", mb);
   std::vector<std::int32_t> sample, tokens, targets;
+  detail::TokenStage<typename Model::backend> stage;
   double sum = 0;
   for (std::int64_t b = 0; b < batches; ++b) {
     data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b * mb + r); }, mb, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
-    sum += model.forward(tokens.data(), targets.data(), mb, seq_len, opt);
+    auto const [tok, tgt] = stage.place(tokens, targets);
+    sum += model.forward(tok, tgt, mb, seq_len, opt);
   }
   return sum / static_cast<double>(batches);
 }
@@ -226,13 +254,15 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
                       Progress&& progress, nn::StepOptions const& opt = {}) {
   KUMIKI_CHECK(samples > 0 && samples <= ds.size() && mb > 0, "evaluating ", samples, " of ", ds.size(), " samples");
   std::vector<std::int32_t> sample, tokens, targets;
+  detail::TokenStage<typename Model::backend> stage;
   double sum = 0;
   for (std::int64_t b0 = 0; b0 < samples; b0 += mb) {
     std::int64_t const rows = std::min(mb, samples - b0);
     data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b0 + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b0 + r); }, rows, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
-    sum += model.forward(tokens.data(), targets.data(), rows, seq_len, opt) * static_cast<double>(rows);
+    auto const [tok, tgt] = stage.place(tokens, targets);
+    sum += model.forward(tok, tgt, rows, seq_len, opt) * static_cast<double>(rows);
     progress(b0 + rows);
   }
   return sum / static_cast<double>(samples);
@@ -256,9 +286,15 @@ template <auto Cfg, class Backend = Cpu, class Comm = dist::NoComm, class P = Pr
 class Trainer {
  public:
   using Model = nn::Transformer<Cfg, Backend, P>;
-  static_assert(std::is_same_v<typename Model::param_type, float> && Model::precision::uniform,
-                "kumiki: the trainer updates the parameter arena in place, so it trains fp32 policies only; "
-                "bf16 parameters with an fp32 master copy are not supported by the trainer yet");
+  /// bf16 weights: the fp32 master weights are kept as two halves (optim/master.hpp), the model's bf16
+  /// arena and an arena of low halves, 16 bytes a parameter with the fp32 gradients and moments. Without
+  /// them (Precision<float>) AdamW updates the parameter arena in place.
+  static constexpr bool halves = !Model::precision::uniform;
+  static_assert((std::is_same_v<typename Model::param_type, float> && Model::precision::uniform) ||
+                    (std::is_same_v<typename Model::param_type, bf16> && std::is_same_v<typename Model::grad_type, float> &&
+                     std::is_same_v<typename Model::precision::master, float>),
+                "kumiki: the trainer trains Precision<float> (the parameters are the master weights) or bf16 weights "
+                "with fp32 gradients and fp32 master weights, e.g. Precision<bf16, bf16, float, float, float>");
 
   Trainer(Recipe recipe, fs::path out, TrainerOptions options = {}, Comm comm = {})
       : recipe_(std::move(recipe)),
@@ -267,12 +303,15 @@ class Trainer {
         comm_(std::move(comm)),
         model_(std::make_unique<Model>()),
         zero_(zero_sharded(recipe_, comm_)),
-        partition_(dist::zero_partition(model_->params().layout(), zero_ ? comm_.size() : 1)),
-        opt_(model_->params().layout(), adamw_config(recipe_.optimizer), {}, partition_.range(zero_ ? comm_.rank() : 0)) {
+        partition_(dist::zero_partition(model_->grads().layout(), zero_ ? comm_.size() : 1)),
+        opt_(model_->grads().layout(), adamw_config(recipe_.optimizer), {}, partition_.range(zero_ ? comm_.rank() : 0)) {
     require_recipe_model<Cfg>(recipe_);
     check_data_parallel();
-    KUMIKI_CHECK(model_->grads().layout().total_bytes() == model_->params().layout().total_bytes(),
-                 "the gradient and parameter arenas must share their offsets (ZeRO-1 moves them by position)");
+    if constexpr (halves)
+      low_.emplace(model_->params().layout());
+    else
+      KUMIKI_CHECK(model_->grads().layout().total_bytes() == model_->params().layout().total_bytes(),
+                   "the gradient and parameter arenas must share their offsets (ZeRO-1 moves them by position)");
     fs::create_directories(out_);
     cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
   }
@@ -289,9 +328,10 @@ class Trainer {
     resume_or_init(ckpt_root);
     // Every rank starts from rank 0's weights, as Megatron's data-parallel wrapper broadcasts them: they
     // are equal already (one seed, one checkpoint), and a broadcast keeps them so whatever initialized them.
-    if (comm_.size() > 1)
-      comm_.broadcast(model_->context(), reinterpret_cast<float*>(model_->params().data()),
-                      static_cast<std::int64_t>(model_->params().total_bytes() / sizeof(float)), 0);
+    if (comm_.size() > 1) {
+      broadcast_arena(model_->params());
+      if constexpr (halves) broadcast_arena(*low_);
+    }
     JsonlLog log = lead() ? JsonlLog((out_ / "log.jsonl").string()) : JsonlLog();  // off on ranks > 0
 
     std::int64_t const total = recipe_.total_steps();
@@ -351,7 +391,11 @@ class Trainer {
       else if (ceiling) skip_reason = "loss_ceiling";
       else if (outlier_skip) skip_reason = "outlier";
       if (skip_reason.empty()) {
-        opt_.step(model_->context(), model_->params(), model_->grads(), static_cast<float>(lr));
+        if constexpr (halves)
+          opt_.step_halves(model_->context(), model_->params(), *low_, model_->grads(), static_cast<float>(lr),
+                           opt_.config().weight_decay);
+        else
+          opt_.step(model_->context(), model_->params(), model_->grads(), static_cast<float>(lr));
         gather_parameters();  // ZeRO-1: every rank's updated part to every rank
         spikes.consecutive = 0;
       } else {
@@ -458,6 +502,8 @@ class Trainer {
   /// Whether this run shards the optimizer state (ZeRO-1): `[parallel] zero = 1` and more than one rank.
   static bool zero_sharded(Recipe const& recipe, Comm const& comm) {
     if (recipe.parallel.zero != 1 || comm.size() == 1) return false;
+    KUMIKI_REQUIRE(!halves, "recipe ", recipe.source, ": [parallel] zero = 1 with bf16 weights (GPU training) is not "
+                   "implemented yet; set zero = 0 (every GPU keeps the whole optimizer state)");
     if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
       return true;
     } else {
@@ -498,13 +544,13 @@ class Trainer {
       for (auto [whole, mine] : {std::pair{&m, &opt_.exp_avg()}, std::pair{&v, &opt_.exp_avg_sq()}}) {
         float const* send = nullptr;
         if (lead()) {
-          whole->emplace(model_->params().layout());
+          whole->emplace(model_->grads().layout());
           optim::shard_to_whole(*mine, opt_.range(), **whole);
           send = reinterpret_cast<float const*>((*whole)->data()) + first;
         } else {
           if (!part) part.emplace(floats * sizeof(float));
           part->zero();  // the padding between tensors
-          optim::detail::for_each_shard_piece(model_->params().layout(), mine->layout(), opt_.range(),
+          optim::detail::for_each_shard_piece(model_->grads().layout(), mine->layout(), opt_.range(),
                                               [&](std::size_t, std::size_t w, std::size_t s, std::size_t n) {
                                                 Copy<Backend, Backend>::bytes(part->data() + (w - first * sizeof(float)),
                                                                               mine->data() + s, n);
@@ -520,14 +566,71 @@ class Trainer {
   /// Reads checkpoint `dir` into the model and the optimizer: with ZeRO-1 every rank reads the whole
   /// moments and keeps its part, so a checkpoint of any number of ranks resumes on any other.
   TrainState load_state(fs::path const& dir, std::string* recipe_text) {
-    if (!zero_) return load_checkpoint(dir, model_->params(), opt_, recipe_text);
-    Arena<Backend> m(model_->params().layout()), v(model_->params().layout());
+    if (!zero_) {
+      TrainState s = load_checkpoint(dir, master_staging(), opt_, recipe_text);
+      commit_master();
+      return s;
+    }
+    Arena<Backend> m(model_->grads().layout()), v(model_->grads().layout());
     std::int64_t step_count = 0;
-    TrainState s = load_checkpoint(dir, model_->params(), m, v, step_count, recipe_text);
+    TrainState s = load_checkpoint(dir, master_staging(), m, v, step_count, recipe_text);
+    commit_master();
     optim::whole_to_shard(m, opt_.range(), opt_.exp_avg());
     optim::whole_to_shard(v, opt_.range(), opt_.exp_avg_sq());
     opt_.set_step_count(step_count);
     return s;
+  }
+
+  /// The fp32 master weights as an arena of the gradients' layout, for what reads or writes them whole
+  /// (initialization, checkpoints, initial weights, the soup): the parameter arena itself, or with
+  /// halves the gradient arena, free between steps (each step zeroes it first), which stage_master()
+  /// fills from the halves and commit_master() splits back into them. No memory beyond the 16 bytes a
+  /// parameter, so a model that trains also checkpoints.
+  Arena<Backend>& master_staging() {
+    if constexpr (halves) return model_->grads();
+    else return model_->params();
+  }
+  /// halves: the master weights joined into master_staging() (nothing to do otherwise).
+  void stage_master() {
+    if constexpr (halves)
+      for_each_master_tensor([&](std::size_t i, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
+        (void)i;
+        optim::MasterSplit<Backend>::join(model_->context(), hi, lo, x, n);
+      });
+  }
+  /// halves: master_staging() split into the model's bf16 weights and the low halves.
+  void commit_master() {
+    if constexpr (halves)
+      for_each_master_tensor([&](std::size_t i, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
+        (void)i;
+        optim::MasterSplit<Backend>::split(model_->context(), x, hi, lo, n);
+      });
+  }
+  /// f(tensor index, its fp32 staging, bf16 weights, low halves, elements) for every parameter tensor.
+  template <class F>
+  void for_each_master_tensor(F&& f) {
+    ArenaLayout const& layout = model_->params().layout();
+    for (std::size_t i = 0; i < layout.size(); ++i)
+      f(i, model_->grads().template get<float>(i).data(), model_->params().template get<bf16>(i).data(),
+        reinterpret_cast<std::uint16_t*>(low_->template get<bf16>(i).data()), static_cast<std::int64_t>(layout[i].numel()));
+  }
+  /// The seeded initialization: the model's own, or with halves the same normals in fp32 (each rounded
+  /// once, to fp32) split into halves, so that the master weights are those the CPU starts from.
+  void init_weights(std::uint64_t seed) {
+    if constexpr (halves) {
+      for_each_master_tensor([&](std::size_t i, float* x, bf16*, std::uint16_t*, std::int64_t) {
+        Model::init_tensor(model_->context(), x, i, seed);
+      });
+      commit_master();
+    } else {
+      model_->init(seed);
+    }
+  }
+  /// The same arena on every rank: rank 0's.
+  void broadcast_arena(Arena<Backend>& a) {
+    KUMIKI_CHECK(a.total_bytes() % sizeof(float) == 0, "an arena of ", a.total_bytes(), " bytes is not whole floats");
+    comm_.broadcast(model_->context(), reinterpret_cast<float*>(a.data()),
+                    static_cast<std::int64_t>(a.total_bytes() / sizeof(float)), 0);
   }
 
   /// Rank 0 speaks for the run (every rank raises its own errors).
@@ -589,7 +692,7 @@ class Trainer {
       } else if (options_.init_weights) {
         copy_init_weights(options_.init_weights());
       } else {
-        model_->init(recipe_.seed);
+        init_weights(recipe_.seed);
       }
       state_ = TrainState{};
       state_.init_seed = recipe_.seed;
@@ -783,10 +886,11 @@ class Trainer {
     state_ = parse_train_state(detail::read_text(finals.front() / ckpt_state_file),
                                (finals.front() / ckpt_state_file).string());
     opt_.set_step_count(read_step_count(io::SafetensorsFile(finals.front() / ckpt_optimizer_file)));
-    for (auto const& [file, prefix, arena] : {std::tuple{ckpt_model_file, "", &model_->params()},
+    for (auto const& [file, prefix, arena] : {std::tuple{ckpt_model_file, "", &master_staging()},
                                               std::tuple{ckpt_optimizer_file, "exp_avg.", &opt_.exp_avg()},
                                               std::tuple{ckpt_optimizer_file, "exp_avg_sq.", &opt_.exp_avg_sq()}})
       detail::fill_from_host(*arena, [&](Arena<Cpu>& host) { soup_arena(finals, file, prefix, host); });
+    commit_master();
     std::vector<std::string> runs;
     for (auto const& f : finals) runs.push_back(f.string());
     log.write(SoupRecord{end, stage.name, state_.tokens, stage.seeds, runs, state_.spikes.rollbacks});
@@ -816,9 +920,10 @@ class Trainer {
   }
 
   void copy_init_weights(Arena<Cpu> const& src) {
-    KUMIKI_REQUIRE(src.layout() == model_->params().layout(), "initial weights from ", options_.init_source,
+    KUMIKI_REQUIRE(src.layout() == master_staging().layout(), "initial weights from ", options_.init_source,
                    " do not have the parameter layout of model '", recipe_.model, "'");
-    copy(model_->params(), src);
+    copy(master_staging(), src);
+    commit_master();
   }
 
   void begin_stage(std::size_t si, JsonlLog& log) {
@@ -908,7 +1013,8 @@ class Trainer {
              return detail::describe_sample(blend_->dataset(static_cast<std::size_t>(d)), s);
            },
            stage.seq_len);
-      nn::LossResult const r = model_->forward_backward(tokens_.data(), targets_.data(), mb, stage.seq_len, opt);
+      auto const [tok, tgt] = token_stage_.place(tokens_, targets_);  // on a device: copied there
+      nn::LossResult const r = model_->forward_backward(tok, tgt, mb, stage.seq_len, opt);
       sum.loss += r.loss * spike, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
     }
     double const n = static_cast<double>(acc);
@@ -941,14 +1047,15 @@ class Trainer {
     // part of it, gathered here into whole moments on rank 0 first.
     std::optional<Arena<Backend>> whole_m, whole_v;
     if (zero_) gather_moments(whole_m, whole_v);
+    stage_master();  // halves: into the gradient arena, which the next step zeroes first
     if (lead()) {
       auto const crash = [&, step, rollbacks] {
         detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
       };
       fs::path const written =
-          zero_ ? save_checkpoint(root, model_->params(), *whole_m, *whole_v, opt_.step_count(), state_, recipe_.text, crash,
-                                  config_metadata(Cfg))
-                : save_checkpoint(root, model_->params(), opt_, state_, recipe_.text, crash, config_metadata(Cfg));
+          zero_ ? save_checkpoint(root, master_staging(), *whole_m, *whole_v, opt_.step_count(), state_, recipe_.text,
+                                  crash, config_metadata(Cfg))
+                : save_checkpoint(root, master_staging(), opt_, state_, recipe_.text, crash, config_metadata(Cfg));
       KUMIKI_CHECK(written == dir, "checkpoint written to ", written.string(), ", expected ", dir.string());
       std::vector<std::int64_t> stage_ends;
       for (std::size_t i = 0; i < recipe_.stages.size(); ++i) stage_ends.push_back(recipe_.stage_start(i + 1));
@@ -967,6 +1074,7 @@ class Trainer {
   bool zero_ = false;              // ZeRO-1 over more than one rank ([parallel] zero = 1)
   dist::ZeroPartition partition_;  // the ranks' parts of the parameter arena (one part without ZeRO-1)
   optim::AdamW<Backend> opt_;      // updates this rank's part, and keeps its moments only
+  std::optional<Arena<Backend>> low_;  // halves: the low half of each fp32 master weight (the parameters' layout)
   TrainState state_;
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;
@@ -974,6 +1082,7 @@ class Trainer {
   std::uint64_t blend_seed_ = 0;
   std::vector<std::unique_ptr<data::GptDataset>> eval_sets_;
   std::vector<std::int32_t> sample_, tokens_, targets_;
+  detail::TokenStage<Backend> token_stage_;
 };
 
 /// A trainer on a backend whose ops this translation unit lacks (ops::backend_available): a Cuda
