@@ -1,7 +1,9 @@
-// kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--init-from C [--keep-optimizer]]`: runs (or
-// resumes) a multi-stage training recipe, from the seeded init, from the weights of a checkpoint or a Hugging
-// Face directory, or from a checkpoint's weights and AdamW state. Started by an MPI launcher (mpirun, srun)
-// in a program built with MPI (kumiki::mpi), the ranks train data-parallel (dist::MpiComm).
+// kumiki/cli/train.hpp: `kumiki train --recipe R.toml --out DIR [--device D] [--dry-run] [--init-from C
+// [--keep-optimizer]]`: runs (or resumes) a multi-stage training recipe, from the seeded init, from the weights
+// of a checkpoint or a Hugging Face directory, or from a checkpoint's weights and AdamW state, on the CPU or
+// (a program built with CUDA: cli/train_cuda.cuh) the GPU, after checking the run's memory plan. Started
+// by an MPI launcher (mpirun, srun) in a program built with MPI (kumiki::mpi), the ranks train data-parallel
+// on the CPU (dist::MpiComm).
 #pragma once
 
 #include <omp.h>
@@ -16,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "kumiki/cli/app.hpp"
+#include "kumiki/cli/train_options.hpp"
 #include "kumiki/cpu.hpp"
 #include "kumiki/io/hf.hpp"
 #include "kumiki/train/hf_interop.hpp"
@@ -34,64 +37,39 @@ KUMIKI_NAMESPACE_BEGIN
 namespace cli {
 namespace detail::cmd_train {
 
-struct TrainArgs {
-  std::string recipe, out, init_from;
-  int threads = 0;
-  bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false;
-  std::int64_t progress_every = 1;
-  double comm_timeout = 600;
-};
-
 template <class Configs, class Comm>
 int train_with(TrainArgs const& a, Comm const& comm) {
   using namespace kumiki;
   if (a.threads > 0) omp_set_num_threads(a.threads);
   train::Recipe recipe = train::load_recipe<Configs>(a.recipe);  // every check before any work
-  train::TrainerOptions opt;
-  opt.progress = !a.quiet;
-  opt.progress_every = a.progress_every;
-  opt.allow_recipe_change = a.allow_recipe_change;
-  opt.step.recompute = a.recompute;
-  // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
-  if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
-  // The data-parallel tests (tests/dist/dp_test.py): only this rank crashes, with this signal (KILL, STOP).
-  if (char const* rank = std::getenv("KUMIKI_CRASH_RANK"); rank != nullptr && std::to_string(comm.rank()) != rank)
-    opt.crash_at.clear();
-  if (char const* sig = std::getenv("KUMIKI_CRASH_SIGNAL")) opt.crash_signal = std::string(sig) == "STOP" ? SIGSTOP : SIGKILL;
-  // The spike tests' synthetic spike (tests/train/spikes_test.py): "FIRST[-LAST]:FACTOR" data batches.
-  if (char const* spike = std::getenv("KUMIKI_SPIKE_AT"))
-    opt.spike_at = train::parse_spike_injection(spike, "KUMIKI_SPIKE_AT");
-  // Initial weights: a Hugging Face directory (config.json) or a kumiki checkpoint / run directory,
-  // read by the trainer only when the run has no checkpoint of its own yet (a rerun resumes instead).
-  if (a.keep_optimizer) {
-    // Weights and AdamW state (OLMo 2's stage 2, LLM-jp's mid-training from the end of pretraining):
-    // a kumiki checkpoint or run directory only; the trainer checks it holds the recipe's model.
-    KUMIKI_REQUIRE(!a.init_from.empty(), "--keep-optimizer needs --init-from CHECKPOINT");
-    KUMIKI_REQUIRE(!std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json"),
-                   "--keep-optimizer: '", a.init_from, "' is a Hugging Face directory, which holds no optimizer state; "
-                   "give a kumiki checkpoint or run directory, or leave --keep-optimizer out");
-    opt.init_checkpoint = a.init_from;  // the trainer checks it holds the recipe's model, field by field
-  } else if (!a.init_from.empty()) {
-    bool const hf = std::filesystem::is_regular_file(std::filesystem::path(a.init_from) / "config.json");
-    opt.init_source = std::string(hf ? "Hugging Face model '" : "checkpoint '") + a.init_from + "'";
-    opt.init_weights = [from = a.init_from, model = recipe.model]() -> Arena<Cpu> {
-      train::CheckpointModel m = train::read_model_weights<Configs>(from);
-      KUMIKI_REQUIRE(m.config_name == model, "--init-from '", from, "' holds a '", m.config_name,
-                     "' model, but the recipe trains '", model, "'");
-      return std::move(m.params);
-    };
-  }
+  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, comm.rank());
   auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
     train::Trainer<decltype(tag)::config, Cpu, Comm> trainer(recipe, a.out, opt, comm);
     return trainer.run();
   });
-  switch (outcome) {
-    case train::RunOutcome::completed:
-    case train::RunOutcome::interrupted: return 0;
-    case train::RunOutcome::stopped_nonfinite:
-    case train::RunOutcome::stopped_spikes: return 3;
-  }
-  return 1;
+  return exit_code(outcome);
+}
+
+/// On the GPU (the program's CUDA half), or a dry run: the device resolved, the plan checked first
+/// (rank 0 of `ranks` speaks). Returns -1 when the run goes on on the CPU here.
+template <class Configs>
+int plan_or_train_on_gpu(TrainArgs const& a, int rank, int ranks) {
+  std::optional<GpuInfo> gpu;
+  std::string const device = resolve_device(a, a.dry_run, gpu);
+  // A dry run needs no data: its prefixes are checked when the run starts.
+  train::Recipe const recipe = train::load_recipe<Configs>(a.recipe, /*check_files=*/!a.dry_run);
+  if (rank > 0 && a.dry_run) return 0;
+  if (rank == 0 && device == "cuda")
+    std::fprintf(stderr, "kumiki: device: cuda (%s)\n",
+                 gpu ? (gpu->name + ", " + train::detail::gib(static_cast<std::int64_t>(gpu->memory_bytes))).c_str()
+                     : "none visible");
+  else if (rank == 0)
+    std::fprintf(stderr, "kumiki: device: cpu (%d threads)\n", a.threads > 0 ? a.threads : omp_get_max_threads());
+  if (int const rc = check_plan<Configs>(a, recipe, device, gpu, ranks); rc >= 0) return rc;
+  if (device != "cuda") return -1;
+  KUMIKI_REQUIRE(ranks == 1, "--device cuda under an MPI launcher: data-parallel training on GPUs is not available "
+                 "from this command yet; run one process, or --device cpu");
+  return cuda_training().train(a);
 }
 
 /// Under an MPI launcher: one MPI session, the ranks of MPI_COMM_WORLD; an error on any rank ends all
@@ -99,10 +77,14 @@ int train_with(TrainArgs const& a, Comm const& comm) {
 template <class Configs>
 int train(TrainArgs const& a) {
 #if KUMIKI_CLI_MPI
-  if (!dist::launched_by_mpi()) return train_with<Configs>(a, dist::MpiComm{});
+  if (!dist::launched_by_mpi()) {
+    if (int const rc = plan_or_train_on_gpu<Configs>(a, 0, 1); rc >= 0) return rc;
+    return train_with<Configs>(a, dist::MpiComm{});
+  }
   MpiSession session(nullptr, nullptr);
   dist::MpiComm const comm(MPI_COMM_WORLD, a.comm_timeout);
   try {
+    if (int const rc = plan_or_train_on_gpu<Configs>(a, comm.rank(), comm.size()); rc >= 0) return rc;
     return train_with<Configs>(a, comm);
   } catch (std::exception const& e) {
     if (comm.size() == 1) throw;
@@ -112,6 +94,7 @@ int train(TrainArgs const& a) {
     return 1;
   }
 #else
+  if (int const rc = plan_or_train_on_gpu<Configs>(a, 0, 1); rc >= 0) return rc;
   return train_with<Configs>(a, dist::NoComm{});
 #endif
 }
@@ -132,6 +115,13 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--keep-optimizer", a.keep_optimizer,
                 "With --init-from a kumiki checkpoint: also start from its AdamW moments and step count (mid-training "
                 "from the end of pretraining), still at step 0 of the recipe");
+  cmd->add_option("--device", a.device,
+                  "cuda (bf16 weights, fp32 master weights and moments), cpu (f32), or auto: cuda when this program "
+                  "was built with CUDA and a GPU is visible, else cpu")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_flag("--dry-run", a.dry_run,
+                "Print the plan (parameters, FLOPs, stages, every buffer's memory against the device's) and exit: 0 "
+                "when it fits, 2 when not; nothing is allocated");
   cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
   cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
   cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");

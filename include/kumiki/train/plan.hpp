@@ -34,8 +34,10 @@ namespace train {
 /// The buffers' element types a plan counts memory for.
 enum class PlanPrecision : std::uint8_t {
   f32,   ///< Precision<float>: every buffer fp32; AdamW updates the parameters in place (what the CPU trains in)
-  bf16,  ///< Megatron's bf16 recipe, Precision<bf16, bf16, float, float, float>: bf16 weights and
-         ///< activations; fp32 row statistics, gradients, master weights and moments (18 bytes a parameter)
+  bf16,  ///< Precision<bf16, bf16, float, float, float>, as the GPU trains: bf16 weights and activations;
+         ///< fp32 row statistics, gradients, master weights and moments. The master weights are kept as
+         ///< halves (optim/master.hpp): the bf16 weights are their high half, an arena of low halves the
+         ///< rest: 16 bytes a parameter, where Megatron's bf16 copy beside a whole fp32 master needs 18
 };
 inline std::string_view plan_precision_name(PlanPrecision p) { return p == PlanPrecision::f32 ? "f32" : "bf16"; }
 
@@ -46,6 +48,7 @@ struct Accelerator {
   double memory_bytes = 0;  ///< bytes (vendor GB, 1e9)
 };
 /// H100 SXM and H200 SXM: the same Hopper die (989 TFLOP/s dense bf16); 80 GB HBM3 and 141 GB HBM3e.
+/// (The memory a program can allocate is somewhat less: cudaMemGetInfo's total, less the CUDA context.)
 inline Accelerator h100_sxm() { return {"H100 SXM", 989e12, 80e9}; }
 inline Accelerator h200_sxm() { return {"H200 SXM", 989e12, 141e9}; }
 
@@ -60,6 +63,13 @@ struct PlanOptions {
                                                 ///< 0 every rank holds the whole state, 1 the optimizer state over `gpus` ranks
   double mfu = 0.4;                             ///< model FLOPs utilization assumed for the estimate
 };
+
+/// cuBLASLt's workspace in the CUDA op context (ops/cuda/context.cuh: Ctx<Cuda>::workspace_bytes).
+inline constexpr std::int64_t cublaslt_workspace_bytes = std::int64_t{32} << 20;
+/// What a CUDA plan keeps free beyond its buffers: the ops' scratch (grown on demand; the largest, the
+/// embedding backward's sort and the GEMMs' widening, are a few hundred MiB at most at these shapes),
+/// the allocator's rounding and cuBLASLt's own allocations.
+inline constexpr std::int64_t cuda_reserve_bytes = std::int64_t{1} << 30;
 
 /// One group of parameters: `tensors` tensors holding `params` elements in all.
 struct ParamRow {
@@ -175,9 +185,10 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
     mem.ranks = mem.zero == 1 ? opt.gpus : 1;
     std::string const per = mem.ranks > 1 ? ", 1/" + std::to_string(mem.ranks) : "";
     auto const part = [&](std::int64_t bytes) { return (bytes + mem.ranks - 1) / mem.ranks; };
-    mem.rows.emplace_back("parameters (" + std::string(dtype_name(param_t)) + ")", param_bytes);
+    // bf16: the weights are the master weights' high halves; the low halves have the weights' layout.
+    mem.rows.emplace_back(bf16 ? "parameters (bf16: the master weights' high halves)" : "parameters (f32)", param_bytes);
+    if (bf16) mem.rows.emplace_back("master weights' low halves (16 bits" + per + ")", part(param_bytes));
     mem.rows.emplace_back("gradients (f32)", f32_bytes);
-    if (bf16) mem.rows.emplace_back("master weights (f32" + per + ")", part(f32_bytes));
     mem.rows.emplace_back("AdamW moments (2 x f32" + per + ")", part(2 * f32_bytes));
     std::int64_t state = 0;
     for (auto const& [name, bytes] : mem.rows) state += bytes;
@@ -186,11 +197,21 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
                               (opt.recompute ? ", recompute)" : ")"),
                           detail::bytes_of(nn::activation_layout(config, mem.micro_batch, mem.seq_len, opt.recompute,
                                                                  opt.loss_chunk, act_t, stat_t, align)));
+    if (opt.cuda) {
+      mem.rows.emplace_back("cuBLASLt workspace", cublaslt_workspace_bytes);
+      mem.rows.emplace_back("reserve: op scratch, allocator, cuBLASLt", cuda_reserve_bytes);
+    }
     for (auto const& [name, bytes] : mem.rows) mem.total += bytes;
     p.memory.push_back(std::move(mem));
   }
   p.gpu_days = p.total_flops / (opt.gpu.peak_flops * opt.mfu) / 86400.0;
   return p;
+}
+
+/// Whether every recipe's buffers fit the plan's device memory (a CUDA plan; the CPU's is not judged).
+inline bool plan_fits(Plan const& p) {
+  return std::all_of(p.memory.begin(), p.memory.end(),
+                     [&](MemoryPlan const& m) { return static_cast<double>(m.total) <= p.options.gpu.memory_bytes; });
 }
 
 /// The plan as JSON (what a test or a notebook reads).
@@ -285,13 +306,13 @@ inline void print_plan(std::ostream& os, Plan const& p) {
     for (auto const& [name, bytes] : m.rows) os << "| " << name << " | " << grouped(bytes) << " | " << detail::gib(bytes) << " |\n";
     os << "| **total** | **" << grouped(m.total) << "** | **" << detail::gib(m.total) << "** |\n\n";
     os << "Parameters, gradients and optimizer state: " << fmt("%.3f", m.state_bytes_per_param)
-       << " bytes a parameter on each rank" << (o.precision == PlanPrecision::bf16 ? " (2 + 4 + 12/d" : " (4 + 4 + 8/d")
+       << " bytes a parameter on each rank" << (o.precision == PlanPrecision::bf16 ? " (2 + 4 + (2 + 8)/d" : " (4 + 4 + 8/d")
        << ", d = " << m.ranks << ", and the arenas' alignment).\n\n";
     if (o.cuda)
       os << (static_cast<double>(m.total) <= o.gpu.memory_bytes ? "Fits" : "Does not fit") << " in one " << o.gpu.name
          << "'s " << fmt("%.0f", o.gpu.memory_bytes / 1e9) << " GB"
          << (static_cast<double>(m.total) <= o.gpu.memory_bytes ? "" : ": shard the optimizer state (ZeRO-1) or recompute")
-         << " (not counted: the cuBLASLt workspace and the allocator's slack).\n\n";
+         << ".\n\n";
   }
   os << "## Cost\n\n"
      << fmt("%.4e", p.total_flops) << " FLOPs at " << fmt("%.0f", o.mfu * 100) << "% MFU of " << o.gpu.name << " ("

@@ -1,0 +1,76 @@
+// kumiki/cli/train_cuda.cuh: the CUDA half of `kumiki train` (cli/train.hpp): the visible GPU and
+// `--device cuda` training, in bf16 with the fp32 master weights kept as halves (optim/master.hpp),
+// for the configurations of `CudaConfigs`. A program built with CUDA compiles it in one .cu file and
+// registers it before main runs:
+//   static bool const registered = kumiki::cli::register_cuda_training<MyConfigs, MyCudaConfigs>();
+// (examples/kumiki/cmd_train_cuda.cu). Only dense configurations: the MoE layers have no CUDA ops yet.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include <cuda_runtime.h>
+
+#include "kumiki/config.hpp"
+#include "kumiki/cuda.cuh"
+#include "kumiki/cli/train_options.hpp"
+#include "kumiki/train/trainer.hpp"
+
+KUMIKI_NAMESPACE_BEGIN
+namespace cli {
+namespace detail::cmd_train {
+
+/// The GPU the run would use (device 0, or what CUDA_VISIBLE_DEVICES leaves first), or why none is usable.
+inline std::optional<GpuInfo> probe_cuda(std::string& why) {
+  int count = 0;
+  cudaError_t const e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    why = e != cudaSuccess ? std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e) : "no device found";
+    (void)cudaGetLastError();  // clear the error for whatever runs next
+    return std::nullopt;
+  }
+  cudaDeviceProp prop{};
+  KUMIKI_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::size_t free = 0, total = 0;
+  KUMIKI_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  GpuInfo g;
+  g.name = prop.name;
+  g.memory_bytes = static_cast<double>(total);
+  return g;
+}
+
+/// Trains `a` on the GPU: the recipe's model must be one of `CudaConfigs` and dense.
+template <class Configs, class CudaConfigs>
+int train_cuda(TrainArgs const& a) {
+  train::Recipe recipe = train::load_recipe<Configs>(a.recipe);
+  KUMIKI_REQUIRE(CudaConfigs::contains(recipe.model), "--device cuda: model '", recipe.model,
+                 "' is not built for the GPU in this program (it trains ", CudaConfigs::names_text(),
+                 " there); use --device cpu");
+  // MFU against Hopper's dense bf16 peak unless the recipe names its own.
+  if (recipe.peak_flops == 0) recipe.peak_flops = train::h200_sxm().peak_flops;
+  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, 0);
+  using Mixed = Precision<bf16, bf16, float, float, float>;
+  auto const outcome = CudaConfigs::dispatch(recipe.model, [&](auto tag) {
+    constexpr auto cfg = decltype(tag)::config;
+    static_assert(!cfg.is_moe(), "kumiki: the CUDA trainer takes dense configurations only (no CUDA MoE ops yet)");
+    train::Trainer<cfg, Cuda, dist::NoComm, Mixed> trainer(recipe, a.out, opt);
+    return trainer.run();
+  });
+  return exit_code(outcome);
+}
+
+}  // namespace detail::cmd_train
+
+/// Makes `kumiki train --device cuda` train the dense configurations `CudaConfigs` (a subset of the
+/// program's `Configs`) on the GPU; returns true (for a static initializer).
+template <class Configs, class CudaConfigs>
+bool register_cuda_training() {
+  auto& hooks = detail::cmd_train::cuda_training();
+  hooks.probe = &detail::cmd_train::probe_cuda;
+  hooks.train = &detail::cmd_train::train_cuda<Configs, CudaConfigs>;
+  return true;
+}
+
+}  // namespace cli
+KUMIKI_NAMESPACE_END
