@@ -31,6 +31,16 @@ def catch_counts(log):
     return f"cases: {m.group(1).strip()}; assertions: {m.group(2).strip()}" if m else ""
 
 
+def check_counts(log):
+    """'23 checks passed, 1 failed' from a Python system test's `ok` / `FAIL` lines (tests/kumiki_check.py)."""
+    try:
+        lines = Path(log).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    ok, fail = sum(x.startswith("ok   ") for x in lines), sum(x.startswith("FAIL ") for x in lines)
+    return f"{ok} checks passed, {fail} failed" if ok + fail else ""
+
+
 def benchmark_rows(bench, ceilings):
     """One row per benchmark: time, GB/s and TFLOP/s from its counters, as a fraction of the ceilings."""
     rows = []
@@ -58,14 +68,77 @@ def benchmark_rows(bench, ceilings):
     return rows
 
 
+# Training speed (issue 14): the rows scripts/gpu-check's speed steps write as
+# logs/speed-<framework>-<model>.json, and the issue's targets for kumiki.
+SPEED_MODELS = ("llmjp4_1_3b", "llmjp4_8b")
+FRAMEWORKS = ("kumiki", "pytorch")
+def _mfu(floor):
+    def test(k):
+        if k["fits"] is False:
+            return False, "does not fit"
+        return (None, "") if k["mfu"] is None else (k["mfu"] >= floor, f"{100 * k['mfu']:.1f}%")
+    return test
+
+
+TARGETS = (  # (model, what, test of the kumiki row -> (True / False / None: not measured, the value))
+    ("llmjp4_1_3b", "kumiki MFU >= 50%", _mfu(0.50)),
+    ("llmjp4_1_3b", "kumiki tokens/s >= 1.3 x PyTorch",
+     lambda k: (None, "") if k["ratio"] is None else (k["ratio"] >= 1.3, f"{k['ratio']:.2f}x")),
+    ("llmjp4_8b", "kumiki fits one GPU",
+     lambda k: (k["fits"], "" if k["fits"] is None else ("fits" if k["fits"] else "does not fit"))),
+    ("llmjp4_8b", "kumiki MFU >= 45%", _mfu(0.45)),
+)
+
+
+def speed_table(logs):
+    """Rows (model, framework, shape, tokens/s, MFU, peak memory, kumiki/PyTorch) and the targets."""
+    rows = {}
+    for m in SPEED_MODELS:
+        for fw in FRAMEWORKS:
+            r = read_json(logs / f"speed-{fw}-{m}.json") or {}
+            rows[m, fw] = {"model": m, "framework": fw, "measured": bool(r), "fits": r.get("fits"),
+                           "micro_batch": r.get("micro_batch"), "seq": r.get("seq"),
+                           "tokens_per_s": r.get("tokens_per_s"), "mfu": r.get("mfu"),
+                           "peak_memory_bytes": r.get("peak_memory_bytes"),
+                           "peak_memory_allocated_bytes": r.get("peak_memory_bytes_allocated"),
+                           "recompute": r.get("recompute"), "error": r.get("error"), "ratio": None}
+        k, p = rows[m, "kumiki"], rows[m, "pytorch"]
+        same_shape = (k["micro_batch"], k["seq"]) == (p["micro_batch"], p["seq"])
+        if k["tokens_per_s"] and p["tokens_per_s"] and same_shape:
+            k["ratio"] = k["tokens_per_s"] / p["tokens_per_s"]
+    targets = []
+    for m, what, test in TARGETS:
+        ok, value = test(rows[m, "kumiki"])
+        targets.append({"model": m, "target": what, "value": value,
+                        "status": "not measured" if ok is None else ("pass" if ok else "miss")})
+    return list(rows.values()), targets
+
+
+def speed_cells(r):
+    """The row's cells as text: shape, tokens/s, MFU, peak memory, ratio."""
+    shape = f"{r['micro_batch']} x {r['seq']}" if r["micro_batch"] else "-"
+    if not r["measured"]:
+        return [shape, "not measured", "", "", ""]
+    if r["fits"] is False:
+        return [shape, "does not fit", "", "", ""]
+    gib = lambda b: f"{b / 2 ** 30:.1f} GiB" if b is not None else "?"
+    mem = gib(r["peak_memory_bytes"])
+    if r["peak_memory_allocated_bytes"] is not None:
+        mem += f" (allocated {gib(r['peak_memory_allocated_bytes'])})"
+    if r["recompute"]:
+        mem += ", recompute"
+    return [shape, f"{r['tokens_per_s']:,.0f}", f"{100 * r['mfu']:.1f}%", mem,
+            f"{r['ratio']:.2f}x" if r["ratio"] else ""]
+
+
 def main():
     out, steps_path, total = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     logs = out / "logs"
     steps = []
     for line in steps_path.read_text().splitlines():
         name, status, seconds, detail = (line.split("\t") + [""] * 4)[:4]
-        if name.startswith("cuda.") and status in ("ok", "FAIL"):
-            counts = catch_counts(logs / f"{name}.txt")
+        if status in ("ok", "FAIL") and (name.startswith("cuda.") or name == "train.gpu"):
+            counts = (check_counts if name == "train.gpu" else catch_counts)(logs / f"{name}.txt")
             detail = "; ".join(x for x in (detail, counts) if x)
         steps.append({"step": name, "status": status, "seconds": int(seconds or 0), "detail": detail})
     ceilings = read_json(logs / "ceilings.json")
@@ -79,6 +152,8 @@ def main():
         "ceilings": ceilings,
         "benchmarks": bench,
     }
+    speed, targets = speed_table(logs)
+    report["speed"] = {"rows": speed, "targets": targets}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     md = [f"# GPU check, {report['date']}", "", f"GPU: {gpu}; wall time {total} s.", "",
@@ -93,6 +168,16 @@ def main():
             f = lambda v, fmt: (fmt % v) if v is not None else ""
             md.append(f"| {r['name']} | {r['time_us']:.1f} | {f(r['GB/s'], '%.0f')} | {f(r['TFLOP/s'], '%.1f')} | "
                       f"{f(None if r['of_ceiling'] is None else 100 * r['of_ceiling'], '%.0f%%')} |")
+    header = ["model", "framework", "micro-batch x seq", "tokens/s", "MFU", "peak memory", "kumiki/PyTorch"]
+    md += ["", "## Training speed", "",
+           "One GPU, random or generated tokens; MFU: Megatron's model FLOPs per token against 989 TFLOP/s; peak "
+           "memory: nvidia-smi's, above what was in use before (PyTorch's own max_memory_allocated in parentheses).", "",
+           "| " + " | ".join(header) + " |", "|---|---|---|---:|---:|---:|---:|"]
+    md += ["| " + " | ".join([r["model"], r["framework"]] + speed_cells(r)) + " |" for r in speed]
+    notes = [f"{r['model']} {r['framework']}: {r['error']}" for r in speed if r["error"]]
+    md += [""] + [f"- {n}" for n in notes]
+    md += ["", "| model | target (issue 14) | status | measured |", "|---|---|---|---|"]
+    md += [f"| {t['model']} | {t['target']} | {t['status']} | {t['value']} |" for t in targets]
     (out / "report.md").write_text("\n".join(md) + "\n")
 
     print()
@@ -100,6 +185,19 @@ def main():
     width = max([len(s["step"]) for s in steps] + [4])
     for s in steps:
         print(f"  {s['step']:<{width}}  {s['status']:<8} {s['seconds']:>4} s  {s['detail']}")
+
+    # Last: the training-speed table and the issue's targets.
+    print()
+    print("Training speed (MFU: Megatron's model FLOPs / 989 TFLOP/s; memory: nvidia-smi's peak)")
+    cells = [header] + [[r["model"], r["framework"]] + speed_cells(r) for r in speed]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for c in cells:
+        print("  " + "  ".join(f"{x:<{w}}" if i < 3 else f"{x:>{w}}" for i, (x, w) in enumerate(zip(c, widths))).rstrip())
+    for n in notes:
+        print("  " + n)
+    print("Targets (issue 14):")
+    for t in targets:
+        print(f"  {t['model']:<12} {t['target']:<34} {t['status']:<13} {t['value']}")
 
 
 if __name__ == "__main__":
