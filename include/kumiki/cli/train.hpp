@@ -37,27 +37,17 @@ KUMIKI_NAMESPACE_BEGIN
 namespace cli {
 namespace detail::cmd_train {
 
+/// The run on this process: the device resolved (refused before any work when missing), the recipe
+/// read once with every check (a dry run needs no data: its prefixes are checked when the run starts),
+/// the plan checked against the device (rank 0 of the communicator speaks); then the GPU's trainer
+/// (the program's CUDA half) or the CPU's, with `comm`.
 template <class Configs, class Comm>
-int train_with(TrainArgs const& a, Comm const& comm) {
+int run(TrainArgs const& a, Comm const& comm) {
   using namespace kumiki;
-  if (a.threads > 0) omp_set_num_threads(a.threads);
-  train::Recipe recipe = train::load_recipe<Configs>(a.recipe);  // every check before any work
-  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, comm.rank());
-  auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
-    train::Trainer<decltype(tag)::config, Cpu, Comm> trainer(recipe, a.out, opt, comm);
-    return trainer.run();
-  });
-  return exit_code(outcome);
-}
-
-/// On the GPU (the program's CUDA half), or a dry run: the device resolved, the plan checked first
-/// (rank 0 of `ranks` speaks). Returns -1 when the run goes on on the CPU here.
-template <class Configs>
-int plan_or_train_on_gpu(TrainArgs const& a, int rank, int ranks) {
   std::optional<GpuInfo> gpu;
   std::string const device = resolve_device(a, a.dry_run, gpu);
-  // A dry run needs no data: its prefixes are checked when the run starts.
   train::Recipe const recipe = train::load_recipe<Configs>(a.recipe, /*check_files=*/!a.dry_run);
+  int const rank = comm.rank(), ranks = comm.size();
   if (rank > 0 && a.dry_run) return 0;
   if (rank == 0 && device == "cuda")
     std::fprintf(stderr, "kumiki: device: cuda (%s)\n",
@@ -66,10 +56,18 @@ int plan_or_train_on_gpu(TrainArgs const& a, int rank, int ranks) {
   else if (rank == 0)
     std::fprintf(stderr, "kumiki: device: cpu (%d threads)\n", a.threads > 0 ? a.threads : omp_get_max_threads());
   if (int const rc = check_plan<Configs>(a, recipe, device, gpu, ranks); rc >= 0) return rc;
-  if (device != "cuda") return -1;
-  KUMIKI_REQUIRE(ranks == 1, "--device cuda under an MPI launcher: data-parallel training on GPUs is not available "
-                 "from this command yet; run one process, or --device cpu");
-  return cuda_training().train(a);
+  if (device == "cuda") {
+    KUMIKI_REQUIRE(ranks == 1, "--device cuda under an MPI launcher: data-parallel training on GPUs is not available "
+                   "from this command yet; run one process, or --device cpu");
+    return cuda_training().train(a, recipe);
+  }
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, rank);
+  auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
+    train::Trainer<decltype(tag)::config, Cpu, Comm> trainer(recipe, a.out, opt, comm);
+    return trainer.run();
+  });
+  return exit_code(outcome);
 }
 
 /// Under an MPI launcher: one MPI session, the ranks of MPI_COMM_WORLD; an error on any rank ends all
@@ -77,15 +75,11 @@ int plan_or_train_on_gpu(TrainArgs const& a, int rank, int ranks) {
 template <class Configs>
 int train(TrainArgs const& a) {
 #if KUMIKI_CLI_MPI
-  if (!dist::launched_by_mpi()) {
-    if (int const rc = plan_or_train_on_gpu<Configs>(a, 0, 1); rc >= 0) return rc;
-    return train_with<Configs>(a, dist::MpiComm{});
-  }
+  if (!dist::launched_by_mpi()) return run<Configs>(a, dist::MpiComm{});
   MpiSession session(nullptr, nullptr);
   dist::MpiComm const comm(MPI_COMM_WORLD, a.comm_timeout);
   try {
-    if (int const rc = plan_or_train_on_gpu<Configs>(a, comm.rank(), comm.size()); rc >= 0) return rc;
-    return train_with<Configs>(a, comm);
+    return run<Configs>(a, comm);
   } catch (std::exception const& e) {
     if (comm.size() == 1) throw;
     std::fprintf(stderr, "kumiki: error: rank %d of %d: %s\n", comm.rank(), comm.size(), e.what());
@@ -94,8 +88,7 @@ int train(TrainArgs const& a) {
     return 1;
   }
 #else
-  if (int const rc = plan_or_train_on_gpu<Configs>(a, 0, 1); rc >= 0) return rc;
-  return train_with<Configs>(a, dist::NoComm{});
+  return run<Configs>(a, dist::NoComm{});
 #endif
 }
 

@@ -40,10 +40,10 @@ inline std::optional<GpuInfo> probe_cuda(std::string& why) {
   return g;
 }
 
-/// Trains `a` on the GPU: the recipe's model must be one of `CudaConfigs` and dense.
+/// Trains `a`'s recipe (read and checked by cli/train.hpp) on the GPU: its model must be one of
+/// `CudaConfigs` and dense.
 template <class Configs, class CudaConfigs>
-int train_cuda(TrainArgs const& a) {
-  train::Recipe recipe = train::load_recipe<Configs>(a.recipe);
+int train_cuda(TrainArgs const& a, train::Recipe recipe) {
   KUMIKI_REQUIRE(CudaConfigs::contains(recipe.model), "--device cuda: model '", recipe.model,
                  "' is not built for the GPU in this program (it trains ", CudaConfigs::names_text(),
                  " there); use --device cpu");

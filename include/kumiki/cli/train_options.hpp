@@ -50,7 +50,7 @@ struct GpuInfo {
 /// and training on it. Empty in a program without CUDA.
 struct CudaTraining {
   std::function<std::optional<GpuInfo>(std::string& why_none)> probe;
-  std::function<int(TrainArgs const&)> train;
+  std::function<int(TrainArgs const&, train::Recipe const&)> train;
 };
 inline CudaTraining& cuda_training() {
   static CudaTraining hooks;
@@ -154,9 +154,7 @@ inline void print_memory(std::ostream& os, train::Plan const& p) {
   for (auto const& m : p.memory) {
     os << "| buffer (" << m.micro_batch << " x " << m.seq_len << ", " << (p.options.cuda ? "cuda, bf16" : "cpu, f32")
        << ") | bytes | GiB |\n|---|---:|---:|\n";
-    for (auto const& [name, bytes] : m.rows)
-      os << "| " << name << " | " << train::detail::grouped(bytes) << " | " << train::detail::gib(bytes) << " |\n";
-    os << "| **total** | **" << train::detail::grouped(m.total) << "** | **" << train::detail::gib(m.total) << "** |\n";
+    train::print_memory_rows(os, m);
     os << "| " << p.options.gpu.name << " memory | " << train::detail::grouped(static_cast<std::int64_t>(p.options.gpu.memory_bytes))
        << " | " << train::detail::gib(static_cast<std::int64_t>(p.options.gpu.memory_bytes)) << " |\n\n";
   }

@@ -106,15 +106,14 @@ class Transformer {
   /// w3 N(0, init_std) and w2 (down) N(0, init_std / sqrt(2 L)), as Megatron's MoE layers.
   void init(std::uint64_t seed) {
     for (std::size_t i = 0; i < params_.layout().size(); ++i)
-      init_tensor(ctx_, params_.template get<param_type>(i).data(), i, seed);
+      init_tensor(ctx_, params_.template get<param_type>(i).data(), params_.layout()[i], i, seed);
   }
 
-  /// Tensor `i` of the parameter layout initialized as init(seed) does, into `p` of element type T
-  /// (the trainer's fp32 master weights of a bf16 model: the normals rounded once to T).
+  /// Tensor `i` of the parameter layout (entry `e`, in any element type) initialized as init(seed)
+  /// does, into `p` of element type T (the trainer's fp32 master weights of a bf16 model: the normals
+  /// rounded once to T).
   template <class T>
-  static void init_tensor(ops::Ctx<Backend>& ctx, T* p, std::size_t i, std::uint64_t seed) {
-    ArenaLayout const layout = param_layout();
-    ArenaEntry const& e = layout[i];
+  static void init_tensor(ops::Ctx<Backend>& ctx, T* p, ArenaEntry const& e, std::size_t i, std::uint64_t seed) {
     double const std0 = Cfg.init_std, std_out = Cfg.init_std / std::sqrt(2.0 * static_cast<double>(L));
     auto const n = static_cast<std::int64_t>(e.numel());
     if (e.shape.rank() == 1)

@@ -269,6 +269,13 @@ inline std::string fmt(char const* f, double v) {
 inline std::string gib(std::int64_t bytes) { return fmt("%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0)); }
 }  // namespace detail
 
+/// One recipe's memory as markdown table rows: every buffer, then the total (the header is the caller's).
+inline void print_memory_rows(std::ostream& os, MemoryPlan const& m) {
+  for (auto const& [name, bytes] : m.rows)
+    os << "| " << name << " | " << detail::grouped(bytes) << " | " << detail::gib(bytes) << " |\n";
+  os << "| **total** | **" << detail::grouped(m.total) << "** | **" << detail::gib(m.total) << "** |\n";
+}
+
 /// The plan as a report for people: markdown tables.
 inline void print_plan(std::ostream& os, Plan const& p) {
   using detail::fmt;
@@ -303,8 +310,8 @@ inline void print_plan(std::ostream& os, Plan const& p) {
     os << "### " << m.recipe << " ("
        << (m.zero == 1 ? "ZeRO-1: the optimizer state over " + std::to_string(m.ranks) + " ranks" : std::string("no sharding"))
        << ")\n\n| buffer | bytes | GiB |\n|---|---:|---:|\n";
-    for (auto const& [name, bytes] : m.rows) os << "| " << name << " | " << grouped(bytes) << " | " << detail::gib(bytes) << " |\n";
-    os << "| **total** | **" << grouped(m.total) << "** | **" << detail::gib(m.total) << "** |\n\n";
+    print_memory_rows(os, m);
+    os << "\n";
     os << "Parameters, gradients and optimizer state: " << fmt("%.3f", m.state_bytes_per_param)
        << " bytes a parameter on each rank" << (o.precision == PlanPrecision::bf16 ? " (2 + 4 + (2 + 8)/d" : " (4 + 4 + 8/d")
        << ", d = " << m.ranks << ", and the arenas' alignment).\n\n";

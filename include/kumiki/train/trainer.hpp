@@ -593,16 +593,14 @@ class Trainer {
   /// halves: the master weights joined into master_staging() (nothing to do otherwise).
   void stage_master() {
     if constexpr (halves)
-      for_each_master_tensor([&](std::size_t i, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
-        (void)i;
+      for_each_master_tensor([&](std::size_t, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
         optim::MasterSplit<Backend>::join(model_->context(), hi, lo, x, n);
       });
   }
   /// halves: master_staging() split into the model's bf16 weights and the low halves.
   void commit_master() {
     if constexpr (halves)
-      for_each_master_tensor([&](std::size_t i, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
-        (void)i;
+      for_each_master_tensor([&](std::size_t, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
         optim::MasterSplit<Backend>::split(model_->context(), x, hi, lo, n);
       });
   }
@@ -619,7 +617,7 @@ class Trainer {
   void init_weights(std::uint64_t seed) {
     if constexpr (halves) {
       for_each_master_tensor([&](std::size_t i, float* x, bf16*, std::uint16_t*, std::int64_t) {
-        Model::init_tensor(model_->context(), x, i, seed);
+        Model::init_tensor(model_->context(), x, model_->params().layout()[i], i, seed);
       });
       commit_master();
     } else {
