@@ -186,7 +186,9 @@ def cmd_kumiki(a):
                   mfu=statistics.median(s["mfu"] for s in timed), step_s_median=statistics.median(
                       report["global_batch"] * report["seq"] / s["tokens_per_s"] for s in timed),
                   first_step_s=report["global_batch"] * report["seq"] / steps[0]["tokens_per_s"],
-                  losses=[s["loss"] for s in steps], peak_rss_mb=max(s.get("peak_rss_mb", 0) for s in steps))
+                  losses=[s["loss"] for s in steps], peak_rss_mb=max(s.get("peak_rss_mb", 0) for s in steps),
+                  # kumiki's own count of its device buffers (log.jsonl), beside nvidia-smi's peak
+                  peak_device_mb=max(s.get("peak_device_mb", 0) for s in steps))
     shutil.copy(log, a.json + ".log.jsonl")
     write_json(a.json, report)
     return 0 if expected or stopped else 1

@@ -14,7 +14,9 @@
 - ZeRO-1 (`[parallel] zero = 1`): two ranks train like plain data parallelism, bit for bit in the
   weights, the AdamW moments and the losses (the gradient norm's double sum is associated per shard:
   equal to 1e-12); stopped and resumed on two ranks it is still bitwise the same; its checkpoint
-  resumes on one process, and one process's resumes under ZeRO-1 on two ranks.
+  resumes on one process, and one process's resumes under ZeRO-1 on two ranks;
+- gradient buckets reduced during the last micro-batch's backward (--grad-bucket-mb): counted in
+  log.jsonl, and bitwise the run with one bucket per step.
 
 usage: dp_test.py KUMIKI_BINARY WORK_DIR MPIEXEC
 """
@@ -235,5 +237,23 @@ for name, first, then in (("zero2to1", 2, 1), ("1tozero2", 1, 2)):
     check(rc == 0 and "resuming from" in text, f"{name}: resumed on {then} rank(s) (rc {rc})")
     check(position(out, STEPS) == position(f"{work}/two", STEPS), f"{name}: the final position equals the uninterrupted run's")
     close(f"{work}/zero" if then == 1 else f"{work}/one_mb2", out, f"resharded {name}")
+
+# 6. Gradient buckets overlapped with the backward: with 64 KB buckets the last micro-batch's backward
+# starts most all-reduces before it ends (log.jsonl counts them), and the run is bitwise the one with
+# a single bucket per step (each element is still a + b of the same two floats).
+out = f"{work}/buckets"
+env = dict(os.environ, OMP_NUM_THREADS="1")
+p = subprocess.run(MPI + [kumiki, "train", "--recipe", R2, "--out", out, "--quiet", "--grad-bucket-mb", "0.064"],
+                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+check(p.returncode == 0, f"two ranks with --grad-bucket-mb 0.064 (rc {p.returncode}) {p.stdout[-600:]}")
+with open(f"{out}/log.jsonl") as f:
+    early = [json.loads(line).get("overlapped_buckets") for line in f if '"type":"step"' in line.replace(" ", "")]
+check(len(early) == STEPS and all(e is not None and e >= 2 for e in early),
+      f"every step started at least two buckets during its backward: {early}")
+with open(f"{work}/two/log.jsonl") as f:
+    plain = [json.loads(line).get("overlapped_buckets") for line in f if '"type":"step"' in line.replace(" ", "")]
+check(all(e == 0 for e in plain), f"with the default 160 MB buckets the small model's gradients go in one, at the end: {plain}")
+bitwise(f"{work}/two", out, "64 KB buckets overlapped with the backward vs one bucket")
+print(f"FIGURE overlapped buckets per step with 64 KB buckets: {early[0]}")
 
 _t.finish()

@@ -164,6 +164,44 @@ TEST_CASE("gradients accumulate across calls (gradient accumulation)", "[nn]") {
   for (std::size_t i = 0; i < q_once.size(); ++i) REQUIRE(q_twice.data()[i] == q_once[i]);
 }
 
+// The data-parallel overlap's contract (dist::OverlappingCommunicator): when the backward reports
+// `from`, every gradient in [from, end) of the arena already holds its final value, and the reports
+// go from the final norm's offset down to 0, once after the head, each block and the embedding.
+TEST_CASE("grads_ready reports only gradients the backward has finished, from the end down to 0", "[nn]") {
+  std::int64_t const B = 2, T = 16;
+  auto tokens = random_tokens(B * T, 300, 7), targets = random_tokens(B * T, 300, 8);
+  nn::Transformer<det_cfg> m;
+  m.init(9);
+  nn::StepOptions opt;
+  opt.defer_loss = true;  // nothing is ever pending on the CPU
+  std::vector<std::size_t> froms;
+  std::vector<std::vector<std::byte>> snapshots;
+  opt.grads_ready = [&](std::size_t from) {
+    froms.push_back(from);
+    snapshots.emplace_back(m.grads().data(), m.grads().data() + m.grads().total_bytes());
+  };
+  nn::LossResult r = m.forward_backward(tokens.data(), targets.data(), B, T, opt);
+  CHECK_FALSE(r.pending);
+  std::vector<nn::LossResult> one{r};
+  m.settle_losses(one);  // no pending result: a no-op
+  CHECK(one[0].loss == r.loss);
+  auto const& entries = m.grads().layout().entries();
+  std::size_t const per_layer = (entries.size() - 3) / static_cast<std::size_t>(det_cfg.num_layers);
+  REQUIRE(froms.size() == static_cast<std::size_t>(det_cfg.num_layers) + 2);
+  CHECK(froms.front() == entries[entries.size() - 2].offset);  // the final norm, below the LM head
+  CHECK(froms.back() == 0);
+  for (std::size_t k = 1; k < froms.size(); ++k) CHECK(froms[k] < froms[k - 1]);
+  for (std::size_t k = 0; k + 2 < froms.size(); ++k)  // after block L-1-k: its first tensor
+    CHECK(froms[k + 1] == entries[1 + (static_cast<std::size_t>(det_cfg.num_layers) - 1 - k) * per_layer].offset);
+  std::byte const* final_grads = m.grads().data();
+  std::size_t const total = m.grads().total_bytes();
+  for (std::size_t k = 0; k < froms.size(); ++k) {
+    CHECK(std::memcmp(snapshots[k].data() + froms[k], final_grads + froms[k], total - froms[k]) == 0);
+    // and the report is tight: something just below `from` was still to be written
+    if (froms[k] > 0) CHECK(std::memcmp(snapshots[k].data(), final_grads, froms[k]) != 0);
+  }
+}
+
 TEST_CASE("forward returns HF-style logits and rejects bad input", "[nn]") {
   nn::Transformer<models::tiny_test> m;
   m.init(1);

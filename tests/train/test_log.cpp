@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 
+#include "kumiki/dist/comm.hpp"
 #include "kumiki/train/log.hpp"
 
 namespace fs = std::filesystem;
@@ -44,11 +45,42 @@ TEST_CASE("log lines are JSON objects with every field, non-finite numbers as nu
   CHECK(lines[1]["skipped"] == true);
   for (char const* key : {"step", "stage", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_rss_mb"})
     CHECK(lines[1].contains(key));
+  // Device and data-parallel fields only where they apply (a CPU run of one process writes neither).
+  CHECK_FALSE(lines[1].contains("peak_device_mb"));
+  CHECK_FALSE(lines[1].contains("overlapped_buckets"));
   CHECK(lines[2]["dataset"] == "wiki");
   CHECK(std::abs(lines[2]["perplexity"].get<double>() - std::exp(5.0)) < 1e-9);
 
   std::ofstream(dir / "bad.jsonl") << "{\"type\":\"step\"}\nnot json\n";
   CHECK_THROWS_WITH(read_jsonl((dir / "bad.jsonl").string()), Catch::Contains("line 2 is not a JSON object"));
+}
+
+TEST_CASE("a GPU data-parallel step logs its device memory peak and its overlapped buckets", "[train][log]") {
+  StepRecord r;
+  r.peak_device_mb = 1234.5;
+  r.overlapped_buckets = 7;
+  nlohmann::json const j = to_json(r);
+  CHECK(j["peak_device_mb"].get<double>() == 1234.5);
+  CHECK(j["overlapped_buckets"].get<std::int64_t>() == 7);
+}
+
+TEST_CASE("gradient buckets: a bucket starts once its bytes are final and large enough, the rest at the end",
+          "[train][dist]") {
+  kumiki::dist::GradientBuckets b(100);
+  using R = kumiki::dist::GradientBuckets::Range;
+  auto same = [](R x, R y) { return x.begin == y.begin && x.end == y.end; };
+  CHECK(!b.started());
+  CHECK(b.take(950, 1000).bytes() == 0);  // 50 bytes final: not yet a bucket
+  CHECK(b.started());
+  CHECK(same(b.take(880, 1000), R{880, 1000}));
+  CHECK(b.take(880, 1000).bytes() == 0);  // nothing new
+  CHECK(same(b.take(500, 1000), R{500, 880}));
+  CHECK(b.take(450, 1000).bytes() == 0);
+  CHECK(same(b.rest(1000), R{0, 500}));  // the embedding's and what gathered below 500
+  CHECK(b.last_early() == 2);
+  CHECK(!b.started());
+  CHECK(same(b.rest(1000), R{0, 1000}));  // a step without reports: everything at the end
+  CHECK(b.last_early() == 0);
 }
 
 TEST_CASE("progress line shows stage, step, loss, throughput and ETA", "[train][log]") {

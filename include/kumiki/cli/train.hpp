@@ -3,7 +3,8 @@
 // of a checkpoint or a Hugging Face directory, or from a checkpoint's weights and AdamW state, on the CPU or
 // (a program built with CUDA: cli/train_cuda.cuh) the GPU, after checking the run's memory plan. Started
 // by an MPI launcher (mpirun, srun) in a program built with MPI (kumiki::mpi), the ranks train data-parallel
-// on the CPU (dist::MpiComm).
+// on the CPU (dist::MpiComm) or, with --device cuda, on one GPU each (dist::NcclComm); a torchrun-style
+// launch (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) trains on GPUs without MPI.
 #pragma once
 
 #include <omp.h>
@@ -47,7 +48,15 @@ int run(TrainArgs const& a, Comm const& comm) {
   std::optional<GpuInfo> gpu;
   std::string const device = resolve_device(a, a.dry_run, gpu);
   train::Recipe const recipe = train::load_recipe<Configs>(a.recipe, /*check_files=*/!a.dry_run);
-  int const rank = comm.rank(), ranks = comm.size();
+  // The ranks: MPI's (mpirun, srun), or on a GPU those of a torchrun-style launch (RANK, WORLD_SIZE:
+  // NCCL over a TCP rendezvous, cli/train_cuda.cuh); the CPU's data parallelism runs over MPI only.
+  int rank = comm.rank(), ranks = comm.size();
+  if (ranks == 1 && dist::launched_by_env()) {
+    dist::EnvLaunch const env = dist::read_env_launch();
+    KUMIKI_REQUIRE(device == "cuda" || env.world_size == 1, "WORLD_SIZE=", env.world_size, " (a torchrun-style launch) "
+                   "with --device cpu: data parallelism on CPUs runs over MPI; start the ranks with mpirun or srun");
+    rank = env.rank, ranks = env.world_size;
+  }
   if (rank > 0 && a.dry_run) return 0;
   if (rank == 0 && device == "cuda")
     std::fprintf(stderr, "kumiki: device: cuda (%s)\n",
@@ -56,11 +65,7 @@ int run(TrainArgs const& a, Comm const& comm) {
   else if (rank == 0)
     std::fprintf(stderr, "kumiki: device: cpu (%d threads)\n", a.threads > 0 ? a.threads : omp_get_max_threads());
   if (int const rc = check_plan<Configs>(a, recipe, device, gpu, ranks); rc >= 0) return rc;
-  if (device == "cuda") {
-    KUMIKI_REQUIRE(ranks == 1, "--device cuda under an MPI launcher: data-parallel training on GPUs is not available "
-                   "from this command yet; run one process, or --device cpu");
-    return cuda_training().train(a, recipe);
-  }
+  if (device == "cuda") return cuda_training().train(a, recipe);  // its communicator: NCCL over the same ranks
   if (a.threads > 0) omp_set_num_threads(a.threads);
   train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, rank);
   auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
@@ -77,7 +82,8 @@ int train(TrainArgs const& a) {
 #if KUMIKI_CLI_MPI
   if (!dist::launched_by_mpi()) return run<Configs>(a, dist::MpiComm{});
   MpiSession session(nullptr, nullptr);
-  dist::MpiComm const comm(MPI_COMM_WORLD, a.comm_timeout);
+  dist::MpiComm comm(MPI_COMM_WORLD, a.comm_timeout);
+  if (a.grad_bucket_mb > 0) comm.set_bucket_bytes(bucket_bytes(a));
   try {
     return run<Configs>(a, comm);
   } catch (std::exception const& e) {
@@ -123,6 +129,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--comm-timeout", a.comm_timeout,
                   "Data-parallel runs: seconds a rank waits in a collective for the others before ending every rank "
                   "(longer than a step, an evaluation or a checkpoint write)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--grad-bucket-mb", a.grad_bucket_mb,
+                  "Data-parallel runs: MB of gradients per all-reduce bucket; the buckets of the last micro-batch are "
+                  "reduced while its backward goes on (default 160, Megatron's 40M elements)")
       ->check(CLI::PositiveNumber);
   cmd->callback([] {
     int const rc = train<Configs>(a);

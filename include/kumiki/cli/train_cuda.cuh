@@ -4,18 +4,29 @@
 // registers it before main runs:
 //   static bool const registered = kumiki::cli::register_cuda_training<MyConfigs, MyCudaConfigs>();
 // (examples/kumiki/cmd_train_cuda.cu). Only dense configurations: the MoE layers have no CUDA ops yet.
+// Launched on several GPUs (mpirun / srun, or torchrun-style variables) the ranks train data-parallel
+// over NCCL (dist::NcclComm).
 #pragma once
 
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <cuda_runtime.h>
 
 #include "kumiki/config.hpp"
 #include "kumiki/cuda.cuh"
 #include "kumiki/cli/train_options.hpp"
+#include "kumiki/dist/nccl.cuh"
 #include "kumiki/train/trainer.hpp"
+
+#if __has_include(<mpi.h>)  // the program links kumiki::mpi: GPU ranks under mpirun / srun too
+#include "kumiki/dist/nccl_mpi.cuh"
+#define KUMIKI_CLI_CUDA_MPI 1
+#else
+#define KUMIKI_CLI_CUDA_MPI 0
+#endif
 
 KUMIKI_NAMESPACE_BEGIN
 namespace cli {
@@ -40,6 +51,27 @@ inline std::optional<GpuInfo> probe_cuda(std::string& why) {
   return g;
 }
 
+/// The GPU run's communicator, made before the model (it picks the rank's GPU): the ranks of
+/// MPI_COMM_WORLD under an MPI launcher (MPI started by cli/train.hpp; each rank takes the GPU of its
+/// rank on its node), those of a torchrun-style launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+/// MASTER_PORT: NCCL's id over the TCP rendezvous), else one process. Gradients go in buckets of
+/// --grad-bucket-mb, the last micro-batch's overlapped with its backward.
+inline dist::NcclComm gpu_communicator(TrainArgs const& a) {
+  dist::NcclComm comm;
+#if KUMIKI_CLI_CUDA_MPI
+  if (dist::launched_by_mpi()) {
+    int size = 1;
+    KUMIKI_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    if (size > 1) comm = dist::nccl_over_mpi(MPI_COMM_WORLD, a.comm_timeout);
+  } else
+#endif
+  if (dist::launched_by_env() && dist::read_env_launch().world_size > 1) {
+    comm = dist::NcclComm::from_env(a.comm_timeout);
+  }
+  comm.set_bucket_bytes(bucket_bytes(a));
+  return comm;
+}
+
 /// Trains `a`'s recipe (read and checked by cli/train.hpp) on the GPU: its model must be one of
 /// `CudaConfigs` and dense.
 template <class Configs, class CudaConfigs>
@@ -49,12 +81,13 @@ int train_cuda(TrainArgs const& a, train::Recipe recipe) {
                  " there); use --device cpu");
   // MFU against Hopper's dense bf16 peak unless the recipe names its own.
   if (recipe.peak_flops == 0) recipe.peak_flops = train::h200_sxm().peak_flops;
-  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, 0);
+  dist::NcclComm comm = gpu_communicator(a);
+  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, comm.rank());
   using Mixed = Precision<bf16, bf16, float, float, float>;
   auto const outcome = CudaConfigs::dispatch(recipe.model, [&](auto tag) {
     constexpr auto cfg = decltype(tag)::config;
     static_assert(!cfg.is_moe(), "kumiki: the CUDA trainer takes dense configurations only (no CUDA MoE ops yet)");
-    train::Trainer<cfg, Cuda, dist::NoComm, Mixed> trainer(recipe, a.out, opt);
+    train::Trainer<cfg, Cuda, dist::NcclComm, Mixed> trainer(recipe, a.out, opt, std::move(comm));
     return trainer.run();
   });
   return exit_code(outcome);

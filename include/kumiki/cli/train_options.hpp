@@ -7,7 +7,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +22,8 @@
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
 #include "kumiki/core/error.hpp"
+#include "kumiki/dist/comm.hpp"
+#include "kumiki/dist/rendezvous.hpp"
 #include "kumiki/models/configs.hpp"
 #include "kumiki/train/checkpoint.hpp"
 #include "kumiki/train/hf_interop.hpp"
@@ -38,6 +42,7 @@ struct TrainArgs {
   bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false, dry_run = false;
   std::int64_t progress_every = 1;
   double comm_timeout = 600;
+  double grad_bucket_mb = 0;  // data-parallel gradient buckets (MB; 0: dist::default_bucket_bytes)
 };
 
 /// The GPU a CUDA build sees: its name and the memory it can allocate (cudaMemGetInfo's total).
@@ -94,6 +99,12 @@ train::TrainerOptions trainer_options(TrainArgs const& a, train::Recipe const& r
     };
   }
   return opt;
+}
+
+/// --grad-bucket-mb in bytes, whole floats (dist::default_bucket_bytes when not given).
+inline std::size_t bucket_bytes(TrainArgs const& a) {
+  if (a.grad_bucket_mb <= 0) return dist::default_bucket_bytes;
+  return std::max<std::size_t>(static_cast<std::size_t>(a.grad_bucket_mb * 1e6) / 4 * 4, 4);
 }
 
 /// The process's exit status for a run's outcome: 0 completed or interrupted (rerun to resume), 3

@@ -119,15 +119,40 @@ class MpiComm {
   int size() const { return size_; }
   double timeout_s() const { return timeout_s_; }
 
+  /// The bucket size of the overlapped reduction (dist::OverlappingCommunicator; default Megatron's).
+  void set_bucket_bytes(std::size_t bytes) { buckets_ = GradientBuckets(std::max<std::size_t>(bytes, sizeof(float))); }
+  std::size_t bucket_bytes() const { return buckets_.bucket_bytes(); }
+  /// Buckets of the last step started before its backward ended.
+  std::int64_t overlapped_buckets() const { return buckets_.last_early(); }
+
+  /// During the last micro-batch's backward (dist::OverlappingCommunicator): starts MPI_Iallreduce on
+  /// the finished gradients [from, ...) once a bucket's worth has gathered, and drives the progress of
+  /// the reductions already started (Open MPI progresses inside MPI calls).
   template <class Backend>
     requires std::same_as<Backend, Cpu>
-  void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads) const {
+  void gradients_ready(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads, std::size_t from) {
+    if (size_ == 1) return;
+    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0)
+      start_sum(grads, r);
+    for (MPI_Request& req : pending_) {
+      int done = 0;
+      KUMIKI_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    }
+  }
+
+  /// Sums the gradients over the ranks (what gradients_ready has not started yet, then waits for all),
+  /// and divides by size().
+  template <class Backend>
+    requires std::same_as<Backend, Cpu>
+  void reduce_gradients(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads) {
     if (size_ == 1) return;
     for (auto const& e : grads.layout().entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "MpiComm reduces fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
+    if (GradientBuckets::Range const r = buckets_.rest(grads.total_bytes()); r.bytes() > 0) start_sum(grads, r);
+    for (MPI_Request& req : pending_) wait(req, "the all-reduce of the gradients");
+    pending_.clear();
     auto* g = reinterpret_cast<float*>(grads.data());
     std::int64_t const n = static_cast<std::int64_t>(grads.total_bytes() / sizeof(float));
-    all_reduce_sum(g, n);
     float const inv = 1.0f / static_cast<float>(size_);
     for (std::int64_t i = 0; i < n; ++i) g[i] *= inv;
   }
@@ -267,6 +292,21 @@ class MpiComm {
     return displs;
   }
 
+  /// Starts the sum over the ranks of the gradient bytes `r` (whole floats), in pieces of at most
+  /// bucket_elements (MPI's int counts).
+  template <class Backend>
+  void start_sum(Arena<Backend>& grads, GradientBuckets::Range r) {
+    KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0 && r.end <= grads.total_bytes(),
+                 "MpiComm: gradient bytes [", r.begin, ", ", r.end, ") are not whole floats of the arena");
+    auto* g = reinterpret_cast<float*>(grads.data() + r.begin);
+    std::int64_t const n = static_cast<std::int64_t>(r.bytes() / sizeof(float));
+    for (std::int64_t b = 0; b < n; b += bucket_elements) {
+      int const count = static_cast<int>(std::min(bucket_elements, n - b));
+      MPI_Request& req = pending_.emplace_back(MPI_REQUEST_NULL);
+      KUMIKI_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, g + b, count, MPI_FLOAT, MPI_SUM, comm_, &req));
+    }
+  }
+
   void wait(MPI_Request& req, char const* what) const {
     auto const start = std::chrono::steady_clock::now();
     for (std::int64_t polls = 0;; ++polls) {
@@ -292,9 +332,11 @@ class MpiComm {
   int rank_ = 0;
   int size_ = 1;
   double timeout_s_ = 600.0;
+  GradientBuckets buckets_;             // the overlapped reduction's bucket policy
+  std::vector<MPI_Request> pending_;    // its reductions started and not yet waited for
 };
 
-static_assert(Communicator<MpiComm, Cpu> && ZeroCommunicator<MpiComm, Cpu>);
+static_assert(OverlappingCommunicator<MpiComm, Cpu> && ZeroCommunicator<MpiComm, Cpu>);
 
 }  // namespace dist
 KUMIKI_NAMESPACE_END

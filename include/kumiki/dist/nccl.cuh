@@ -69,11 +69,15 @@ static_assert(sizeof(ncclUniqueId) == NCCL_UNIQUE_ID_BYTES);
 ///
 /// Every collective on device memory is queued on the ctx's stream, after the kernels that produced
 /// its input; the host-value ones (all_reduce_sum, barrier) use a stream of the communicator's own.
-///   reduce_gradients    ncclAllReduce (sum) of the whole fp32 arena in place, then one fp32 multiply by
+///   reduce_gradients    ncclAllReduce (sum) of the fp32 arena in place, then one fp32 multiply by
 ///                       1 / size() on the GPU: Megatron's data-parallel average, and the same order
-///                       (sum, then scale) as MpiComm. NCCL takes size_t counts and pipelines one call
-///                       in chunks of its own, so the arena goes in one call, not in buckets. The
-///                       padding between tensors is reduced too (it is zero on every rank).
+///                       (sum, then scale) as MpiComm. With gradients_ready calls during the backward
+///                       (the trainer's overlap, dist::OverlappingCommunicator) the arena goes in
+///                       buckets of bucket_bytes() (Megatron's 40M elements by default) on a stream of
+///                       the communicator's own, each queued once the backward has written it, and
+///                       ctx.stream waits for the last; without them, in one call on ctx.stream (NCCL
+///                       pipelines one call in chunks of its own). The padding between tensors is
+///                       reduced too (it is zero on every rank).
 ///   reduce_scatter_sum  (ZeRO-1) the sum over the ranks lands in this rank's [bounds[rank],
 ///   all_gather          bounds[rank + 1]); then each rank's part is copied to every rank. The parts
 ///                       are uneven (ZeroPartition cuts at granules, the last rank takes the rest, the
@@ -107,6 +111,9 @@ class NcclComm {
     select_device(rank, size, device);
     try {
       KUMIKI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      KUMIKI_CUDA_CHECK(cudaStreamCreateWithFlags(&grad_stream_, cudaStreamNonBlocking));
+      KUMIKI_CUDA_CHECK(cudaEventCreateWithFlags(&grads_ready_, cudaEventDisableTiming));
+      KUMIKI_CUDA_CHECK(cudaEventCreateWithFlags(&grads_reduced_, cudaEventDisableTiming));
       scalar_ = Buffer<Cuda>(sizeof(double));
       ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
       config.blocking = 0;
@@ -162,16 +169,49 @@ class NcclComm {
     KUMIKI_CUDA_CHECK(cudaSetDevice(device));
   }
 
-  /// Every rank's fp32 gradients summed, then multiplied by 1 / size(), in place (see the class comment).
-  void reduce_gradients(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads) const {
+  /// The bucket size of the overlapped reduction (dist::OverlappingCommunicator; default Megatron's).
+  void set_bucket_bytes(std::size_t bytes) { buckets_ = GradientBuckets(std::max<std::size_t>(bytes, sizeof(float))); }
+  std::size_t bucket_bytes() const { return buckets_.bucket_bytes(); }
+  /// Buckets of the last step started before its backward ended.
+  std::int64_t overlapped_buckets() const { return buckets_.last_early(); }
+
+  /// During the last micro-batch's backward (dist::OverlappingCommunicator): once a bucket's worth of
+  /// finished gradients [from, ...) has gathered, queues its ncclAllReduce on the communicator's
+  /// gradient stream after the kernels queued so far on ctx.stream (an event), so that it runs beside
+  /// the rest of the backward, which writes only below `from`. The host does not wait.
+  void gradients_ready(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads, std::size_t from) {
+    if (comm_ == nullptr) return;
+    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0) {
+      KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
+      KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
+      start_sum(grads, r);
+    }
+  }
+
+  /// Every rank's fp32 gradients summed, then multiplied by 1 / size(), in place (see the class
+  /// comment): the buckets gradients_ready has not started are reduced now, ctx.stream waits for all
+  /// of them, and the host waits (with the timeout) for the scaled result.
+  void reduce_gradients(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads) {
     if (comm_ == nullptr) return;
     for (auto const& e : grads.layout().entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "NcclComm reduces fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
     auto* g = reinterpret_cast<float*>(grads.data());
     std::uint64_t const n = grads.total_bytes() / sizeof(float);
-    if (n == 0) return;
     char const* what = "the all-reduce of the gradients";
-    settle(ncclAllReduce(g, g, n, ncclFloat32, ncclSum, comm_, ctx.stream), "ncclAllReduce", what);
+    bool const overlapped = buckets_.started();
+    GradientBuckets::Range const rest = buckets_.rest(grads.total_bytes());
+    if (!overlapped) {  // one all-reduce of the whole arena, on ctx.stream
+      if (n == 0) return;
+      settle(ncclAllReduce(g, g, n, ncclFloat32, ncclSum, comm_, ctx.stream), "ncclAllReduce", what);
+    } else {  // the rest on the gradient stream too, then ctx.stream waits for every bucket
+      if (rest.bytes() > 0) {
+        KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
+        KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
+        start_sum(grads, rest);
+      }
+      KUMIKI_CUDA_CHECK(cudaEventRecord(grads_reduced_, grad_stream_));
+      KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(ctx.stream, grads_reduced_, 0));
+    }
     if (size_ > 1) {
       constexpr int threads = nccl_detail::scale_threads;
       auto const blocks =
@@ -264,6 +304,15 @@ class NcclComm {
   }
 
  private:
+  /// Queues the sum over the ranks of the gradient bytes `r` on the gradient stream.
+  void start_sum(Arena<Cuda>& grads, GradientBuckets::Range r) {
+    KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0 && r.end <= grads.total_bytes(),
+                 "NcclComm: gradient bytes [", r.begin, ", ", r.end, ") are not whole floats of the arena");
+    auto* g = reinterpret_cast<float*>(grads.data() + r.begin);
+    settle(ncclAllReduce(g, g, r.bytes() / sizeof(float), ncclFloat32, ncclSum, comm_, grad_stream_), "ncclAllReduce",
+           "the all-reduce of a gradient bucket");
+  }
+
   void check_bounds(std::span<std::int64_t const> bounds, char const* who) const {
     KUMIKI_CHECK(bounds.size() == static_cast<std::size_t>(size_) + 1 && bounds.front() == 0, "NcclComm::", who, ": ",
                  bounds.size(), " part bounds for ", size_, " ranks (expected ranks + 1, from 0)");
@@ -364,6 +413,10 @@ class NcclComm {
   void take(NcclComm& o) noexcept {
     comm_ = std::exchange(o.comm_, nullptr);
     stream_ = std::exchange(o.stream_, nullptr);
+    grad_stream_ = std::exchange(o.grad_stream_, nullptr);
+    grads_ready_ = std::exchange(o.grads_ready_, nullptr);
+    grads_reduced_ = std::exchange(o.grads_reduced_, nullptr);
+    buckets_ = o.buckets_;
     scalar_ = std::move(o.scalar_);
     rank_ = std::exchange(o.rank_, 0);
     size_ = std::exchange(o.size_, 1);
@@ -389,15 +442,19 @@ class NcclComm {
       (void)(finalized ? ncclCommDestroy(comm_) : ncclCommAbort(comm_));
       comm_ = nullptr;
     }
-    if (stream_ != nullptr) {
-      (void)cudaStreamDestroy(stream_);
-      stream_ = nullptr;
-    }
+    for (cudaStream_t* st : {&stream_, &grad_stream_})
+      if (*st != nullptr) (void)cudaStreamDestroy(std::exchange(*st, nullptr));
+    for (cudaEvent_t* ev : {&grads_ready_, &grads_reduced_})
+      if (*ev != nullptr) (void)cudaEventDestroy(std::exchange(*ev, nullptr));
     scalar_ = Buffer<Cuda>{};
   }
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;  // for the host-value collectives
+  cudaStream_t grad_stream_ = nullptr;  // for the gradient buckets reduced beside the backward
+  cudaEvent_t grads_ready_ = nullptr;   // on ctx.stream: a bucket's gradients are written
+  cudaEvent_t grads_reduced_ = nullptr; // on grad_stream_: every bucket of the step is reduced
+  GradientBuckets buckets_;
   Buffer<Cuda> scalar_;            // their one double on the device
   int rank_ = 0;
   int size_ = 1;
@@ -405,7 +462,7 @@ class NcclComm {
   double timeout_s_ = 600.0;
 };
 
-static_assert(Communicator<NcclComm, Cuda> && ZeroCommunicator<NcclComm, Cuda>);
+static_assert(OverlappingCommunicator<NcclComm, Cuda> && ZeroCommunicator<NcclComm, Cuda>);
 
 }  // namespace dist
 KUMIKI_NAMESPACE_END

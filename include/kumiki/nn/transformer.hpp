@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +39,10 @@ struct StepOptions {
   std::int32_t ignore_index = -100;   // targets equal to it carry no loss
   std::int64_t loss_chunk = 256;      // tokens per LM-head chunk (scratch = chunk x padded vocab)
   double grad_scale = 1.0;            // gradients of grad_scale * loss accumulate (1 / accumulation steps)
+  bool defer_loss = false;            // the loss may stay pending on the device until settle_losses()
+  // Called during the backward with a byte offset of the gradient arena: from there to its end every
+  // gradient of this call is written (the data-parallel overlap: dist::OverlappingCommunicator).
+  std::function<void(std::size_t)> grads_ready;
   StepTimings* timings = nullptr;     // when set, per-op wall times are added to it
 };
 
@@ -134,6 +140,21 @@ class Transformer {
   LossResult forward_backward(std::int32_t const* tokens, std::int32_t const* targets, std::int64_t batch,
                               std::int64_t seq, StepOptions const& opt = {}, act_type const* loss_mask = nullptr) {
     return run(tokens, targets, batch, seq, opt, loss_mask, nullptr, true);
+  }
+
+  /// The losses of calls made with StepOptions::defer_loss, in `results` (those calls' return values,
+  /// in call order), read from the device: on a GPU one copy and one synchronization for all of them
+  /// instead of one per micro-batch, so that the host runs ahead of the device through a whole step.
+  /// Every pending result of the model's context must be among `results`.
+  void settle_losses(std::span<LossResult> results) {
+    std::vector<ops::LmHeadLossResult> const read = ops::LmHeadLoss<Backend>::collect(ctx_);
+    std::size_t k = 0;
+    for (LossResult& r : results) {
+      if (!r.pending) continue;
+      KUMIKI_CHECK(k < read.size(), "settle_losses: more pending losses than the context holds (", read.size(), ")");
+      static_cast<ops::LmHeadLossResult&>(r) = read[k++];
+    }
+    KUMIKI_CHECK(k == read.size(), "settle_losses: the context holds ", read.size(), " pending losses, ", k, " were given");
   }
 
   /// Loss only; logits (B, T, V_pad), optional, receives the raw LM-head outputs.
@@ -274,6 +295,7 @@ class Transformer {
     ops::LmHeadLossArgs la;
     la.tokens = N, la.hidden = C, la.vocab = V, la.padded_vocab = Vp, la.chunk = chunk_;
     la.ignore_index = opt.ignore_index, la.z_loss = Cfg.z_loss, la.grad_scale = opt.grad_scale;
+    la.defer = opt.defer_loss;
     A* d_res = views_.d_res;
     A* d_ln = s.d_ln;
     LossResult res;
@@ -290,15 +312,21 @@ class Transformer {
       ops::RmsNorm<Backend>::backward(ctx_, d_ln, x(L), w_norm, views_.final_rstd, d_res,
                                       grads_.template get<G>(i_norm).data(), N, C, false);
     });
+    auto const ready = [&](std::size_t tensor) {
+      if (opt.grads_ready) opt.grads_ready(grads_.layout().entries()[tensor].offset);
+    };
+    ready(i_norm);  // the final norm's and the LM head's
     bc.moe_losses = nullptr;  // a recomputed forward must not count its router losses twice
     for (std::int64_t l = L - 1; l >= 0; --l) {
       BlockWeights<Wt> const w = block_weights<Wt>(params_, l);
       BlockActivations<A, S> const& a = block_acts(l);
       if (recompute_) Block::forward(ctx_, w, a, s, bc, x(l), x(l + 1));
       Block::backward(ctx_, w, block_weights<G>(grads_, l), a, s, bc, x(l), d_res);
+      ready(1 + static_cast<std::size_t>(l) * tensors_per_layer);
     }
     timed(tm, &StepTimings::embedding,
           [&] { ops::Embedding<Backend>::backward(ctx_, tokens, d_res, grads_.template get<G>(0).data(), N, C); });
+    ready(0);
     return res;
   }
 

@@ -1,6 +1,8 @@
 // kumiki/ops/context.hpp: the backend context every op takes first, and the op contract.
 #pragma once
 
+#include <cstddef>
+
 #include "kumiki/config.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/precision.hpp"
@@ -34,6 +36,23 @@ struct Ctx {
 /// The CPU needs no context.
 template <>
 struct Ctx<Cpu> {};
+
+/// Host data (a micro-batch's token ids) handed to the work queued next on a backend:
+/// `put(ctx, channel, src, bytes)` returns where that work reads the bytes, valid until the next put on
+/// the same channel (a small integer; tokens and targets take one each). The host may overwrite `src`
+/// as soon as put returns. Cpu: the host pointer itself. Cuda (ops/cuda/context.cuh): an asynchronous
+/// copy through pinned memory, queued on the stream, so uploading never stalls the device.
+/// \tparam Backend device tag (`Cpu`, `Cuda`)
+template <class Backend>
+class Upload {
+  static_assert(always_false<Backend>, "kumiki: no Upload for this backend; include kumiki/cuda.cuh for Cuda");
+};
+
+template <>
+class Upload<Cpu> {
+ public:
+  static void const* put(Ctx<Cpu>& /*ctx*/, int /*channel*/, void const* src, std::size_t /*bytes*/) { return src; }
+};
 
 /// Whether this translation unit can run `Backend`'s ops: always for Cpu; for Cuda once
 /// ops/cuda/context.cuh (kumiki/cuda.cuh, compiled by nvcc) is included, which sets it. The model

@@ -34,6 +34,8 @@ struct StepRecord {
   double model_flops_per_s = 0;  // Megatron model FLOPs per token x tokens/s
   double mfu = 0;
   double peak_rss_mb = 0;
+  std::optional<double> peak_device_mb;  // device runs: the most device memory the run's buffers held
+  std::optional<std::int64_t> overlapped_buckets;  // data parallel: gradient buckets reduced during the backward
   double elapsed_s = 0;
   bool skipped = false;          // the update was not applied (skip_reason says why)
   std::string skip_reason;       // "nonfinite", "outlier" or "loss_ceiling" when skipped
@@ -94,6 +96,8 @@ inline nlohmann::json to_json(StepRecord const& r) {
                       {"tokens_per_s", r.tokens_per_s}, {"model_flops_per_s", r.model_flops_per_s}, {"mfu", r.mfu},
                       {"peak_rss_mb", r.peak_rss_mb},   {"elapsed_s", r.elapsed_s},
                       {"skipped", r.skipped}};
+  if (r.peak_device_mb) j["peak_device_mb"] = *r.peak_device_mb;
+  if (r.overlapped_buckets) j["overlapped_buckets"] = *r.overlapped_buckets;
   if (r.moe_aux) j["moe_aux_loss"] = detail::number(*r.moe_aux);
   if (r.moe_z) j["moe_z_loss"] = detail::number(*r.moe_z);
   if (!r.skip_reason.empty()) j["skip_reason"] = r.skip_reason;

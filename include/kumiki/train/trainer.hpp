@@ -201,28 +201,22 @@ inline std::string describe_sample(data::GptDataset const& ds, std::int64_t i) {
   return "sample " + std::to_string(i) + " of dataset '" + ds.indexed_dataset().prefix().string() + "'";
 }
 
-/// A micro-batch's token ids where a model on `Backend` reads them: the host vectors themselves on the
-/// CPU, else copies in device buffers (Copy is synchronous, so the previous micro-batch, whose loss the
-/// host has read, is done with them).
+/// A micro-batch's token ids where a model on `Backend` reads them (ops::Upload): the host vectors
+/// themselves on the CPU; on a GPU device buffers filled by asynchronous copies queued on the model's
+/// stream, so that the host fills the next micro-batch while the device still runs this one.
 template <class Backend>
 class TokenStage {
  public:
-  std::pair<std::int32_t const*, std::int32_t const*> place(std::vector<std::int32_t> const& tokens,
+  std::pair<std::int32_t const*, std::int32_t const*> place(ops::Ctx<Backend>& ctx, std::vector<std::int32_t> const& tokens,
                                                             std::vector<std::int32_t> const& targets) {
-    if constexpr (std::is_same_v<Backend, Cpu>) {
-      return {tokens.data(), targets.data()};
-    } else {
-      std::size_t const bytes = tokens.size() * sizeof(std::int32_t);
-      KUMIKI_CHECK(targets.size() == tokens.size(), "tokens and targets differ in size");
-      if (tokens_.size() < bytes) tokens_ = Buffer<Backend>(bytes), targets_ = Buffer<Backend>(bytes);
-      Copy<Backend, Cpu>::bytes(tokens_.data(), tokens.data(), bytes);
-      Copy<Backend, Cpu>::bytes(targets_.data(), targets.data(), bytes);
-      return {reinterpret_cast<std::int32_t const*>(tokens_.data()), reinterpret_cast<std::int32_t const*>(targets_.data())};
-    }
+    KUMIKI_CHECK(targets.size() == tokens.size(), "tokens and targets differ in size");
+    std::size_t const bytes = tokens.size() * sizeof(std::int32_t);
+    return {static_cast<std::int32_t const*>(upload_.put(ctx, 0, tokens.data(), bytes)),
+            static_cast<std::int32_t const*>(upload_.put(ctx, 1, targets.data(), bytes))};
   }
 
  private:
-  Buffer<Backend> tokens_, targets_;
+  ops::Upload<Backend> upload_;
 };
 
 }  // namespace detail
@@ -235,14 +229,19 @@ double mean_loss(Model& model, data::GptDataset const& ds, std::int64_t seq_len,
                " x ", mb);
   std::vector<std::int32_t> sample, tokens, targets;
   detail::TokenStage<typename Model::backend> stage;
-  double sum = 0;
+  nn::StepOptions deferred = opt;
+  deferred.defer_loss = true;  // on a GPU the losses are read once, after the last batch
+  std::vector<nn::LossResult> losses;
   for (std::int64_t b = 0; b < batches; ++b) {
     data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b * mb + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b * mb + r); }, mb, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
-    auto const [tok, tgt] = stage.place(tokens, targets);
-    sum += model.forward(tok, tgt, mb, seq_len, opt);
+    auto const [tok, tgt] = stage.place(model.context(), tokens, targets);
+    losses.push_back(model.forward(tok, tgt, mb, seq_len, deferred));
   }
+  model.settle_losses(losses);
+  double sum = 0;
+  for (nn::LossResult const& l : losses) sum += l.loss;
   return sum / static_cast<double>(batches);
 }
 
@@ -261,7 +260,7 @@ double mean_loss_over(Model& model, data::GptDataset const& ds, std::int64_t seq
     data::fill_batch([&](std::int64_t r, std::int32_t* dst) { ds.get(b0 + r, dst); },
                [&](std::int64_t r) { return detail::describe_sample(ds, b0 + r); }, rows, seq_len,
                Model::config.vocab_size, sample, tokens, targets);
-    auto const [tok, tgt] = stage.place(tokens, targets);
+    auto const [tok, tgt] = stage.place(model.context(), tokens, targets);
     sum += model.forward(tok, tgt, rows, seq_len, opt) * static_cast<double>(rows);
     progress(b0 + rows);
   }
@@ -419,6 +418,10 @@ class Trainer {
       rec.model_flops_per_s = flops;
       rec.mfu = recipe_.peak_flops > 0 ? flops / recipe_.peak_flops : 0.0;
       rec.peak_rss_mb = detail::peak_rss_mb();
+      if constexpr (!std::is_same_v<Backend, Cpu>)
+        rec.peak_device_mb = static_cast<double>(Allocator<Backend>::peak_bytes()) / (1 << 20);
+      if constexpr (dist::OverlappingCommunicator<Comm, Backend>)
+        if (comm_.size() > 1 && !zero_) rec.overlapped_buckets = comm_.overlapped_buckets();
       rec.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       rec.skipped = !skip_reason.empty();
       rec.skip_reason = skip_reason;
@@ -1000,7 +1003,10 @@ class Trainer {
     if (options_.spike_at.covers(recipe_.stage_start(static_cast<std::size_t>(state_.stage_index)) + batch))
       spike = options_.spike_at.factor;
     opt.grad_scale *= spike;
-    nn::LossResult sum;
+    // The losses stay on the device until the last micro-batch is queued (one read per step).
+    opt.defer_loss = true;
+    std::vector<nn::LossResult> losses;
+    losses.reserve(static_cast<std::size_t>(acc));
     for (std::int64_t a = 0; a < acc; ++a) {
       // Megatron's data-parallel slicing: micro-step a reads mb x ranks consecutive samples, rank r the
       // r-th mb of them (data/sampler.hpp). One rank reads base + a mb + [0, mb).
@@ -1011,10 +1017,17 @@ class Trainer {
              return detail::describe_sample(blend_->dataset(static_cast<std::size_t>(d)), s);
            },
            stage.seq_len);
-      auto const [tok, tgt] = token_stage_.place(tokens_, targets_);  // on a device: copied there
-      nn::LossResult const r = model_->forward_backward(tok, tgt, mb, stage.seq_len, opt);
-      sum.loss += r.loss * spike, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
+      auto const [tok, tgt] = token_stage_.place(model_->context(), tokens_, targets_);  // on a device: copied there
+      // The last micro-batch's backward hands finished gradients to the communicator as it goes, which
+      // may reduce them beside the rest of the backward (data parallelism without ZeRO-1).
+      if constexpr (dist::OverlappingCommunicator<Comm, Backend>)
+        if (a + 1 == acc && ranks > 1 && !zero_)
+          opt.grads_ready = [this](std::size_t from) { comm_.gradients_ready(model_->context(), model_->grads(), from); };
+      losses.push_back(model_->forward_backward(tok, tgt, mb, stage.seq_len, opt));
     }
+    model_->settle_losses(losses);
+    nn::LossResult sum;
+    for (nn::LossResult const& r : losses) sum.loss += r.loss * spike, sum.moe_aux += r.moe_aux, sum.moe_z += r.moe_z;
     double const n = static_cast<double>(acc);
     sum.loss /= n, sum.moe_aux /= n, sum.moe_z /= n;
     return sum;

@@ -70,9 +70,10 @@ struct LossInputs {
 };
 
 /// Runs LmHeadLoss once (with logits out when `with_logits`, the mask when `with_mask`, gradients
-/// when `with_grad`: d_x pure, d_w accumulated from `d_w0`), outputs suffixed with `tag`.
+/// when `with_grad`: d_x pure, d_w accumulated from `d_w0`), outputs suffixed with `tag`; returns the
+/// result, whose losses are among the outputs unless a.defer (the caller reads and adds them).
 template <class B, class P>
-void loss_run(ops::Ctx<B>& ctx, Outputs& outs, std::string const& tag, ops::LmHeadLossArgs const& a, LossInputs const& in,
+ops::LmHeadLossResult loss_run(ops::Ctx<B>& ctx, Outputs& outs, std::string const& tag, ops::LmHeadLossArgs const& a, LossInputs const& in,
               std::vector<double> const& d_w0, bool with_logits, bool with_mask, bool with_grad) {
   KUMIKI_CASE_TYPES(P);
   auto const sz = [](std::int64_t v) { return static_cast<std::size_t>(v); };
@@ -87,12 +88,13 @@ void loss_run(ops::Ctx<B>& ctx, Outputs& outs, std::string const& tag, ops::LmHe
       with_grad ? d_x.data() : static_cast<T*>(nullptr), with_grad ? d_w.data() : static_cast<G*>(nullptr),
       with_logits ? logits.data() : static_cast<T*>(nullptr), scratch.data());
   synchronize(ctx);
-  outs.push_back({"loss, ce, z, weight " + tag, {r.loss, r.ce, r.z, r.weight}});
+  if (!a.defer) outs.push_back({"loss, ce, z, weight " + tag, {r.loss, r.ce, r.z, r.weight}});
   if (with_logits) outs.push_back({"logits " + tag, logits.host()});
   if (with_grad) {
     outs.push_back({"d_x " + tag, d_x.host()});
     outs.push_back({"d_w " + tag, d_w.host()});
   }
+  return r;
 }
 
 /// Targets (i * step + offset) % vocab, with the last real id and 0 among them.
@@ -240,6 +242,40 @@ struct LmHeadLossHiddenCase {
     in.targets = gemm_cases::spread_targets(6, 250, 17);
     Outputs outs;
     gemm_cases::loss_run<B, P>(ctx, outs, "(C 2048)", a, in, std::vector<double>(256 * 2048, 0.0), true, true, true);
+    return outs;
+  }
+};
+
+/// Deferred results (LmHeadLossArgs::defer): three calls queued without reading their losses (their
+/// inputs freed before the read), then one collect, which must return them in call order; the CPU
+/// computes each at once and has nothing pending. The losses equal the CPU's immediate ones.
+struct LmHeadLossDeferredCase {
+  static constexpr char const* name = "LmHeadLoss deferred: three calls, one collect, results in call order";
+  static constexpr double tol = 2e-5;
+  template <class B, class P>
+  static Outputs run(ops::Ctx<B>& ctx) {
+    ops::LmHeadLossArgs a;
+    a.tokens = 11, a.hidden = 24, a.vocab = 60, a.padded_vocab = 64, a.chunk = 4, a.z_loss = 1e-3, a.defer = true;
+    Outputs outs;
+    std::vector<ops::LmHeadLossResult> results;
+    for (int k = 0; k < 3; ++k) {
+      gemm_cases::LossInputs in;
+      std::uint64_t const seed = 450 + 10 * static_cast<std::uint64_t>(k);
+      in.x = uniform(11 * 24, seed), in.w = uniform(64 * 24, seed + 1, -0.5, 0.5), in.mask = uniform(11, seed + 2, 0.0, 1.0);
+      in.targets = gemm_cases::spread_targets(11, 60, 7 + 2 * k);
+      a.grad_scale = 1.0 / (k + 1);
+      results.push_back(gemm_cases::loss_run<B, P>(ctx, outs, "(deferred " + std::to_string(k) + ")", a, in,
+                                                   std::vector<double>(64 * 24, 0.0), k == 1, true, k != 2));
+    }
+    std::vector<ops::LmHeadLossResult> const read = ops::LmHeadLoss<B>::collect(ctx);
+    std::size_t j = 0;
+    for (ops::LmHeadLossResult& r : results)
+      if (r.pending) r = read.at(j++);
+    outs.push_back({"every pending result read, none left", {j == read.size() ? 1.0 : 0.0}});
+    for (std::size_t k = 0; k < results.size(); ++k) {
+      ops::LmHeadLossResult const& r = results[k];
+      outs.push_back({"loss, ce, z, weight (deferred " + std::to_string(k) + ")", {r.loss, r.ce, r.z, r.weight}});
+    }
     return outs;
   }
 };

@@ -14,3 +14,4 @@ KUMIKI_CUDA_CASE(kumiki_test::backend_ops::LmHeadLossOneTokenCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::LmHeadLossIgnoredCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::LmHeadLossLlmJpVocabCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::LmHeadLossHiddenCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::LmHeadLossDeferredCase);

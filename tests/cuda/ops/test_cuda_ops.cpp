@@ -99,7 +99,7 @@ TEMPLATE_TEST_CASE("CUDA norms against the CPU", "[cuda][norm]", bo::RmsNormCase
 TEMPLATE_TEST_CASE("CUDA linear layers and the LM-head loss against the CPU", "[cuda][gemm]", bo::LinearCase,
                    bo::LmHeadLossCase, bo::LinearOddCase, bo::LinearLlmJpCase, bo::LinearRouterCase,
                    bo::LmHeadLossOddCase, bo::LmHeadLossOneTokenCase, bo::LmHeadLossIgnoredCase,
-                   bo::LmHeadLossLlmJpVocabCase, bo::LmHeadLossHiddenCase) {
+                   bo::LmHeadLossLlmJpVocabCase, bo::LmHeadLossHiddenCase, bo::LmHeadLossDeferredCase) {
   check_against_cpu<TestType>();
 }
 

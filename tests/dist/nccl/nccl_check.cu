@@ -69,6 +69,14 @@ int main() {
 
     comm.reduce_gradients(ctx, grads);
     expect(same_bits(to_host(grads.data(), n), values), "reduce_gradients_unchanged");
+    // Overlapped, as the trainer's last backward drives it: "b" finished first, then everything; with
+    // 4-byte buckets each call starts one on the gradient stream.
+    comm.set_bucket_bytes(4);
+    comm.gradients_ready(ctx, grads, grads.layout().entries()[1].offset);
+    comm.gradients_ready(ctx, grads, 0);
+    comm.reduce_gradients(ctx, grads);
+    expect(comm.overlapped_buckets() == 2, "overlapped_two_buckets");
+    expect(same_bits(to_host(grads.data(), n), values), "overlapped_reduce_gradients_unchanged");
 
     auto* data = reinterpret_cast<float*>(grads.data());
     std::int64_t const bounds[] = {0, static_cast<std::int64_t>(n)};

@@ -3,6 +3,9 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstddef>
+
 #include "kumiki/config.hpp"
 #include "kumiki/core/buffer.hpp"
 #include "kumiki/core/cuda/check.cuh"
@@ -18,15 +21,29 @@ struct Allocator<Cuda> {
     if (bytes == 0) return nullptr;
     void* p = nullptr;
     KUMIKI_CUDA_CHECK(cudaMalloc(&p, bytes));
+    std::size_t const now = in_use_.fetch_add(bytes) + bytes;
+    std::size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
     return p;
   }
-  static void deallocate(void* p, std::size_t) noexcept { (void)cudaFree(p); }
+  static void deallocate(void* p, std::size_t bytes) noexcept {
+    if (p == nullptr) return;
+    (void)cudaFree(p);
+    in_use_.fetch_sub(bytes);
+  }
+  /// The most bytes Buffer<Cuda> / Arena<Cuda> held at once in this process (what the memory plan of
+  /// train/plan.hpp predicts; cuBLASLt's and NCCL's own allocations and the CUDA context are not counted).
+  static std::size_t peak_bytes() { return peak_.load(); }
   /// Zeroes on the legacy stream and waits, so work queued afterwards on any stream sees zeros.
   static void zero(void* p, std::size_t bytes) {
     if (bytes == 0) return;
     KUMIKI_CUDA_CHECK(cudaMemset(p, 0, bytes));
     KUMIKI_CUDA_CHECK(cudaDeviceSynchronize());
   }
+
+ private:
+  static inline std::atomic<std::size_t> in_use_{0}, peak_{0};
 };
 
 // Copies that cross the host/device boundary are synchronous with respect to ALL device work: they

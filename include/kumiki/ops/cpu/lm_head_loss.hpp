@@ -29,6 +29,9 @@ struct LmHeadLoss<Cpu> {
   /// When d_x is given, writes d_x (N, C) and adds into d_w (V_pad, C) the gradient of
   /// grad_scale * loss (padded rows included: they are part of the softmax). logits (N, V_pad),
   /// optional, receives the raw logits. scratch: scratch_elems(a) elements.
+  /// Nothing is ever pending on the CPU: run() computes every result at once, defer or not.
+  static std::vector<LmHeadLossResult> collect(Ctx<Cpu>& /*ctx*/) { return {}; }
+
   template <class T>
   static LmHeadLossResult run(Ctx<Cpu>& /*ctx*/, LmHeadLossArgs const& a, T const* x, T const* w, std::int32_t const* targets,
                               T const* loss_mask, T* d_x, T* d_w, T* logits, T* scratch) {

@@ -19,7 +19,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <type_traits>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -47,6 +50,11 @@ struct Summary {
   double ce;            // sum_i w_i (lse_i - logit_i[target_i])
   double zz;            // sum_i w_i lse_i^2
   long long bad_pos;    // first position with a target outside [0, V) or a negative / NaN mask; -1 if none
+  long long bad_target; // the target at bad_pos (read on the device: a deferred result outlives the batch)
+  // The call's arguments that reading the record needs (a deferred record is read after the call).
+  double z_loss;
+  long long vocab;
+  long long ignore_index;
 };
 
 using cublaslt::load_float;
@@ -106,7 +114,7 @@ KUMIKI_DEVICE V block_reduce(V v, Op op, V identity) {
 template <class TM>
 __global__ void __launch_bounds__(reduce_threads)
     weights_kernel(std::int32_t const* __restrict__ targets, TM const* __restrict__ mask, std::int64_t tokens,
-                   std::int32_t ignore_index, std::int64_t vocab, Summary* __restrict__ summary) {
+                   std::int32_t ignore_index, std::int64_t vocab, double z_loss, Summary* __restrict__ summary) {
   double sum = 0.0;
   long long bad = LLONG_MAX;
   for (std::int64_t i = threadIdx.x; i < tokens; i += blockDim.x) {
@@ -121,6 +129,7 @@ __global__ void __launch_bounds__(reduce_threads)
     summary->ce = 0.0;
     summary->zz = 0.0;
     summary->bad_pos = bad == LLONG_MAX ? -1 : bad;
+    summary->z_loss = z_loss, summary->vocab = vocab, summary->ignore_index = ignore_index;
   }
 }
 
@@ -211,7 +220,7 @@ __global__ void __launch_bounds__(row_threads)
 template <class Acc>
 __global__ void __launch_bounds__(reduce_threads)
     finish_kernel(Acc const* __restrict__ ce_row, Acc const* __restrict__ z_row, std::int64_t tokens,
-                  Summary* __restrict__ summary) {
+                  std::int32_t const* __restrict__ targets, Summary* __restrict__ summary) {
   Acc ce = 0.0, zz = 0.0;
   for (std::int64_t i = threadIdx.x; i < tokens; i += blockDim.x) {
     ce += ce_row[i];
@@ -219,7 +228,11 @@ __global__ void __launch_bounds__(reduce_threads)
   }
   ce = block_reduce(ce, SumOp{}, Acc(0));
   zz = block_reduce(zz, SumOp{}, Acc(0));
-  if (threadIdx.x == 0) summary->ce = ce, summary->zz = zz;
+  if (threadIdx.x == 0) {
+    summary->ce = ce, summary->zz = zz;
+    long long const bad = summary->bad_pos;
+    summary->bad_target = bad >= 0 ? targets[bad] : 0;
+  }
 }
 
 inline std::size_t round_up_256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
@@ -234,11 +247,13 @@ struct LmHeadLoss<Cuda> {
   /// x (N, C) final hidden states, w (V_pad, C) LM head, targets (N, device), loss_mask (N, optional,
   /// >= 0). When d_x is given, writes d_x (N, C) and adds into d_w (V_pad, C) the gradient of
   /// grad_scale * loss (padded rows included). logits (N, V_pad), optional, receives the raw logits.
-  /// scratch: scratch_elems(a) floats. Extra device temporaries (2 N doubles and a summary) come from
-  /// ctx scratch. Targets outside [0, V) (other than the ignore index) and negative masks are reported
-  /// after the final synchronization, as kumiki::Error naming the first position (d_w may then hold a
-  /// partial update). Launches: pass 0 <<<1, 512>>>; per chunk a GEMM, row_kernel <<<rows, 256>>> and
-  /// two GEMMs; finish <<<1, 512>>>; one 32-byte copy to the host and one stream synchronization.
+  /// scratch: scratch_elems(a) floats. Extra device temporaries (2 N doubles) come from ctx scratch.
+  /// Without a.defer the result is read at once (one 40-byte copy to the host and one stream
+  /// synchronization); with it the sums stay in a record of ctx's deferred memory, the result is
+  /// pending and collect() reads it later, with the other pending ones. Targets outside [0, V) (other
+  /// than the ignore index) and negative masks are reported when the result is read, as kumiki::Error
+  /// naming the first position (d_w may then hold a partial update). Launches: pass 0 <<<1, 512>>>;
+  /// per chunk a GEMM, row_kernel <<<rows, 256>>> and two GEMMs; finish <<<1, 512>>>.
   template <class T, class W, class G, class S>
   static LmHeadLossResult run(Ctx<Cuda>& ctx, LmHeadLossArgs const& a, T const* x, W const* w, std::int32_t const* targets,
                               std::type_identity_t<T> const* loss_mask, std::type_identity_t<T>* d_x, G* d_w,
@@ -261,12 +276,14 @@ struct LmHeadLoss<Cuda> {
     bool const grad = d_x != nullptr;
 
     std::size_t const row_bytes = round_up_256(sizeof(double) * static_cast<std::size_t>(N));
-    std::byte* const tmp = ctx.scratch_at_least(2 * row_bytes + round_up_256(sizeof(Summary)));
+    std::size_t const summary_bytes = round_up_256(sizeof(Summary));
+    std::byte* const tmp = ctx.scratch_at_least(2 * row_bytes + summary_bytes);
     auto* const ce_row = reinterpret_cast<double*>(tmp);
     auto* const z_row = reinterpret_cast<double*>(tmp + row_bytes);
-    auto* const summary = reinterpret_cast<Summary*>(tmp + 2 * row_bytes);
+    auto* const summary =
+        reinterpret_cast<Summary*>(a.defer ? ctx.defer_record(summary_bytes) : tmp + 2 * row_bytes);
 
-    weights_kernel<T><<<1, reduce_threads, 0, ctx.stream>>>(targets, loss_mask, N, a.ignore_index, V, summary);
+    weights_kernel<T><<<1, reduce_threads, 0, ctx.stream>>>(targets, loss_mask, N, a.ignore_index, V, a.z_loss, summary);
     KUMIKI_CUDA_CHECK(cudaGetLastError());
 
     RowArgs ra;
@@ -287,33 +304,54 @@ struct LmHeadLoss<Cuda> {
         Linear<Cuda>::backward_weight(ctx, dl, xc, d_w, nc, C, Vp, ld_d, 0);                // d_W += dL^T x
       }
     }
-    finish_kernel<double><<<1, reduce_threads, 0, ctx.stream>>>(ce_row, z_row, N, summary);
+    finish_kernel<double><<<1, reduce_threads, 0, ctx.stream>>>(ce_row, z_row, N, targets, summary);
     KUMIKI_CUDA_CHECK(cudaGetLastError());
-
+    if (a.defer) {
+      res.pending = true;
+      res.loss = res.ce = res.z = res.weight = std::numeric_limits<double>::quiet_NaN();
+      return res;
+    }
     Summary h{};
     KUMIKI_CUDA_CHECK(cudaMemcpyAsync(&h, summary, sizeof h, cudaMemcpyDeviceToHost, ctx.stream));
     KUMIKI_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-    if (h.bad_pos >= 0) report_invalid(a, targets, h.bad_pos);
+    return read(h);
+  }
 
-    res.weight = h.weight;
-    if (h.weight > 0.0) {
-      res.ce = h.ce / h.weight;
-      res.z = a.z_loss * h.zz / h.weight;
-      res.loss = res.ce + res.z;
+  /// Every pending result of `ctx` (deferred runs, in call order): one copy of their records to the
+  /// host and one stream synchronization for all of them.
+  static std::vector<LmHeadLossResult> collect(Ctx<Cuda>& ctx) {
+    using lm_head_cuda::Summary;
+    std::vector<std::byte> const bytes = ctx.take_deferred();
+    std::size_t const stride = lm_head_cuda::round_up_256(sizeof(Summary));
+    KUMIKI_CHECK(bytes.size() % stride == 0, "LmHeadLoss: ", bytes.size(), " bytes of deferred records, not a multiple of ",
+                 stride, " (another op deferred records on this context)");
+    std::vector<LmHeadLossResult> out(bytes.size() / stride);
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      Summary h{};
+      std::memcpy(&h, bytes.data() + k * stride, sizeof h);
+      out[k] = read(h);
     }
-    return res;
+    return out;
   }
 
  private:
-  /// Throws the CPU's message for the first invalid position (the stream is idle: a plain copy): the
-  /// target outside the vocabulary, or else the loss mask negative (or NaN).
-  [[noreturn]] static void report_invalid(LmHeadLossArgs const& a, std::int32_t const* targets, long long pos) {
-    std::int32_t t = 0;
-    KUMIKI_CUDA_CHECK(cudaMemcpy(&t, targets + pos, sizeof t, cudaMemcpyDeviceToHost));
-    KUMIKI_CHECK(t >= 0 && t < a.vocab, "target ", t, " at position ", pos, " is outside the vocabulary of ", a.vocab,
-                 " (ignore index ", a.ignore_index, ")");
-    ::kumiki::detail::fail("check failed: mw >= T(0)", __FILE__, __LINE__, "loss mask must not be negative (position ",
-                           pos, ")");
+  /// The result of one record; throws the CPU's message for the first invalid position: the target
+  /// outside the vocabulary, or else the loss mask negative (or NaN).
+  static LmHeadLossResult read(lm_head_cuda::Summary const& h) {
+    if (h.bad_pos >= 0) {
+      KUMIKI_CHECK(h.bad_target >= 0 && h.bad_target < h.vocab, "target ", h.bad_target, " at position ", h.bad_pos,
+                   " is outside the vocabulary of ", h.vocab, " (ignore index ", h.ignore_index, ")");
+      ::kumiki::detail::fail("check failed: mw >= T(0)", __FILE__, __LINE__, "loss mask must not be negative (position ",
+                             h.bad_pos, ")");
+    }
+    LmHeadLossResult r;
+    r.weight = h.weight;
+    if (h.weight > 0.0) {
+      r.ce = h.ce / h.weight;
+      r.z = h.z_loss * h.zz / h.weight;
+      r.loss = r.ce + r.z;
+    }
+    return r;
   }
 };
 
