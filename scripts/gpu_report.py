@@ -126,7 +126,7 @@ def speed_cells(r):
     if r["peak_memory_allocated_bytes"] is not None:
         mem += f" (allocated {gib(r['peak_memory_allocated_bytes'])})"
     if r["recompute"]:
-        mem += ", recompute"
+        mem += ", " + (r["recompute"] if isinstance(r["recompute"], str) else "recompute")
     return [shape, f"{r['tokens_per_s']:,.0f}", f"{100 * r['mfu']:.1f}%", mem,
             f"{r['ratio']:.2f}x" if r["ratio"] else ""]
 

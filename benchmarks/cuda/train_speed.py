@@ -10,7 +10,7 @@
                         --deadline S --json OUT
       `kumiki train --device cuda` of a speed recipe (benchmarks/cuda/recipes/): first its --dry-run
       (exit 2: the plan does not fit the GPU, reported as "fits": false, unless the plan says that it
-      fits with --recompute: then the run recomputes, and says so), then N steps, stopped by
+      fits with --light-recompute or --recompute: then the run recomputes so, and says so), then N steps, stopped by
       KUMIKI_CRASH_AT right after step N so that no checkpoint is written (the 8B's would be 94 GB),
       or at S seconds. tokens/s and MFU are the medians of the log's steps after the first K; the
       peak memory is nvidia-smi's, polled every 0.2 s.
@@ -137,10 +137,12 @@ def cmd_kumiki(a):
         return 77
     verdict = (plan.stdout.strip().splitlines() or ["?"])[-1]
     report.update(plan=verdict, recompute=False)
-    if plan.returncode == 2 and "with --recompute it fits" in verdict:  # the plan's own advice
-        train.append("--recompute")
-        report["recompute"] = True
-        plan = subprocess.run(train + ["--dry-run"], capture_output=True, text=True)
+    for flag in ("--light-recompute", "--recompute"):  # the plan's own advice: the cheapest that fits
+        if plan.returncode == 2 and f"with {flag} it fits" in verdict:
+            train.append(flag)
+            report["recompute"] = flag.lstrip("-")
+            plan = subprocess.run(train + ["--dry-run"], capture_output=True, text=True)
+            break
     if plan.returncode == 2:  # kumiki's own plan says it does not fit: nothing to run
         report.update(fits=False, error=f"kumiki train --dry-run: {verdict}")
         write_json(a.json, report)

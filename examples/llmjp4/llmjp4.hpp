@@ -132,7 +132,7 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
   std::string const model(name);
   CLI::App app{"The LLM-jp-4 " + model + " example: the plan in numbers (--dry-run) or one real CPU step (--smoke)",
                fs::path(argv[0]).filename().string()};
-  bool dry_run = false, smoke_step = false, recompute = false;
+  bool dry_run = false, smoke_step = false, recompute = false, light_recompute = false;
   std::vector<std::string> recipes = {(recipe_dir / (model + "_pretrain.toml")).string(),
                                       (recipe_dir / (model + "_midtrain.toml")).string()};
   std::string backend = "cuda", precision, gpu = "h200", json;
@@ -150,6 +150,7 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
   app.add_option("--precision", precision, "f32, or bf16 (Megatron's bf16 recipe; CUDA only); default: cuda bf16, cpu f32")
       ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("--recompute", recompute, "count activations with recomputation (one block's kept)");
+  app.add_flag("--light-recompute", light_recompute, "count activations with light recomputation (no ln1, no SwiGLU output)");
   app.add_option("--gpu", gpu, "accelerator of the cost estimate")->check(CLI::IsMember({"h100", "h200"}));
   app.add_option("--gpus", gpus, "GPUs (data-parallel ranks) for the wall-clock estimate and ZeRO-1's split")
       ->check(CLI::PositiveNumber);
@@ -173,6 +174,7 @@ int main(int argc, char** argv, std::string_view name, fs::path const& recipe_di
                    "--backend cpu trains in f32 (the CPU ops compute in one type); bf16 is the CUDA recipe");
     opt.precision = precision == "bf16" ? kumiki::train::PlanPrecision::bf16 : kumiki::train::PlanPrecision::f32;
     opt.recompute = recompute;
+    opt.light_recompute = light_recompute;
     opt.gpu = gpu == "h100" ? kumiki::train::h100_sxm() : kumiki::train::h200_sxm();
     opt.gpus = gpus;
     opt.mfu = mfu;

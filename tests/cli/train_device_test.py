@@ -2,7 +2,8 @@
   - the GPU plan of LLM-jp-4 8B at sequence 4096, micro-batch 1 (examples/llmjp4's pretraining recipe):
     every row of the table adds up to its total, the state is 16 bytes a parameter (bf16 weights,
     their low halves, fp32 gradients, two fp32 moments); with every activation kept it does not fit an
-    H200 (exit 2, and the advice names --recompute); with --recompute it fits (exit 0);
+    H200 (exit 2, and the advice names --light-recompute); with --light-recompute (no ln1 and no SwiGLU
+    output kept: 4.5 GiB less) or --recompute it fits (exit 0);
   - LLM-jp-4 1.3B at sequence 4096, micro-batch 8 fits with every activation kept;
   - --device cpu --dry-run plans f32 on the host; a dry run reads no data;
   - --device cuda without a GPU (or in a program built without CUDA) is refused with the reason and
@@ -38,8 +39,9 @@ def total_params(text):
 
 r8 = os.path.join(recipes, "llmjp4_8b_pretrain.toml")
 p = train("--recipe", r8, "--device", "cuda", "--dry-run")
-t.check(p.returncode == 2 and "Does not fit" in p.stdout and "with --recompute it fits" in p.stdout,
-        f"8B, seq 4096, micro-batch 1, every activation kept: does not fit an H200 (exit {p.returncode})")
+t.check(p.returncode == 2 and "Does not fit" in p.stdout and "with --light-recompute it fits" in p.stdout,
+        f"8B, seq 4096, micro-batch 1, every activation kept: does not fit an H200, and the advice is the "
+        f"cheapest recomputation that fits (exit {p.returncode})")
 rows = this_run(p.stdout)
 n = total_params(p.stdout)
 state = sum(b for name, b in rows.items() if name.startswith(("parameters", "master weights' low halves", "gradients", "AdamW")))
@@ -53,6 +55,17 @@ p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--recompute")
 rows_rc = this_run(p.stdout)
 t.check(p.returncode == 0 and "Fits." in p.stdout and rows_rc["**total**"] <= 141e9,
         f"8B with --recompute fits one H200: {rows_rc['**total**'] / 2**30:.2f} GiB (exit {p.returncode})")
+
+# Light recomputation: neither ln1 (N x C) nor the SwiGLU output (N x F) of the 32 layers kept, bf16:
+# LLM-jp-4 8B's hidden 4096 and ffn 14336 at N = 4096 tokens; then it fits with every other activation.
+p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--light-recompute")
+rows_light = this_run(p.stdout)
+act = lambda r: next(v for k, v in r.items() if k.startswith("activations"))  # noqa: E731
+saved = act(rows) - act(rows_light)
+t.check(saved == 32 * 4096 * (4096 + 14336) * 2, f"8B light recompute keeps {saved / 2**30:.2f} GiB fewer activations: "
+        "32 layers x 4096 tokens x (4096 + 14336) x 2 bytes")
+t.check(p.returncode == 0 and "Fits." in p.stdout and any("light recompute" in k for k in rows_light),
+        f"8B with --light-recompute fits one H200: {rows_light['**total**'] / 2**30:.2f} GiB (exit {p.returncode})")
 
 # 1.3B at micro-batch 8: the recipe with its micro-batch changed, and no data on disk (a dry run reads none).
 text = open(os.path.join(recipes, "llmjp4_1_3b_pretrain.toml")).read()

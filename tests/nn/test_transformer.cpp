@@ -111,7 +111,7 @@ TEST_CASE("Megatron init from Philox: per-tensor streams, scaled output projecti
   CHECK(std::memcmp(m.params().data(), m1.params().data(), m.params().total_bytes()) == 0);
 }
 
-TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, with and without recomputation",
+TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, with and without (light) recomputation",
           "[nn][determinism]") {
   std::int64_t const B = 3, T = 100;  // T = 100: two attention tiles, the last partial
   auto tokens = random_tokens(B * T, 300, 3), targets = random_tokens(B * T, 300, 4);
@@ -120,13 +120,14 @@ TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, 
     std::vector<std::byte> grads;
     std::size_t activation_bytes;
   };
-  auto run = [&](int threads, bool recompute) {
+  auto run = [&](int threads, bool recompute, bool light = false) {
     int const saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     nn::Transformer<det_cfg> m;
     m.init(99);
     nn::StepOptions opt;
     opt.recompute = recompute;
+    opt.light_recompute = light;
     opt.loss_chunk = 128;  // three LM-head chunks
     double const loss = m.forward_backward(tokens.data(), targets.data(), B, T, opt);
     omp_set_num_threads(saved);
@@ -141,6 +142,20 @@ TEST_CASE("same seed: bitwise identical loss and gradients for 1 and 2 threads, 
     CHECK(std::memcmp(r.grads.data(), base.grads.data(), r.grads.size()) == 0);
     if (recompute) CHECK(r.activation_bytes < base.activation_bytes);  // one block's activations kept, not L
   }
+  // Light recomputation: ln1 and the SwiGLU output of each layer rewritten in the scratch during the
+  // backward, the same bits; L x (N x C + N x F) floats fewer kept (layer-sized slots, 64-byte aligned).
+  for (int threads : {1, 2}) {
+    Run const r = run(threads, false, true);
+    INFO("threads " << threads << " light recompute");
+    CHECK(r.loss == base.loss);
+    CHECK(std::memcmp(r.grads.data(), base.grads.data(), r.grads.size()) == 0);
+    std::size_t const saved = static_cast<std::size_t>(det_cfg.num_layers * B * T * (det_cfg.hidden + det_cfg.ffn_hidden)) *
+                              sizeof(float);
+    CHECK(base.activation_bytes - r.activation_bytes >= saved);
+    CHECK(base.activation_bytes - r.activation_bytes < saved + 4 * 64 * static_cast<std::size_t>(det_cfg.num_layers));
+  }
+  // Both: recompute wins (one block's activations kept, ln1 and h among them).
+  CHECK(run(1, true, true).grads == run(1, true).grads);
   std::printf("determinism: loss %.9f identical for threads {1,2} x recompute {off,on}\n", base.loss);
 }
 

@@ -124,6 +124,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--threads", a.threads, "OpenMP threads (default: all cores)");
   cmd->add_option("--progress-every", a.progress_every, "Steps between progress lines")->check(CLI::PositiveNumber);
   cmd->add_flag("--recompute", a.recompute, "Recompute block activations in the backward (less memory, same gradients)");
+  cmd->add_flag("--light-recompute", a.light_recompute,
+                "Keep neither each block's first norm output nor its SwiGLU output; recompute them in the backward "
+                "(same gradients, about 1% more compute; LLM-jp-4 8B at 4096 then fits an H200)");
   cmd->add_flag("--allow-recipe-change", a.allow_recipe_change, "Resume even if the recipe differs from the checkpoint's");
   cmd->add_flag("--quiet", a.quiet, "No progress lines");
   cmd->add_option("--comm-timeout", a.comm_timeout,

@@ -40,6 +40,7 @@ struct TrainArgs {
   std::string device = "auto";  // auto | cpu | cuda
   int threads = 0;
   bool allow_recipe_change = false, quiet = false, recompute = false, keep_optimizer = false, dry_run = false;
+  bool light_recompute = false;
   std::int64_t progress_every = 1;
   double comm_timeout = 600;
   double grad_bucket_mb = 0;  // data-parallel gradient buckets (MB; 0: dist::default_bucket_bytes)
@@ -70,6 +71,7 @@ train::TrainerOptions trainer_options(TrainArgs const& a, train::Recipe const& r
   opt.progress_every = a.progress_every;
   opt.allow_recipe_change = a.allow_recipe_change;
   opt.step.recompute = a.recompute;
+  opt.step.light_recompute = a.light_recompute;
   // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
   if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
   // The data-parallel tests (tests/dist/dp_test.py): only this rank crashes, with this signal (KILL, STOP).
@@ -149,11 +151,13 @@ inline double host_memory_bytes() {
 /// against `gpu` or an H200; cpu: f32, host arenas, against this machine's memory), from the same
 /// layouts the run allocates.
 inline train::Plan run_plan(train::Recipe const& recipe, models::TransformerConfig const& config,
-                            std::string const& device, std::optional<GpuInfo> const& gpu, bool recompute, int ranks) {
+                            std::string const& device, std::optional<GpuInfo> const& gpu, bool recompute, int ranks,
+                            bool light_recompute = false) {
   train::PlanOptions o;
   o.cuda = device == "cuda";
   o.precision = o.cuda ? train::PlanPrecision::bf16 : train::PlanPrecision::f32;
   o.recompute = recompute;
+  o.light_recompute = light_recompute;
   o.gpus = ranks;
   if (o.cuda && gpu) o.gpu = train::Accelerator{gpu->name, train::h200_sxm().peak_flops, gpu->memory_bytes};
   if (!o.cuda) o.gpu = train::Accelerator{"host", train::h200_sxm().peak_flops, host_memory_bytes()};
@@ -176,12 +180,15 @@ inline void print_memory(std::ostream& os, train::Plan const& p) {
 template <class Configs>
 int check_plan(TrainArgs const& a, train::Recipe const& recipe, std::string const& device,
                std::optional<GpuInfo> const& gpu, int ranks) {
-  train::Plan const plan = run_plan(recipe, Configs::find(recipe.model), device, gpu, a.recompute, ranks);
+  models::TransformerConfig const& config = Configs::find(recipe.model);
+  train::Plan const plan = run_plan(recipe, config, device, gpu, a.recompute, ranks, a.light_recompute);
   bool const fits = plan.options.gpu.memory_bytes <= 0 || train::plan_fits(plan);
-  auto const advice = [&] {
+  auto const advice = [&] {  // the cheapest recomputation that fits
     std::string s = "the run needs more memory than the " + plan.options.gpu.name + " has";
-    if (!a.recompute &&
-        train::plan_fits(run_plan(recipe, Configs::find(recipe.model), device, gpu, /*recompute=*/true, ranks)))
+    if (!a.recompute && !a.light_recompute &&
+        train::plan_fits(run_plan(recipe, config, device, gpu, false, ranks, /*light_recompute=*/true)))
+      s += "; with --light-recompute it fits (each block's first norm and SwiGLU recomputed, about 1% more compute)";
+    else if (!a.recompute && train::plan_fits(run_plan(recipe, config, device, gpu, /*recompute=*/true, ranks)))
       s += "; with --recompute it fits";
     else
       s += "; lower micro_batch or seq_len in the recipe";

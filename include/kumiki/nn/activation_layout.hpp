@@ -20,10 +20,14 @@ namespace nn {
 /// the saved activations of every layer, or of one reused slot when recomputing; the final norm; the
 /// backward scratch (shared by all layers); the LM-head loss scratch (`loss_chunk` rows of the padded
 /// vocabulary); the RoPE tables; document starts. Activations are `act`, row statistics (rstd, lse,
-/// the router, RoPE tables) `stat`. Offsets aligned to `alignment` (the device's).
+/// the router, RoPE tables) `stat`. Offsets aligned to `alignment` (the device's). With `light` (light
+/// recomputation, without `recompute`) the layers keep neither their first norm's output ln1 nor their
+/// SwiGLU output h: the block writes them into the backward scratch (scratch.tmp, scratch.d_h) and
+/// recomputes them in its backward.
 inline ArenaLayout activation_layout(models::TransformerConfig const& c, std::int64_t B, std::int64_t Tn, bool recompute,
                                      std::int64_t loss_chunk, DType act, DType stat,
-                                     std::size_t alignment = host_alignment) {
+                                     std::size_t alignment = host_alignment, bool light = false) {
+  bool const keep_all = recompute || !light;
   std::int64_t const N = B * Tn, C = c.hidden, F = c.ffn_hidden, QKV = c.hidden + 2 * c.kv_width();
   std::int64_t const E = c.num_experts, K = c.moe_top_k, Fe = c.expert_ffn();
   std::int64_t const chunk = std::min(loss_chunk, N);
@@ -32,7 +36,7 @@ inline ArenaLayout activation_layout(models::TransformerConfig const& c, std::in
   std::int64_t const slots = recompute ? 1 : c.num_layers;
   for (std::int64_t i = 0; i < slots; ++i) {
     std::string const p = "block." + std::to_string(i) + ".";
-    l.add(p + "ln1", act, Shape{N, C});
+    if (keep_all) l.add(p + "ln1", act, Shape{N, C});
     l.add(p + "rstd1", stat, Shape{N});
     l.add(p + "qkv", act, Shape{N, QKV});
     l.add(p + "att", act, Shape{N, C});
@@ -56,7 +60,7 @@ inline ArenaLayout activation_layout(models::TransformerConfig const& c, std::in
       l.add(p + "moe.y", act, Shape{N * K, C});
     } else {
       l.add(p + "gu", act, Shape{N, 2 * F});
-      l.add(p + "h", act, Shape{N, F});
+      if (keep_all) l.add(p + "h", act, Shape{N, F});
     }
   }
   l.add("final.ln", act, Shape{N, C});

@@ -34,6 +34,8 @@ namespace nn {
 /// Settings of one forward / forward-backward call.
 struct StepOptions {
   bool recompute = false;             // keep only block inputs; rerun each block's forward in the backward
+  bool light_recompute = false;       // keep neither ln1 nor the SwiGLU output of each block: recomputed in
+                                      // the backward (elementwise, ~1% of a step); moot with `recompute`
   bool reset_attention_mask = false;  // document-causal attention (Megatron --reset-attention-mask)
   std::int32_t eod_token = -1;        // end-of-document id, required with reset_attention_mask
   std::int32_t ignore_index = -100;   // targets equal to it carry no loss
@@ -183,9 +185,12 @@ class Transformer {
   /// Activation arena for (B, T) and the recompute setting: nn::activation_layout's plan.
   void ensure_activations(std::int64_t B, std::int64_t Tn, StepOptions const& opt) {
     std::int64_t const chunk = std::min(opt.loss_chunk, B * Tn);
-    if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && chunk == chunk_) return;
-    B_ = B, T_ = Tn, recompute_ = opt.recompute, chunk_ = chunk;
-    ArenaLayout l = activation_layout(Cfg, B, Tn, recompute_, chunk, dtype_v<act_type>, dtype_v<stat_type>);
+    bool const light = opt.light_recompute && !opt.recompute;
+    if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && light == light_ && chunk == chunk_)
+      return;
+    B_ = B, T_ = Tn, recompute_ = opt.recompute, light_ = light, chunk_ = chunk;
+    ArenaLayout l = activation_layout(Cfg, B, Tn, recompute_, chunk, dtype_v<act_type>, dtype_v<stat_type>,
+                                      host_alignment, light_);
     acts_ = Arena<Backend>(std::move(l));
     resolve_views();
     ops::Rope<Backend>::tables(ctx_, views_.rope_cos, views_.rope_sin, Tn, hd, Cfg.rope_base);
@@ -225,7 +230,9 @@ class Transformer {
 
   BlockActivations<A, S> lookup_block_acts(std::int64_t slot) const {
     std::string const p = "block." + std::to_string(slot) + ".";
-    BlockActivations<A, S> a{act<A>(p + "ln1"),   act<S>(p + "rstd1"), act<A>(p + "qkv"), act<A>(p + "att"),
+    // Light recomputation: ln1 and h in the backward scratch (activation_layout), rewritten there.
+    A* const ln1 = light_ ? act<A>("scratch.tmp") : act<A>(p + "ln1");
+    BlockActivations<A, S> a{ln1,                 act<S>(p + "rstd1"), act<A>(p + "qkv"), act<A>(p + "att"),
                              act<S>(p + "lse"),   act<A>(p + "x_mid"), act<A>(p + "ln2"), act<S>(p + "rstd2")};
     if constexpr (Cfg.is_moe()) {
       std::string const m = p + "moe.";
@@ -236,7 +243,7 @@ class Transformer {
                                         act<A>(m + "xg"), act<A>(m + "gu"), act<A>(m + "h"), act<A>(m + "y")};
     } else {
       a.gu = act<A>(p + "gu");
-      a.h = act<A>(p + "h");
+      a.h = light_ ? act<A>("scratch.d_h") : act<A>(p + "h");
     }
     return a;
   }
@@ -268,7 +275,7 @@ class Transformer {
     ensure_activations(B, Tn, opt);
 
     moe::RouterLosses router_losses;
-    BlockContext<S> bc{B, Tn, views_.rope_cos, views_.rope_sin, nullptr, opt.timings, opt.grad_scale, &router_losses};
+    BlockContext<S> bc{B, Tn, views_.rope_cos, views_.rope_sin, nullptr, opt.timings, opt.grad_scale, &router_losses, light_};
     StepTimings* const tm = opt.timings;
     using detail::timed;
     if (opt.reset_attention_mask) {
@@ -336,7 +343,7 @@ class Transformer {
   Arena<Backend> acts_;
   ActivationViews views_;
   std::int64_t B_ = 0, T_ = 0, chunk_ = 0;
-  bool recompute_ = false;
+  bool recompute_ = false, light_ = false;
 };
 
 /// A model on a backend whose ops this translation unit lacks (ops::backend_available): a Cuda model

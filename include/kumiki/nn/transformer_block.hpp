@@ -109,6 +109,7 @@ struct BlockContext {
   StepTimings* timings = nullptr;           // optional per-op wall times
   double grad_scale = 1.0;                  // scale of the router losses' gradients (MoE)
   moe::RouterLosses* moe_losses = nullptr;  // MoE: the forward adds its router losses here when set
+  bool light = false;  // light recomputation: ln1 and (dense) h live in the scratch; the backward recomputes them
 };
 
 /// One transformer block of configuration `Cfg` on `Backend` in precision `P` (a Precision policy or
@@ -204,9 +205,13 @@ struct TransformerBlock {
       timed(tm, &StepTimings::moe,
             [&] { Moe::backward(ctx, w.moe, d_w.moe, a.moe, s.moe, a.ln2, N, d_res, s.d_ln, bc.grad_scale); });
     } else {
+      // Light recomputation: a.h is s.d_h, rewritten from the saved gate / up outputs (the same op, the
+      // same bits) for the down projection's weight gradient, before d_h overwrites it.
+      if (bc.light)
+        timed(tm, &StepTimings::swiglu, [&] { ops::SwiGlu<Backend>::forward(ctx, a.gu, a.gu + F, 2 * F, a.h, F, N, F); });
       timed(tm, &StepTimings::linear, [&] {
-        Linear::backward_input(ctx, d_res, w.down, s.d_h, N, F, C);
         Linear::backward_weight(ctx, d_res, a.h, d_w.down, N, F, C);
+        Linear::backward_input(ctx, d_res, w.down, s.d_h, N, F, C);
       });
       timed(tm, &StepTimings::swiglu, [&] {
         ops::SwiGlu<Backend>::backward(ctx, s.d_h, F, a.gu, a.gu + F, 2 * F, s.d_gu, s.d_gu + F, 2 * F, N, F);
@@ -231,6 +236,9 @@ struct TransformerBlock {
       ops::Rope<Backend>::apply(ctx, s.d_qkv, bc.batch, bc.seq, H, hd, QKV, bc.rope_cos, bc.rope_sin, true);
       ops::Rope<Backend>::apply(ctx, s.d_qkv + C, bc.batch, bc.seq, Groups, hd, QKV, bc.rope_cos, bc.rope_sin, true);
     });
+    // Light recomputation: a.ln1 is s.tmp, free in the backward; the norm rerun gives the same bits.
+    if (bc.light)
+      timed(tm, &StepTimings::rmsnorm, [&] { Norm::forward(ctx, x_in, w.ln1, a.ln1, a.rstd1, N, C, Cfg.rms_eps); });
     timed(tm, &StepTimings::linear, [&] {
       qkv_group.backward(ctx, s.d_qkv, a.ln1, std::array{w.q, w.k, w.v}, std::array{d_w.q, d_w.k, d_w.v}, s.d_ln, N, C);
     });

@@ -56,6 +56,7 @@ struct PlanOptions {
   bool cuda = true;                             ///< arena alignment of the CUDA allocator (256 B), else the host's
   PlanPrecision precision = PlanPrecision::bf16;
   bool recompute = false;                       ///< activation recomputation (one block's activations kept)
+  bool light_recompute = false;                 ///< light recomputation (no ln1, no SwiGLU output kept)
   std::int64_t loss_chunk = 256;                ///< nn::StepOptions::loss_chunk
   Accelerator gpu = h200_sxm();
   std::int64_t gpus = 64;                       ///< for the wall-clock estimate, and the data-parallel ranks
@@ -194,9 +195,10 @@ inline Plan make_plan(std::string model, models::TransformerConfig const& config
     for (auto const& [name, bytes] : mem.rows) state += bytes;
     mem.state_bytes_per_param = static_cast<double>(state) / static_cast<double>(p.total_params);
     mem.rows.emplace_back("activations (" + std::to_string(mem.micro_batch) + " x " + std::to_string(mem.seq_len) +
-                              (opt.recompute ? ", recompute)" : ")"),
+                              (opt.recompute ? ", recompute)" : opt.light_recompute ? ", light recompute)" : ")"),
                           detail::bytes_of(nn::activation_layout(config, mem.micro_batch, mem.seq_len, opt.recompute,
-                                                                 opt.loss_chunk, act_t, stat_t, align)));
+                                                                 opt.loss_chunk, act_t, stat_t, align,
+                                                                 opt.light_recompute)));
     if (opt.cuda) {
       mem.rows.emplace_back("cuBLASLt workspace", cublaslt_workspace_bytes);
       mem.rows.emplace_back("reserve: op scratch, allocator, cuBLASLt", cuda_reserve_bytes);
@@ -241,7 +243,8 @@ inline nlohmann::json plan_json(Plan const& p) {
   }
   auto const& o = p.options;
   j["options"] = {{"backend", o.cuda ? "cuda" : "cpu"}, {"precision", plan_precision_name(o.precision)},
-                  {"recompute", o.recompute}, {"loss_chunk", o.loss_chunk}, {"gpu", o.gpu.name},
+                  {"recompute", o.recompute}, {"light_recompute", o.light_recompute}, {"loss_chunk", o.loss_chunk},
+                  {"gpu", o.gpu.name},
                   {"peak_flops", o.gpu.peak_flops}, {"gpu_memory_bytes", o.gpu.memory_bytes}, {"gpus", o.gpus},
                   {"mfu", o.mfu}};
   j["total_tokens"] = p.total_tokens;

@@ -10,7 +10,7 @@ namespace k = kumiki;
 
 template <class P>
 StepOut run(std::vector<std::vector<float>> const& weights, std::vector<std::int32_t> const& tokens,
-            std::vector<std::int32_t> const& targets, std::int64_t batch, std::int64_t seq) {
+            std::vector<std::int32_t> const& targets, std::int64_t batch, std::int64_t seq, int variant) {
   using Model = k::nn::Transformer<k::models::tiny_test, k::Cuda, P>;
   using T = typename Model::param_type;
   Model m;
@@ -28,12 +28,17 @@ StepOut run(std::vector<std::vector<float>> const& weights, std::vector<std::int
   k::Copy<k::Cuda, k::Cpu>::bytes(tok.data(), tokens.data(), bytes);
   k::Copy<k::Cuda, k::Cpu>::bytes(tgt.data(), targets.data(), bytes);
   m.zero_grad();
-  k::nn::LossResult const r = m.forward_backward(reinterpret_cast<std::int32_t const*>(tok.data()),
-                                                 reinterpret_cast<std::int32_t const*>(tgt.data()), batch, seq);
+  k::nn::StepOptions opt;
+  opt.light_recompute = opt.defer_loss = variant == 1;
+  opt.recompute = variant == 2;
+  std::vector<k::nn::LossResult> r{m.forward_backward(reinterpret_cast<std::int32_t const*>(tok.data()),
+                                                      reinterpret_cast<std::int32_t const*>(tgt.data()), batch, seq, opt)};
+  KUMIKI_CHECK(r[0].pending == (variant == 1), "a deferred loss is pending on the GPU, and only then");
+  m.settle_losses(r);
   k::Arena<k::Cpu> g(m.grads().layout());
   k::copy(g, m.grads());
   StepOut out;
-  out.loss = r.loss;
+  out.loss = r[0].loss;
   for (std::size_t i = 0; i < g.layout().size(); ++i) {
     auto const v = g.get<float>(i);
     out.grads.emplace_back(v.data(), v.data() + g.layout()[i].numel());
@@ -44,9 +49,10 @@ StepOut run(std::vector<std::vector<float>> const& weights, std::vector<std::int
 }  // namespace
 
 StepOut gpu_step(bool bf16, std::vector<std::vector<float>> const& weights, std::vector<std::int32_t> const& tokens,
-                 std::vector<std::int32_t> const& targets, std::int64_t batch, std::int64_t seq) {
+                 std::vector<std::int32_t> const& targets, std::int64_t batch, std::int64_t seq, int variant) {
   using Mixed = k::Precision<k::bf16, k::bf16, float, float, float>;
-  return bf16 ? run<Mixed>(weights, tokens, targets, batch, seq) : run<float>(weights, tokens, targets, batch, seq);
+  return bf16 ? run<Mixed>(weights, tokens, targets, batch, seq, variant)
+              : run<float>(weights, tokens, targets, batch, seq, variant);
 }
 
 int device_count() {

@@ -4,7 +4,8 @@
 //     relative L2;
 //   - bf16 weights and activations (fp32 statistics and gradients): the loss within 1e-2 relative and
 //     every gradient within 2e-2 relative L2 (bf16 keeps 8 significant bits);
-//   - two bf16 GPU runs bitwise equal.
+//   - two bf16 GPU runs bitwise equal, and equal to runs with light recomputation (the loss deferred
+//     and settled) and with full recomputation.
 // Prints the largest errors measured as one JSON line. Without a GPU it says so and exits 77 (skipped).
 #include <cmath>
 #include <cstdint>
@@ -94,6 +95,17 @@ int main() {
       std::printf("bf16: a second GPU run is %s\n", same ? "bitwise identical" : "DIFFERENT");
       ok = ok && same;
       json += std::string(", \"bf16_rerun_bitwise\": ") + (same ? "true" : "false");
+      // Light recomputation with the loss deferred, and full recomputation: the same bits as the plain step.
+      for (int const variant : {1, 2}) {
+        cm::StepOut const v = cm::gpu_step(true, weights, tokens, targets, B, T, variant);
+        bool eq = std::memcmp(&v.loss, &got.loss, sizeof(double)) == 0;
+        for (std::size_t i = 0; i < weights.size(); ++i)
+          eq = eq && std::memcmp(v.grads[i].data(), got.grads[i].data(), got.grads[i].size() * sizeof(float)) == 0;
+        char const* what = variant == 1 ? "light_recompute_deferred_loss" : "recompute";
+        std::printf("bf16: %s is %s\n", what, eq ? "bitwise identical" : "DIFFERENT");
+        ok = ok && eq;
+        json += std::string(", \"bf16_") + what + "_bitwise\": " + (eq ? "true" : "false");
+      }
     }
   }
   std::printf("%s}\n", json.c_str());
