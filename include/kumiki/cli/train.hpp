@@ -83,7 +83,7 @@ int train(TrainArgs const& a) {
   if (!dist::launched_by_mpi()) return run<Configs>(a, dist::MpiComm{});
   MpiSession session(nullptr, nullptr);
   dist::MpiComm comm(MPI_COMM_WORLD, a.comm_timeout);
-  if (a.grad_bucket_mb > 0) comm.set_bucket_bytes(bucket_bytes(a));
+  comm.set_bucket_bytes(bucket_bytes(a));
   try {
     return run<Configs>(a, comm);
   } catch (std::exception const& e) {

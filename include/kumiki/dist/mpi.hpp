@@ -133,7 +133,7 @@ class MpiComm {
   void gradients_ready(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads, std::size_t from) {
     if (size_ == 1) return;
     if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0)
-      start_sum(grads, r);
+      start_sum(floats(grads, r), static_cast<std::int64_t>(r.bytes() / sizeof(float)), pending_);
     for (MPI_Request& req : pending_) {
       int done = 0;
       KUMIKI_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
@@ -148,7 +148,8 @@ class MpiComm {
     if (size_ == 1) return;
     for (auto const& e : grads.layout().entries())
       KUMIKI_CHECK(e.dtype == DType::f32, "MpiComm reduces fp32 gradients; '", e.name, "' is ", dtype_name(e.dtype));
-    if (GradientBuckets::Range const r = buckets_.rest(grads.total_bytes()); r.bytes() > 0) start_sum(grads, r);
+    if (GradientBuckets::Range const r = buckets_.rest(grads.total_bytes()); r.bytes() > 0)
+      start_sum(floats(grads, r), static_cast<std::int64_t>(r.bytes() / sizeof(float)), pending_);
     for (MPI_Request& req : pending_) wait(req, "the all-reduce of the gradients");
     pending_.clear();
     auto* g = reinterpret_cast<float*>(grads.data());
@@ -160,12 +161,9 @@ class MpiComm {
   /// Sums `data` (n floats on every rank) over the ranks, in place, bucket by bucket.
   void all_reduce_sum(float* data, std::int64_t n) const {
     if (size_ == 1) return;
-    for (std::int64_t b = 0; b < n; b += bucket_elements) {
-      int const count = static_cast<int>(std::min(bucket_elements, n - b));
-      MPI_Request req = MPI_REQUEST_NULL;
-      KUMIKI_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + b, count, MPI_FLOAT, MPI_SUM, comm_, &req));
-      wait(req, "the all-reduce of the gradients");
-    }
+    std::vector<MPI_Request> reqs;
+    start_sum(data, n, reqs);
+    for (MPI_Request& req : reqs) wait(req, "the all-reduce of the gradients");
   }
 
   /// n floats from rank `root` to every rank, in place, bucket by bucket.
@@ -292,18 +290,21 @@ class MpiComm {
     return displs;
   }
 
-  /// Starts the sum over the ranks of the gradient bytes `r` (whole floats), in pieces of at most
-  /// bucket_elements (MPI's int counts).
+  /// The gradient bytes `r` of `grads`, checked to be whole floats.
   template <class Backend>
-  void start_sum(Arena<Backend>& grads, GradientBuckets::Range r) {
+  static float* floats(Arena<Backend>& grads, GradientBuckets::Range r) {
     KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0 && r.end <= grads.total_bytes(),
                  "MpiComm: gradient bytes [", r.begin, ", ", r.end, ") are not whole floats of the arena");
-    auto* g = reinterpret_cast<float*>(grads.data() + r.begin);
-    std::int64_t const n = static_cast<std::int64_t>(r.bytes() / sizeof(float));
+    return reinterpret_cast<float*>(grads.data() + r.begin);
+  }
+
+  /// Starts the sum over the ranks of `data` (n floats), in place, in pieces of at most bucket_elements
+  /// (MPI's int counts); their requests are appended to `reqs`.
+  void start_sum(float* data, std::int64_t n, std::vector<MPI_Request>& reqs) const {
     for (std::int64_t b = 0; b < n; b += bucket_elements) {
       int const count = static_cast<int>(std::min(bucket_elements, n - b));
-      MPI_Request& req = pending_.emplace_back(MPI_REQUEST_NULL);
-      KUMIKI_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, g + b, count, MPI_FLOAT, MPI_SUM, comm_, &req));
+      MPI_Request& req = reqs.emplace_back(MPI_REQUEST_NULL);
+      KUMIKI_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + b, count, MPI_FLOAT, MPI_SUM, comm_, &req));
     }
   }
 

@@ -181,11 +181,7 @@ class NcclComm {
   /// the rest of the backward, which writes only below `from`. The host does not wait.
   void gradients_ready(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads, std::size_t from) {
     if (comm_ == nullptr) return;
-    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0) {
-      KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
-      KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
-      start_sum(grads, r);
-    }
+    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0) start_sum(ctx, grads, r);
   }
 
   /// Every rank's fp32 gradients summed, then multiplied by 1 / size(), in place (see the class
@@ -204,11 +200,7 @@ class NcclComm {
       if (n == 0) return;
       settle(ncclAllReduce(g, g, n, ncclFloat32, ncclSum, comm_, ctx.stream), "ncclAllReduce", what);
     } else {  // the rest on the gradient stream too, then ctx.stream waits for every bucket
-      if (rest.bytes() > 0) {
-        KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
-        KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
-        start_sum(grads, rest);
-      }
+      if (rest.bytes() > 0) start_sum(ctx, grads, rest);
       KUMIKI_CUDA_CHECK(cudaEventRecord(grads_reduced_, grad_stream_));
       KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(ctx.stream, grads_reduced_, 0));
     }
@@ -304,8 +296,11 @@ class NcclComm {
   }
 
  private:
-  /// Queues the sum over the ranks of the gradient bytes `r` on the gradient stream.
-  void start_sum(Arena<Cuda>& grads, GradientBuckets::Range r) {
+  /// Queues the sum over the ranks of the gradient bytes `r` on the gradient stream, after everything
+  /// queued so far on ctx.stream (the kernels that wrote them).
+  void start_sum(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads, GradientBuckets::Range r) {
+    KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
+    KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
     KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0 && r.end <= grads.total_bytes(),
                  "NcclComm: gradient bytes [", r.begin, ", ", r.end, ") are not whole floats of the arena");
     auto* g = reinterpret_cast<float*>(grads.data() + r.begin);
