@@ -248,13 +248,20 @@ TEST_CASE("AdamW: state saves and loads (the checkpoint format), and resuming co
   std::filesystem::remove_all(root);
 }
 
-TEST_CASE("AdamW: ZeRO-1 shards keep only their moments and update like the whole optimizer", "[optim][zero]") {
-  // Tensors of odd sizes, so that the partition cuts them (a granule is 64 elements), and padding.
+namespace {
+/// Tensors of odd sizes, so that a ZeRO-1 partition cuts them (a granule is 64 elements), and padding.
+ArenaLayout odd_layout(DType dtype) {
   ArenaLayout L;
-  L.add("embed.weight", DType::f32, Shape{37, 9});
-  L.add("layers.0.norm.weight", DType::f32, Shape{9});
-  L.add("layers.0.mlp.weight", DType::f32, Shape{41, 5});
-  L.add("head.bias", DType::f32, Shape{3});
+  L.add("embed.weight", dtype, Shape{37, 9});
+  L.add("layers.0.norm.weight", dtype, Shape{9});
+  L.add("layers.0.mlp.weight", dtype, Shape{41, 5});
+  L.add("head.bias", dtype, Shape{3});
+  return L;
+}
+}  // namespace
+
+TEST_CASE("AdamW: ZeRO-1 shards keep only their moments and update like the whole optimizer", "[optim][zero]") {
+  ArenaLayout const L = odd_layout(DType::f32);
   std::size_t const n = L.numel();
   for (int d : {1, 2, 3, 5}) {
     CAPTURE(d);
@@ -306,6 +313,24 @@ TEST_CASE("AdamW: ZeRO-1 shards keep only their moments and update like the whol
     CHECK(held == n);
     if (d == 1) CHECK(shards[0].exp_avg().layout() == L);
     if (d > 1) CHECK(shards[0].exp_avg().layout().numel() <= n / static_cast<std::size_t>(d) + dist::ZeroPartition::granule);
+    // A checkpoint of the whole state read back by each rank for its part (load_checkpoint_part):
+    // the weights whole, the moments equal to that rank's shard, bit for bit.
+    std::filesystem::path const root = std::filesystem::temp_directory_path() / "kumiki-test-adamw-part";
+    std::filesystem::remove_all(root);
+    train::TrainState state;
+    state.step = 3;
+    std::filesystem::path const dir = train::save_checkpoint(root, whole_p, m, v, 3, state, "model = \"tiny_test\"\n");
+    for (int r = 0; r < d; ++r) {
+      AdamW<Cpu> fresh(L, AdamWConfig{}, {}, part.range(r));
+      Arena<Cpu> p2(L);
+      std::int64_t steps = 0;
+      train::load_checkpoint_part(dir, p2, part.range(r), fresh.exp_avg(), fresh.exp_avg_sq(), steps);
+      CHECK(steps == 3);
+      CHECK(bitwise_equal(p2, whole_p));
+      CHECK(bitwise_equal(fresh.exp_avg(), shards[static_cast<std::size_t>(r)].exp_avg()));
+      CHECK(bitwise_equal(fresh.exp_avg_sq(), shards[static_cast<std::size_t>(r)].exp_avg_sq()));
+    }
+    std::filesystem::remove_all(root);
     // whole_to_shard gives a fresh shard the whole moments' part: it continues like the original.
     for (int r = 0; r < d; ++r) {
       AdamW<Cpu> fresh(L, AdamWConfig{}, {}, part.range(r));
@@ -321,6 +346,40 @@ TEST_CASE("AdamW: ZeRO-1 shards keep only their moments and update like the whol
       CHECK(bitwise_equal(a, b));
     }
   }
+}
+
+TEST_CASE("ZeRO-1: the bf16 weights of a bf16 model are cut where the fp32 gradients are", "[optim][zero]") {
+  // The weights' arena (bf16) has its own offsets; arena_bounds puts each cut at the same element.
+  ArenaLayout W = odd_layout(DType::bf16);
+  W.add("layers.1.empty", DType::bf16, Shape{0, 3});
+  W.add("layers.1.norm.weight", DType::bf16, Shape{5});
+  ArenaLayout const G = optim::master_layout(W);
+  for (int d : {1, 2, 3, 5, 16}) {
+    CAPTURE(d);
+    dist::ZeroPartition const part = dist::zero_partition(G, d);
+    std::vector<std::int64_t> const wb = dist::arena_bounds(W, part.elements);
+    REQUIRE(wb.size() == static_cast<std::size_t>(d) + 1);
+    CHECK(wb.front() == 0);
+    CHECK(wb.back() == static_cast<std::int64_t>(W.total_bytes() / sizeof(bf16)));
+    CHECK(dist::arena_bounds(G, part.elements) == part.floats);
+    // Every element lies in its owner's part in both arenas; the parts never overlap.
+    std::size_t flat = 0;
+    for (std::size_t i = 0; i < W.size(); ++i)
+      for (std::size_t j = 0; j < W[i].numel(); ++j, ++flat) {
+        std::size_t r = 0;
+        while (flat >= part.elements[r + 1]) ++r;
+        auto const pw = static_cast<std::int64_t>(W[i].offset / sizeof(bf16) + j);
+        auto const pg = static_cast<std::int64_t>(G[i].offset / sizeof(float) + j);
+        REQUIRE(wb[r] <= pw);
+        REQUIRE(pw < wb[r + 1]);
+        REQUIRE(part.floats[r] <= pg);
+        REQUIRE(pg < part.floats[r + 1]);
+      }
+  }
+  CHECK_THROWS_WITH(dist::arena_bounds(W, std::vector<std::size_t>{0, W.numel() + 1}), Contains("past the arena"));
+  ArenaLayout mixed = W;
+  mixed.add("f", DType::f32, Shape{2});
+  CHECK_THROWS_WITH(dist::arena_bounds(mixed, std::vector<std::size_t>{0, 1}), Contains("one element size"));
 }
 
 TEST_CASE("AdamW: bad inputs are errors", "[optim]") {

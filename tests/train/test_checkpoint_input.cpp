@@ -93,6 +93,14 @@ TrainState load(fs::path const& dir) {
   return load_checkpoint(dir, params, opt);
 }
 
+// The same as a ZeRO-1 rank reads it: the weights whole, the moments of elements [1, 5) only.
+TrainState load_part(fs::path const& dir) {
+  Arena<Cpu> params(tiny_layout());
+  optim::AdamW<Cpu> opt(tiny_layout(), {}, {}, FlatRange{1, 5});
+  std::int64_t steps = 0;
+  return load_checkpoint_part(dir, params, opt.range(), opt.exp_avg(), opt.exp_avg_sq(), steps);
+}
+
 }  // namespace
 
 TEST_CASE("manifest.json keys of the wrong type are input errors naming the file, key and value", "[train][checkpoint]") {
@@ -203,6 +211,9 @@ TEST_CASE("load_checkpoint reports a bad step_count, moment or state as an input
              Contains("a negative step count"));
   // Moments of the right byte size but another dtype were copied bit for bit before.
   CHECK_THAT(input_error([&] { load(training_checkpoint("kumiki-test-load-dtype", "7", {}, DType::i32)); }),
+             Contains("optimizer tensor 'exp_avg.w'") && Contains("is i32 [2, 3], the optimizer expects f32 [2, 3]"));
+  CHECK(load_part(training_checkpoint("kumiki-test-load-part-ok", "7")).step == 4);
+  CHECK_THAT(input_error([&] { load_part(training_checkpoint("kumiki-test-load-part-dtype", "7", {}, DType::i32)); }),
              Contains("optimizer tensor 'exp_avg.w'") && Contains("is i32 [2, 3], the optimizer expects f32 [2, 3]"));
   CHECK_THAT(input_error([&] { load(training_checkpoint("kumiki-test-load-state", "7", R"({"step": "4"})")); }),
              Contains("state.json': \"step\" is the string \"4\", expected a non-negative integer"));

@@ -19,6 +19,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
+#include "kumiki/core/bf16.hpp"
 #include "kumiki/core/device.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
@@ -203,15 +204,19 @@ class MpiComm {
       std::memmove(data + begin, data, static_cast<std::size_t>(counts[static_cast<std::size_t>(rank_)]) * sizeof(float));
   }
 
-  /// The ZeRO-1 all-gather: each rank r's [bounds[r], bounds[r + 1]) of `data` to every rank. The whole
-  /// buffer must be below 2^31 floats (MPI's int displacements).
-  void all_gather(float* data, std::span<std::int64_t const> bounds) const {
+  /// The ZeRO-1 all-gather: each rank r's [bounds[r], bounds[r + 1]) of `data` (floats, or the bf16
+  /// weights of a bf16 model: moved as 16-bit words) to every rank. The whole buffer must be below 2^31
+  /// elements (MPI's int displacements).
+  template <class T>
+    requires std::same_as<T, float> || std::same_as<T, bf16>
+  void all_gather(T* data, std::span<std::int64_t const> bounds) const {
     if (size_ == 1) return;
     std::vector<int> const counts = part_counts(bounds, true);
     std::vector<int> const displs = part_displs(bounds);
+    MPI_Datatype const type = std::same_as<T, float> ? MPI_FLOAT : MPI_UINT16_T;
     MPI_Request req = MPI_REQUEST_NULL;
-    KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT,
-                                     comm_, &req));
+    KUMIKI_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), type, comm_,
+                                     &req));
     wait(req, "the all-gather of the parameters");
   }
 
@@ -238,9 +243,9 @@ class MpiComm {
   void reduce_scatter_sum(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
     reduce_scatter_sum(data, bounds);
   }
-  template <class Backend>
-    requires std::same_as<Backend, Cpu>
-  void all_gather(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
+  template <class Backend, class T>
+    requires std::same_as<Backend, Cpu> && (std::same_as<T, float> || std::same_as<T, bf16>)
+  void all_gather(ops::Ctx<Backend>& /*ctx*/, T* data, std::span<std::int64_t const> bounds) const {
     all_gather(data, bounds);
   }
   template <class Backend>
@@ -273,11 +278,11 @@ class MpiComm {
     KUMIKI_CHECK(bounds.size() == static_cast<std::size_t>(size_) + 1 && bounds.front() == 0,
                  "MpiComm: ", bounds.size(), " part bounds for ", size_, " ranks (expected ranks + 1, from 0)");
     KUMIKI_CHECK(!displaced || bounds.back() < (std::int64_t{1} << 31), "MpiComm: ", bounds.back(),
-                 " floats exceed MPI's int displacements");
+                 " elements exceed MPI's int displacements");
     std::vector<int> counts(static_cast<std::size_t>(size_));
     for (std::size_t r = 0; r < counts.size(); ++r) {
       std::int64_t const n = bounds[r + 1] - bounds[r];
-      KUMIKI_CHECK(n >= 0 && n < (std::int64_t{1} << 31), "MpiComm: a part of ", n, " floats (MPI's int counts)");
+      KUMIKI_CHECK(n >= 0 && n < (std::int64_t{1} << 31), "MpiComm: a part of ", n, " elements (MPI's int counts)");
       counts[r] = static_cast<int>(n);
     }
     return counts;

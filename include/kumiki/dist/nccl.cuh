@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
+#include "kumiki/core/bf16.hpp"
 #include "kumiki/core/buffer.hpp"
 #include "kumiki/core/cuda/allocator.cuh"
 #include "kumiki/core/cuda/check.cuh"
@@ -232,18 +234,20 @@ class NcclComm {
     wait(ctx.stream, what);
   }
 
-  /// The ZeRO-1 all-gather: each rank r's [bounds[r], bounds[r + 1]) of `data` (device memory) to every
-  /// rank. One group of ncclBroadcast, part r from root r.
-  void all_gather(ops::Ctx<Cuda>& ctx, float* data, std::span<std::int64_t const> bounds) const {
+  /// The ZeRO-1 all-gather: each rank r's [bounds[r], bounds[r + 1]) of `data` (device memory: floats,
+  /// or the bf16 weights of a bf16 model) to every rank. One group of ncclBroadcast, part r from root r.
+  template <class T>
+    requires std::same_as<T, float> || std::same_as<T, bf16>
+  void all_gather(ops::Ctx<Cuda>& ctx, T* data, std::span<std::int64_t const> bounds) const {
     check_bounds(bounds, "all_gather");
     if (comm_ == nullptr) return;
+    ncclDataType_t const type = std::same_as<T, float> ? ncclFloat32 : ncclBfloat16;  // copied, never summed
     char const* what = "the all-gather of the parameters";
     settle(ncclGroupStart(), "ncclGroupStart", what);
     for (int r = 0; r < size_; ++r) {
       auto const [begin, count] = part(bounds, r);
       if (count > 0)
-        settle(ncclBroadcast(data + begin, data + begin, count, ncclFloat32, r, comm_, ctx.stream), "ncclBroadcast",
-               what);
+        settle(ncclBroadcast(data + begin, data + begin, count, type, r, comm_, ctx.stream), "ncclBroadcast", what);
     }
     settle(ncclGroupEnd(), "ncclGroupEnd", what);
     wait(ctx.stream, what);

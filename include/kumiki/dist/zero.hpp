@@ -12,6 +12,7 @@
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
+#include "kumiki/core/bf16.hpp"
 #include "kumiki/core/dtype.hpp"
 #include "kumiki/core/error.hpp"
 #include "kumiki/ops/context.hpp"
@@ -35,28 +36,44 @@ struct ZeroPartition {
   FlatRange range(int r) const { return FlatRange{elements.at(static_cast<std::size_t>(r)), elements.at(static_cast<std::size_t>(r) + 1)}; }
 };
 
+/// The positions, in elements of the arena's one dtype (padding included), of the element bounds
+/// `elements` (flat, padding-free numbering, ascending) in an arena with `layout`: a bound inside tensor
+/// i at its element k is at layout[i].offset / size + k, the padding after a tensor going with the
+/// tensor; a bound at the end is the arena's whole length. The fp32 gradients and the bf16 weights of
+/// one model get the same cuts this way, each in its own units.
+inline std::vector<std::int64_t> arena_bounds(ArenaLayout const& layout, std::span<std::size_t const> elements) {
+  KUMIKI_CHECK(layout.size() > 0, "arena_bounds: an empty layout");
+  std::size_t const size = dtype_size(layout[0].dtype);
+  for (auto const& e : layout.entries())
+    KUMIKI_CHECK(dtype_size(e.dtype) == size, "arena_bounds: '", e.name, "' is ", dtype_name(e.dtype), ", '",
+                 layout[0].name, "' ", dtype_name(layout[0].dtype), " (one element size per arena)");
+  KUMIKI_CHECK(layout.total_bytes() % size == 0, "arena_bounds: the arena is not a whole number of elements");
+  std::vector<std::int64_t> out(elements.size());
+  std::size_t first = 0, i = 0;  // tensor i's first flat element
+  for (std::size_t r = 0; r < elements.size(); ++r) {
+    std::size_t const e = elements[r];
+    KUMIKI_CHECK(e <= layout.numel() && (r == 0 || e >= elements[r - 1]), "arena_bounds: bound ", r, " (", e,
+                 ") is out of order or past the arena's ", layout.numel(), " elements");
+    while (i < layout.size() && first + layout[i].numel() <= e) first += layout[i++].numel();
+    out[r] = i < layout.size() ? static_cast<std::int64_t>(layout[i].offset / size + (e - first))
+                               : static_cast<std::int64_t>(layout.total_bytes() / size);
+  }
+  return out;
+}
+
 /// The partition of an fp32 arena with `layout` (its offsets as allocated: pass the arena's own
 /// layout) over `ranks` ranks.
 inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
   KUMIKI_CHECK(ranks >= 1, "zero_partition: ranks must be >= 1, got ", ranks);
   for (auto const& e : layout.entries())
     KUMIKI_CHECK(e.dtype == DType::f32, "ZeRO-1 partitions fp32 arenas; '", e.name, "' is ", dtype_name(e.dtype));
-  KUMIKI_CHECK(layout.total_bytes() % sizeof(float) == 0, "zero_partition: the arena is not a whole number of floats");
   std::size_t const numel = layout.numel();
   std::size_t const granules = (numel + ZeroPartition::granule - 1) / ZeroPartition::granule;
   std::size_t const d = static_cast<std::size_t>(ranks);
   ZeroPartition p;
   p.elements.resize(d + 1);
-  p.floats.resize(d + 1);
   for (std::size_t r = 0; r <= d; ++r) p.elements[r] = std::min(numel, granules * r / d * ZeroPartition::granule);
-  // Element bound -> float bound: the bound's tensor is the first whose elements reach past it.
-  std::size_t first = 0, i = 0;
-  for (std::size_t r = 0; r <= d; ++r) {
-    std::size_t const e = p.elements[r];
-    while (i < layout.size() && first + layout[i].numel() <= e) first += layout[i++].numel();
-    p.floats[r] = i < layout.size() ? static_cast<std::int64_t>((layout[i].offset / sizeof(float)) + (e - first))
-                                    : static_cast<std::int64_t>(layout.total_bytes() / sizeof(float));
-  }
+  p.floats = arena_bounds(layout, p.elements);
   return p;
 }
 
@@ -64,7 +81,9 @@ inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
 ///   reduce_scatter_sum(ctx, data, bounds)   data: every rank's floats summed over the ranks into this
 ///                                           rank's [bounds[rank], bounds[rank + 1]) of it, in place;
 ///                                           the rest of data is left undefined;
-///   all_gather(ctx, data, bounds)           each rank r's [bounds[r], bounds[r + 1]) of data to every rank;
+///   all_gather(ctx, data, bounds)           each rank r's [bounds[r], bounds[r + 1]) of data to every rank,
+///                                           for float data and for bf16 data (the weights of a bf16
+///                                           model, bounds from arena_bounds of their arena);
 ///   gather(ctx, mine, whole, bounds, root)  each rank's part (`mine`: its bounds[rank + 1] - bounds[rank]
 ///                                           floats) into [bounds[r], bounds[r + 1]) of `whole` on rank
 ///                                           `root` only (elsewhere `whole` is unused; on root, `mine`
@@ -73,10 +92,11 @@ inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
 /// `data` is backend memory (host for MpiComm, device for NcclComm); bounds has size() + 1 entries,
 /// from 0 to the buffer's length (ZeroPartition::floats, or ::elements of a packed buffer).
 template <class C, class Backend>
-concept ZeroCommunicator = requires(C& c, ops::Ctx<Backend>& ctx, float* data, float const* mine,
+concept ZeroCommunicator = requires(C& c, ops::Ctx<Backend>& ctx, float* data, float const* mine, bf16* weights,
                                     std::span<std::int64_t const> bounds) {
   { c.reduce_scatter_sum(ctx, data, bounds) } -> std::same_as<void>;
   { c.all_gather(ctx, data, bounds) } -> std::same_as<void>;
+  { c.all_gather(ctx, weights, bounds) } -> std::same_as<void>;
   { c.gather(ctx, mine, data, bounds, 0) } -> std::same_as<void>;
 };
 

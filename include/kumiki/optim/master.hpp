@@ -45,7 +45,8 @@ KUMIKI_HOST_DEVICE KUMIKI_FORCEINLINE constexpr float join_master(std::uint16_t 
 
 /// Moves whole arrays between fp32 and halves on backend `Backend` (the trainer's initialization and
 /// checkpoints of a bf16 model): split(ctx, x, hi, lo, n) and join(ctx, hi, lo, x, n), queued on the
-/// context's stream. Specialized in optim/cpu/master.hpp and optim/cuda/master.cuh.
+/// context's stream. split with lo == nullptr writes the high halves only (a ZeRO-1 rank keeps the low
+/// halves of its own part). Specialized in optim/cpu/master.hpp and optim/cuda/master.cuh.
 template <class Backend>
 struct MasterSplit {
   static_assert(always_false<Backend>, "kumiki: no MasterSplit for this backend; include kumiki/cpu.hpp (Cpu) or "

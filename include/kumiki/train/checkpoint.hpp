@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -450,15 +451,13 @@ models::TransformerConfig checkpoint_configuration(std::filesystem::path const& 
   return c;
 }
 
-/// Loads a verified checkpoint into `params` and the AdamW state `exp_avg`, `exp_avg_sq` (arenas of the
-/// parameters' layout) and `step_count`; returns the position and the recipe text. Every problem with
-/// the files (a tensor missing or of another dtype or shape, a malformed step_count or state.json) is a
-/// kumiki::InputError naming the file.
-template <class Backend>
-TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, Arena<Backend>& exp_avg,
-                           Arena<Backend>& exp_avg_sq, std::int64_t& step_count, std::string* recipe_text = nullptr) {
-  KUMIKI_CHECK(exp_avg.layout() == params.layout() && exp_avg_sq.layout() == params.layout(),
-               "load_checkpoint: the moments must have the parameters' layout (read into whole arenas, then shard)");
+namespace detail {
+/// What loading a checkpoint always does: verifies it, reads the weights into `params`, checks the
+/// optimizer file's tensor count, hands that file to `read_moments`, reads the step count, the position
+/// (returned) and the recipe text.
+template <class Backend, class ReadMoments>
+TrainState load_checkpoint_with(std::filesystem::path const& dir, Arena<Backend>& params, ReadMoments&& read_moments,
+                                std::int64_t& step_count, std::string* recipe_text) {
   verify_training_checkpoint(dir);
   {
     io::SafetensorsFile const model(dir / ckpt_model_file);
@@ -468,19 +467,69 @@ TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& par
     io::SafetensorsFile const o(dir / ckpt_optimizer_file);
     KUMIKI_REQUIRE(o.size() == 2 * params.layout().size(), "optimizer file '", o.source(), "' holds ", o.size(),
                    " tensors, expected ", 2 * params.layout().size());
-    for (auto const& [prefix, arena] : {std::pair{"exp_avg.", &exp_avg}, std::pair{"exp_avg_sq.", &exp_avg_sq}})
-      detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
-        io::FillOptions f;
-        f.prefix = prefix, f.kind = "optimizer file", f.owner = "the optimizer";
-        f.allow_unused = true;  // the file holds both moments; its tensor count is checked above
-        io::fill_arena(o, host, f);
-      });
+    read_moments(o);
     step_count = read_step_count(o);
   }
   std::filesystem::path const state = dir / ckpt_state_file;
   TrainState s = parse_train_state(detail::read_text(state), state.string());
   if (recipe_text) *recipe_text = detail::read_text(dir / ckpt_recipe_file);
   return s;
+}
+}  // namespace detail
+
+/// Loads a verified checkpoint into `params` and the AdamW state `exp_avg`, `exp_avg_sq` (arenas of the
+/// parameters' layout) and `step_count`; returns the position and the recipe text. Every problem with
+/// the files (a tensor missing or of another dtype or shape, a malformed step_count or state.json) is a
+/// kumiki::InputError naming the file.
+template <class Backend>
+TrainState load_checkpoint(std::filesystem::path const& dir, Arena<Backend>& params, Arena<Backend>& exp_avg,
+                           Arena<Backend>& exp_avg_sq, std::int64_t& step_count, std::string* recipe_text = nullptr) {
+  KUMIKI_CHECK(exp_avg.layout() == params.layout() && exp_avg_sq.layout() == params.layout(),
+               "load_checkpoint: the moments must have the parameters' layout (load_checkpoint_part reads a part)");
+  auto const read_moments = [&](io::SafetensorsFile const& o) {
+    for (auto [prefix, arena] : {std::pair{"exp_avg.", &exp_avg}, std::pair{"exp_avg_sq.", &exp_avg_sq}})
+      detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
+        io::FillOptions f;
+        f.prefix = prefix, f.kind = "optimizer file", f.owner = "the optimizer";
+        f.allow_unused = true;  // the file holds both moments; its tensor count is checked
+        io::fill_arena(o, host, f);
+      });
+  };
+  return detail::load_checkpoint_with(dir, params, read_moments, step_count, recipe_text);
+}
+
+/// The same as a ZeRO-1 rank keeps it: `params` whole, and of the moments only the elements `range`
+/// (a FlatRange of the parameters), into `exp_avg`, `exp_avg_sq` of optim::shard_layout(params'
+/// layout, range). Each piece is read from the file as it is (memory-mapped), so a rank stages only
+/// its part of the moments, whatever the number of ranks that wrote the checkpoint. The file's
+/// tensors are checked whole (present, f32, the parameters' shapes) as load_checkpoint checks them.
+template <class Backend>
+TrainState load_checkpoint_part(std::filesystem::path const& dir, Arena<Backend>& params, FlatRange range,
+                                Arena<Backend>& exp_avg, Arena<Backend>& exp_avg_sq, std::int64_t& step_count,
+                                std::string* recipe_text = nullptr) {
+  ArenaLayout const& whole = params.layout();
+  KUMIKI_CHECK(exp_avg.layout() == optim::shard_layout(whole, range) && exp_avg_sq.layout() == exp_avg.layout(),
+               "load_checkpoint_part: the moments must have shard_layout(the parameters' layout, range)");
+  auto const read_moments = [&](io::SafetensorsFile const& o) {
+    for (auto [prefix, arena] : {std::pair{"exp_avg.", &exp_avg}, std::pair{"exp_avg_sq.", &exp_avg_sq}}) {
+      for (ArenaEntry const& e : whole.entries()) {
+        std::string const name = prefix + e.name;
+        KUMIKI_REQUIRE(o.contains(name), "optimizer file '", o.source(), "' has no tensor '", name, "' (expected ",
+                       e.shape, ")");
+        io::SafetensorsEntry const& se = o.entry(name);
+        KUMIKI_REQUIRE(se.dtype == DType::f32 && se.shape == e.shape, "optimizer tensor '", name, "' in '", o.source(),
+                       "' is ", dtype_name(se.dtype), " ", se.shape, ", the optimizer expects f32 ", e.shape);
+      }
+      detail::fill_from_host(*arena, [&, prefix = prefix](Arena<Cpu>& host) {
+        optim::detail::for_each_shard_piece(whole, host.layout(), range,
+                                            [&](std::size_t i, std::size_t w, std::size_t s, std::size_t n) {
+                                              std::span<std::byte const> const src = o.bytes(prefix + whole[i].name);
+                                              std::memcpy(host.data() + s, src.data() + (w - whole[i].offset), n);
+                                            });
+      });
+    }
+  };
+  return detail::load_checkpoint_with(dir, params, read_moments, step_count, recipe_text);
 }
 
 /// The same into `opt` (which keeps the moments of every parameter).

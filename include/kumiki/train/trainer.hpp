@@ -306,11 +306,14 @@ class Trainer {
         opt_(model_->grads().layout(), adamw_config(recipe_.optimizer), {}, partition_.range(zero_ ? comm_.rank() : 0)) {
     require_recipe_model<Cfg>(recipe_);
     check_data_parallel();
-    if constexpr (halves)
-      low_.emplace(model_->params().layout());
-    else
+    if constexpr (halves) {
+      // The low halves of this rank's part only (all of them without ZeRO-1), as the moments.
+      low_.emplace(optim::shard_layout(model_->params().layout(), opt_.range()));
+      if (zero_) weight_bounds_ = dist::arena_bounds(model_->params().layout(), partition_.elements);
+    } else {
       KUMIKI_CHECK(model_->grads().layout().total_bytes() == model_->params().layout().total_bytes(),
                    "the gradient and parameter arenas must share their offsets (ZeRO-1 moves them by position)");
+    }
     fs::create_directories(out_);
     cache_dir_ = recipe_.data_cache.empty() ? out_ / "data-cache" : fs::path(recipe_.data_cache);
   }
@@ -329,7 +332,8 @@ class Trainer {
     // are equal already (one seed, one checkpoint), and a broadcast keeps them so whatever initialized them.
     if (comm_.size() > 1) {
       broadcast_arena(model_->params());
-      if constexpr (halves) broadcast_arena(*low_);
+      if constexpr (halves)
+        if (!zero_) broadcast_arena(*low_);  // with ZeRO-1 each rank holds the low halves of its own part
     }
     JsonlLog log = lead() ? JsonlLog((out_ / "log.jsonl").string()) : JsonlLog();  // off on ranks > 0
 
@@ -503,10 +507,10 @@ class Trainer {
 
  private:
   /// Whether this run shards the optimizer state (ZeRO-1): `[parallel] zero = 1` and more than one rank.
+  /// With bf16 weights the shard is the moments and the master weights' low halves; every rank keeps
+  /// all the bf16 weights (the forward reads them) and all the fp32 gradients (reduced in place).
   static bool zero_sharded(Recipe const& recipe, Comm const& comm) {
     if (recipe.parallel.zero != 1 || comm.size() == 1) return false;
-    KUMIKI_REQUIRE(!halves, "recipe ", recipe.source, ": [parallel] zero = 1 with bf16 weights (GPU training) is not "
-                   "implemented yet; set zero = 0 (every GPU keeps the whole optimizer state)");
     if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
       return true;
     } else {
@@ -529,57 +533,62 @@ class Trainer {
     comm_.reduce_gradients(model_->context(), model_->grads());
   }
 
-  /// ZeRO-1, after an update: each rank's part of the parameters to every rank.
+  /// ZeRO-1, after an update: each rank's part of the parameters (the fp32 ones, or the bf16 weights:
+  /// the high halves of the masters it updated) to every rank.
   void gather_parameters() {
-    if constexpr (dist::ZeroCommunicator<Comm, Backend>)
-      if (zero_) comm_.all_gather(model_->context(), reinterpret_cast<float*>(model_->params().data()), partition_.floats);
-  }
-
-  /// ZeRO-1: every rank's moments gathered into whole arenas (the parameters' layout) on rank 0, which
-  /// writes the checkpoint; the other ranks send their part from a buffer of its size (so no rank but
-  /// the writer ever holds the whole state).
-  void gather_moments(std::optional<Arena<Backend>>& m, std::optional<Arena<Backend>>& v) {
     if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
-      int const rank = comm_.rank();
-      auto const first = static_cast<std::size_t>(partition_.floats[static_cast<std::size_t>(rank)]);
-      auto const floats = static_cast<std::size_t>(partition_.floats[static_cast<std::size_t>(rank) + 1]) - first;
-      std::optional<Buffer<Backend>> part;
-      for (auto [whole, mine] : {std::pair{&m, &opt_.exp_avg()}, std::pair{&v, &opt_.exp_avg_sq()}}) {
-        float const* send = nullptr;
-        if (lead()) {
-          whole->emplace(model_->grads().layout());
-          optim::shard_to_whole(*mine, opt_.range(), **whole);
-          send = reinterpret_cast<float const*>((*whole)->data()) + first;
-        } else {
-          if (!part) part.emplace(floats * sizeof(float));
-          part->zero();  // the padding between tensors
-          optim::detail::for_each_shard_piece(model_->grads().layout(), mine->layout(), opt_.range(),
-                                              [&](std::size_t, std::size_t w, std::size_t s, std::size_t n) {
-                                                Copy<Backend, Backend>::bytes(part->data() + (w - first * sizeof(float)),
-                                                                              mine->data() + s, n);
-                                              });
-          send = reinterpret_cast<float const*>(part->data());
-        }
-        comm_.gather(model_->context(), send, lead() ? reinterpret_cast<float*>((*whole)->data()) : nullptr,
-                     partition_.floats, 0);
-      }
+      if (!zero_) return;
+      if constexpr (halves)
+        comm_.all_gather(model_->context(), reinterpret_cast<bf16*>(model_->params().data()), weight_bounds_);
+      else
+        comm_.all_gather(model_->context(), reinterpret_cast<float*>(model_->params().data()), partition_.floats);
     }
   }
 
+  /// A ZeRO-1 checkpoint's whole state, on the host of rank 0 (which writes it): the fp32 master
+  /// weights (with halves; else the parameters, whole on every rank, are written as they are) and
+  /// the two moments. Each goes in turn through the gradient arena (free between steps: each step
+  /// zeroes it first): every rank puts its part in its place there and rank 0 gathers the others'
+  /// parts in place, then copies the whole to the host. So no rank holds more state on the device
+  /// than it trains with, and no rank but rank 0 more than its part anywhere.
+  struct GatheredState {
+    std::optional<Arena<Cpu>> master, exp_avg, exp_avg_sq;
+  };
+  GatheredState gather_state() {
+    GatheredState out;
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>) {
+      Arena<Backend>& g = model_->grads();
+      auto* const whole = reinterpret_cast<float*>(g.data());
+      float const* const mine = whole + partition_.floats[static_cast<std::size_t>(comm_.rank())];
+      auto const to_lead = [&](std::optional<Arena<Cpu>>& host) {
+        comm_.gather(model_->context(), mine, lead() ? whole : nullptr, partition_.floats, 0);
+        if (lead()) copy(host.emplace(g.layout()), g);
+      };
+      if constexpr (halves) {
+        stage_master();  // this rank's part of the masters, joined into the gradient arena
+        to_lead(out.master);
+      }
+      for (auto [host, part] : {std::pair{&out.exp_avg, &opt_.exp_avg()}, std::pair{&out.exp_avg_sq, &opt_.exp_avg_sq()}}) {
+        optim::shard_to_whole(*part, opt_.range(), g);
+        to_lead(*host);
+      }
+    }
+    return out;
+  }
+
   /// Reads checkpoint `dir` into the model and the optimizer: with ZeRO-1 every rank reads the whole
-  /// moments and keeps its part, so a checkpoint of any number of ranks resumes on any other.
+  /// weights and its part of the moments (checkpoints hold the whole state), so a checkpoint of any
+  /// number of ranks resumes on any other.
   TrainState load_state(fs::path const& dir, std::string* recipe_text) {
     if (!zero_) {
       TrainState s = load_checkpoint(dir, master_staging(), opt_, recipe_text);
       commit_master();
       return s;
     }
-    Arena<Backend> m(model_->grads().layout()), v(model_->grads().layout());
     std::int64_t step_count = 0;
-    TrainState s = load_checkpoint(dir, master_staging(), m, v, step_count, recipe_text);
+    TrainState s =
+        load_checkpoint_part(dir, master_staging(), opt_.range(), opt_.exp_avg(), opt_.exp_avg_sq(), step_count, recipe_text);
     commit_master();
-    optim::whole_to_shard(m, opt_.range(), opt_.exp_avg());
-    optim::whole_to_shard(v, opt_.range(), opt_.exp_avg_sq());
     opt_.set_step_count(step_count);
     return s;
   }
@@ -593,35 +602,49 @@ class Trainer {
     if constexpr (halves) return model_->grads();
     else return model_->params();
   }
-  /// halves: the master weights joined into master_staging() (nothing to do otherwise).
+  /// halves: the master weights this rank keeps (all of them, or with ZeRO-1 its part) joined into
+  /// master_staging() (nothing to do otherwise).
   void stage_master() {
     if constexpr (halves)
-      for_each_master_tensor([&](std::size_t, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
+      for_each_master_piece([&](float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
         optim::MasterSplit<Backend>::join(model_->context(), hi, lo, x, n);
       });
   }
-  /// halves: master_staging() split into the model's bf16 weights and the low halves.
+  /// halves: master_staging() (whole on every rank) split into the model's bf16 weights, all of them,
+  /// and the low halves this rank keeps.
   void commit_master() {
-    if constexpr (halves)
-      for_each_master_tensor([&](std::size_t, float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
+    if constexpr (halves) {
+      if (zero_)
+        for (std::size_t i = 0; i < model_->params().layout().size(); ++i)
+          optim::MasterSplit<Backend>::split(model_->context(), model_->grads().template get<float>(i).data(),
+                                             model_->params().template get<bf16>(i).data(), nullptr,
+                                             static_cast<std::int64_t>(model_->params().layout()[i].numel()));
+      for_each_master_piece([&](float* x, bf16* hi, std::uint16_t* lo, std::int64_t n) {
         optim::MasterSplit<Backend>::split(model_->context(), x, hi, lo, n);
       });
+    }
   }
-  /// f(tensor index, its fp32 staging, bf16 weights, low halves, elements) for every parameter tensor.
+  /// halves: f(fp32 staging, bf16 weights, low halves, elements) for each piece of the masters this
+  /// rank keeps (the optimizer's range: every tensor whole without ZeRO-1).
   template <class F>
-  void for_each_master_tensor(F&& f) {
+  void for_each_master_piece(F&& f) {
     ArenaLayout const& layout = model_->params().layout();
-    for (std::size_t i = 0; i < layout.size(); ++i)
-      f(i, model_->grads().template get<float>(i).data(), model_->params().template get<bf16>(i).data(),
-        reinterpret_cast<std::uint16_t*>(low_->template get<bf16>(i).data()), static_cast<std::int64_t>(layout[i].numel()));
+    optim::detail::for_each_shard_piece(layout, low_->layout(), opt_.range(),
+                                        [&](std::size_t i, std::size_t w, std::size_t s, std::size_t bytes) {
+                                          std::size_t const k = (w - layout[i].offset) / sizeof(bf16);
+                                          f(model_->grads().template get<float>(i).data() + k,
+                                            model_->params().template get<bf16>(i).data() + k,
+                                            reinterpret_cast<std::uint16_t*>(low_->data() + s),
+                                            static_cast<std::int64_t>(bytes / sizeof(bf16)));
+                                        });
   }
   /// The seeded initialization: the model's own, or with halves the same normals in fp32 (each rounded
   /// once, to fp32) split into halves, so that the master weights are those the CPU starts from.
   void init_weights(std::uint64_t seed) {
     if constexpr (halves) {
-      for_each_master_tensor([&](std::size_t i, float* x, bf16*, std::uint16_t*, std::int64_t) {
-        Model::init_tensor(model_->context(), x, model_->params().layout()[i], i, seed);
-      });
+      ArenaLayout const& layout = model_->params().layout();
+      for (std::size_t i = 0; i < layout.size(); ++i)
+        Model::init_tensor(model_->context(), model_->grads().template get<float>(i).data(), layout[i], i, seed);
       commit_master();
     } else {
       model_->init(seed);
@@ -1055,17 +1078,19 @@ class Trainer {
     std::int64_t const rollbacks = state_.spikes.rollbacks;
     fs::path const dir = root / checkpoint_name(step);
     // Rank 0 writes; every rank holds the same weights, and the same optimizer state or (ZeRO-1) its
-    // part of it, gathered here into whole moments on rank 0 first.
-    std::optional<Arena<Backend>> whole_m, whole_v;
-    if (zero_) gather_moments(whole_m, whole_v);
-    stage_master();  // halves: into the gradient arena, which the next step zeroes first
+    // part of it, gathered here into a whole state on rank 0's host first.
+    GatheredState whole;
+    if (zero_) whole = gather_state();
+    else stage_master();  // halves: into the gradient arena, which the next step zeroes first
     if (lead()) {
       auto const crash = [&, step, rollbacks] {
         detail::maybe_crash(options_.crash_at, crash_point("checkpoint"), step, rollbacks);
       };
+      std::optional<Arena<Cpu>> staging;  // ZeRO-1 without halves: the parameters, on the host
       fs::path const written =
-          zero_ ? save_checkpoint(root, master_staging(), *whole_m, *whole_v, opt_.step_count(), state_, recipe_.text,
-                                  crash, config_metadata(Cfg))
+          zero_ ? save_checkpoint(root, whole.master ? *whole.master : detail::on_host(model_->params(), staging),
+                                  *whole.exp_avg, *whole.exp_avg_sq, opt_.step_count(), state_, recipe_.text, crash,
+                                  config_metadata(Cfg))
                 : save_checkpoint(root, master_staging(), opt_, state_, recipe_.text, crash, config_metadata(Cfg));
       KUMIKI_CHECK(written == dir, "checkpoint written to ", written.string(), ", expected ", dir.string());
       std::vector<std::int64_t> stage_ends;
@@ -1085,7 +1110,8 @@ class Trainer {
   bool zero_ = false;              // ZeRO-1 over more than one rank ([parallel] zero = 1)
   dist::ZeroPartition partition_;  // the ranks' parts of the parameter arena (one part without ZeRO-1)
   optim::AdamW<Backend> opt_;      // updates this rank's part, and keeps its moments only
-  std::optional<Arena<Backend>> low_;  // halves: the low half of each fp32 master weight (the parameters' layout)
+  std::optional<Arena<Backend>> low_;  // halves: the low half of each fp32 master weight this rank keeps
+  std::vector<std::int64_t> weight_bounds_;  // halves with ZeRO-1: the ranks' parts of the bf16 weight arena
   TrainState state_;
   std::unique_ptr<data::BlendedDataset> blend_;
   std::size_t blend_stage_ = 0;

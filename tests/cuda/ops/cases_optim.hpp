@@ -128,10 +128,12 @@ struct OptimAdamWBitwiseCase {
 /// parameter: three steps as OptimAdamWBitwiseCase's (groups, no-decay tensors, a ZeRO-1 range), the
 /// masters starting as uniform values with special ones in "scale" and the first elements of
 /// "final_norm" (exact ties of the bf16 rounding, the largest finite float, subnormals, -0). The GPU
-/// runs AdamW<Cuda>::step_halves and MasterSplit<Cuda>; the CPU, which keeps no halves, joins them,
-/// steps the fp32 masters in place and splits them again, each step. Both policies run the same fp32
-/// computation (the case ignores P). Compared bit for bit: the joined masters, the bf16 weights, the
-/// moments.
+/// keeps the low halves of the range only, as a ZeRO-1 rank does: MasterSplit<Cuda> writes every high
+/// half (lo == nullptr) and the range's low halves piece by piece, AdamW<Cuda>::step_halves updates
+/// them, and the range is joined back at the end (the masters outside it stay as they started). The
+/// CPU, which keeps no halves, joins every master, steps the fp32 masters in place and splits them
+/// again, each step. Both policies run the same fp32 computation (the case ignores P). Compared bit for
+/// bit: the masters, the bf16 weights, the moments.
 struct OptimAdamWHalvesBitwiseCase {
   static constexpr char const* name = "AdamW on master halves, 3 steps, ZeRO-1 range (bitwise vs CPU join/step/split)";
   static constexpr double tol = 0.0;
@@ -140,7 +142,9 @@ struct OptimAdamWHalvesBitwiseCase {
   static Outputs run(ops::Ctx<B>& ctx) {
     ArenaLayout const model_layout = optim_cases::adamw_model_layout();
     ArenaLayout const L = optim::master_layout(model_layout);
-    Arena<B> hi(model_layout), lo(model_layout), grads(L), master(L);
+    FlatRange const range{700, L.numel() - 2000};
+    // lo: every element's low half (the CPU's round trip); lo_part: the range's (the GPU's, a ZeRO-1 shard).
+    Arena<B> hi(model_layout), lo(model_layout), lo_part(optim::shard_layout(model_layout, range)), grads(L), master(L);
     {
       Arena<Cpu> m(L);
       optim_cases::fill_uniform(m, 60, -1.0, 1.0);
@@ -150,16 +154,30 @@ struct OptimAdamWHalvesBitwiseCase {
       m.get<float>("scale").data()[0] = 0x1p-9f + 0x1p-17f;  // a tie in another binade
       kumiki::copy(master, m);
     }
+    // f(master, bf16 weights, low halves, n) for every tensor (whole), or for each piece of the range.
     auto each = [&](auto&& f) {
       for (std::size_t i = 0; i < L.size(); ++i)
         f(master.template get<float>(i).data(), hi.template get<bf16>(i).data(),
           reinterpret_cast<std::uint16_t*>(lo.template get<bf16>(i).data()), static_cast<std::int64_t>(L[i].numel()));
     };
-    each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
+    auto pieces = [&](auto&& f) {
+      optim::detail::for_each_shard_piece(
+          model_layout, lo_part.layout(), range, [&](std::size_t i, std::size_t w, std::size_t s, std::size_t bytes) {
+            std::size_t const k = (w - model_layout[i].offset) / sizeof(bf16);
+            f(master.template get<float>(i).data() + k, hi.template get<bf16>(i).data() + k,
+              reinterpret_cast<std::uint16_t*>(lo_part.data() + s), static_cast<std::int64_t>(bytes / sizeof(bf16)));
+          });
+    };
     std::vector<optim::ParamGroup> const groups{
         {"embed", [](ArenaEntry const& e) { return e.name.starts_with("embed."); }, 0.5f, 1.0f}};
-    optim::AdamW<B> opt(L, optim::AdamWConfig{}, groups, FlatRange{700, L.numel() - 2000});
+    optim::AdamW<B> opt(L, optim::AdamWConfig{}, groups, range);
     float const lrs[3] = {1e-2f, 2e-2f, 5e-3f}, wds[3] = {0.1f, 0.05f, 0.2f};
+    if constexpr (std::is_same_v<B, Cpu>) {
+      each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
+    } else {
+      each([&](float* x, bf16* h, std::uint16_t*, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, nullptr, n); });
+      pieces([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
+    }
     for (int s = 0; s < 3; ++s) {
       synchronize(ctx);
       optim_cases::fill_uniform(grads, 61 + static_cast<std::uint64_t>(s), -1.0, 1.0);
@@ -168,10 +186,13 @@ struct OptimAdamWHalvesBitwiseCase {
         opt.step(ctx, master, grads, lrs[s], wds[s]);
         each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::split(ctx, x, h, l, n); });
       } else {
-        opt.step_halves(ctx, hi, lo, grads, lrs[s], wds[s]);
+        opt.step_halves(ctx, hi, lo_part, grads, lrs[s], wds[s]);
       }
     }
-    each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::join(ctx, h, l, x, n); });
+    if constexpr (std::is_same_v<B, Cpu>)
+      each([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::join(ctx, h, l, x, n); });
+    else
+      pieces([&](float* x, bf16* h, std::uint16_t* l, std::int64_t n) { optim::MasterSplit<B>::join(ctx, h, l, x, n); });
     synchronize(ctx);
     return {{"master (joined)", optim_cases::arena_values(master)},
             {"bf16 weights", optim_cases::arena_values(hi)},

@@ -84,6 +84,9 @@ int main() {
     expect(same_bits(to_host(data, n), values), "reduce_scatter_sum_unchanged");
     comm.all_gather(ctx, data, bounds);
     expect(same_bits(to_host(data, n), values), "all_gather_unchanged");
+    std::int64_t const weight_bounds[] = {0, static_cast<std::int64_t>(2 * n)};  // the same bytes as 2n bf16 weights
+    comm.all_gather(ctx, reinterpret_cast<kumiki::bf16*>(data), weight_bounds);
+    expect(same_bits(to_host(data, n), values), "all_gather_bf16_unchanged");
     comm.broadcast(ctx, data, static_cast<std::int64_t>(n), 0);
     expect(same_bits(to_host(data, n), values), "broadcast_unchanged");
 

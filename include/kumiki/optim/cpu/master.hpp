@@ -21,7 +21,7 @@ struct MasterSplit<Cpu> {
     for (std::int64_t i = 0; i < n; ++i) {
       MasterHalves const h = split_master(x[i]);
       hi[i] = bf16::from_bits(h.hi);
-      lo[i] = h.lo;
+      if (lo != nullptr) lo[i] = h.lo;
     }
   }
   static void join(ops::Ctx<Cpu>& /*ctx*/, bf16 const* hi, std::uint16_t const* lo, float* x, std::int64_t n) {

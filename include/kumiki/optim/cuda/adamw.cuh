@@ -30,11 +30,11 @@ namespace optim {
 namespace cuda_detail {
 
 /// One tensor of a step: its first element in the flat (padding-free) numbering, its element offsets
-/// in the parameter, gradient, moment (both moments share one layout) and bf16 model arenas, and its
-/// two per-step scalars. Entry `n` (one past the last tensor) only holds `first` = total elements.
+/// in the parameter, gradient, moment (both moments share one layout), bf16 model and low-half arenas,
+/// and its two per-step scalars. Entry `n` (one past the last tensor) only holds `first` = total elements.
 struct AdamWSlot {
   std::uint64_t first;
-  std::uint64_t p, g, m, b;
+  std::uint64_t p, g, m, b, l;
   float decay;          // 1 - lr_t wd_t
   float neg_step_size;  // -lr_t / (1 - beta1^t)
 };
@@ -150,7 +150,7 @@ __device__ __forceinline__ float adamw_element(float& p, float g, float& m, floa
 
 /// Where a step reads and writes the weights: an fp32 arena `p`; the same plus its bf16 copy `b`; or
 /// the two halves of each fp32 master (optim/master.hpp): the model's bf16 arena `b` and the low halves
-/// `lo`, at the same offsets.
+/// `lo` (kept, like the moments, for the optimizer's range only: a ZeRO-1 shard).
 enum class MasterStore : int { f32, f32_and_bf16, halves };
 
 /// The fused AdamW pass over flat elements [begin, end) (tensor order, padding skipped).
@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(adamw_threads)
       }
       std::uint64_t const j = e - cur.first;
       float pk;
-      if constexpr (Store == MasterStore::halves) pk = join_master(b[cur.b + j].bits, lo[cur.b + j]);
+      if constexpr (Store == MasterStore::halves) pk = join_master(b[cur.b + j].bits, lo[cur.l + j]);
       else pk = p[cur.p + j];
       float mk = m[cur.m + j], vk = v[cur.m + j];
       float const out = adamw_element(pk, g[cur.g + j], mk, vk, s, cur.decay, cur.neg_step_size);
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(adamw_threads)
       if constexpr (Store == MasterStore::halves) {
         MasterHalves const h = split_master(out);
         b[cur.b + j] = bf16::from_bits(h.hi);
-        lo[cur.b + j] = h.lo;
+        lo[cur.l + j] = h.lo;
       } else {
         p[cur.p + j] = pk;
         if constexpr (Store == MasterStore::f32_and_bf16) b[cur.b + j] = bf16(out);
@@ -228,7 +228,7 @@ __global__ void __launch_bounds__(adamw_threads)
 /// when the CPU build does not contract either. Each element is updated by one thread, independently
 /// of the others: deterministic, whatever the grid.
 ///
-/// A step queues on ctx.stream: one copy of the per-tensor table (pinned host staging -> device, 48
+/// A step queues on ctx.stream: one copy of the per-tensor table (pinned host staging -> device, 56
 /// bytes a tensor) and one kernel. It never synchronizes, except that it waits for the previous step's
 /// copy and kernel before rewriting the staging (long finished in a training loop).
 template <>
@@ -309,12 +309,15 @@ class AdamW<Cuda> {
   }
 
   /// One update of fp32 master weights kept as two halves (optim/master.hpp): `hi`, the bf16 model arena
-  /// (the optimizer's names and shapes, bf16 dtypes), and `lo`, an arena of hi's layout holding the low
-  /// halves. Each element's master is joined, updated as step() updates it, and split back into both:
-  /// 16 bytes of state a parameter with the gradient and the moments.
+  /// (the optimizer's names and shapes, bf16 dtypes), and `lo`, the low halves of the optimizer's range,
+  /// in shard_layout(hi.layout(), range()) (hi's own layout for the whole range). Each element's master
+  /// is joined, updated as step() updates it, and split back into both: 16 bytes of state a parameter
+  /// with the gradient and the moments, or with a ZeRO-1 range 2 + 4 + (2 + 8) / ranks on each rank.
   void step_halves(ops::Ctx<Cuda>& ctx, Arena<Cuda>& hi, Arena<Cuda>& lo, Arena<Cuda> const& grads, float lr, float wd) {
     check_bf16_twin(hi.layout());
-    KUMIKI_CHECK(lo.layout() == hi.layout(), "AdamW: the low halves' arena must have the bf16 model arena's layout");
+    KUMIKI_CHECK(lo.layout() == shard_layout(hi.layout(), range_),
+                 "AdamW: the low halves' arena must have shard_layout(the bf16 model arena's layout, range())");
+    low_base_ = detail::moment_bases(hi.layout(), lo.layout(), range_);
     launch<cuda_detail::MasterStore::halves>(ctx, nullptr, grads, &hi, reinterpret_cast<std::uint16_t*>(lo.data()), lr, wd);
   }
 
@@ -354,10 +357,11 @@ class AdamW<Cuda> {
       // and the kernel's unsigned base + k lands on the element exactly.
       s.m = static_cast<std::uint64_t>(moment_base_[i]);
       s.b = BL != nullptr ? (*BL)[i].offset / sizeof(bf16) : 0;
+      s.l = lo != nullptr ? static_cast<std::uint64_t>(low_base_[i]) : 0;  // as s.m, modulo 2^64
       s.decay = static_cast<float>(1.0 - lr_t * wd_t);
       s.neg_step_size = static_cast<float>(-(lr_t / bc1));
     }
-    slots[L.size()] = cuda_detail::AdamWSlot{first_.back(), 0, 0, 0, 0, 0.0f, 0.0f};
+    slots[L.size()] = cuda_detail::AdamWSlot{first_.back(), 0, 0, 0, 0, 0, 0.0f, 0.0f};
     table_.upload(ctx.stream);
 
     std::uint64_t const tiles = (count + cuda_detail::adamw_tile - 1) / cuda_detail::adamw_tile;
@@ -389,6 +393,7 @@ class AdamW<Cuda> {
   std::vector<TensorHyper> hyper_;
   std::vector<std::size_t> first_;            // flat index of each tensor's first element (+ the total)
   std::vector<std::int64_t> moment_base_;     // per tensor: element index in m_ / v_ of its element 0
+  std::vector<std::int64_t> low_base_;        // the same in step_halves' low halves
   cuda_detail::AdamWTable table_;  // per-step tensor table (staging, device copy, in-use event)
 };
 

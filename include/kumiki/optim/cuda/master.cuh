@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(Threads)
   for (std::int64_t i = blockIdx.x * std::int64_t{Threads} + threadIdx.x; i < n; i += std::int64_t{gridDim.x} * Threads) {
     MasterHalves const h = split_master(x[i]);
     hi[i] = bf16::from_bits(h.hi);
-    lo[i] = h.lo;
+    if (lo != nullptr) lo[i] = h.lo;
   }
 }
 
