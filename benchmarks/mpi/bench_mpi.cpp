@@ -21,7 +21,7 @@ namespace k = kumiki;
 
 int main(int argc, char** argv) {
   k::MpiSession session(&argc, &argv);
-  k::dist::MpiComm const comm(MPI_COMM_WORLD, 120.0);
+  k::dist::MpiComm comm(MPI_COMM_WORLD, 120.0);
   std::int64_t max_mib = 256;
   for (int i = 1; i + 1 < argc; i += 2)
     if (std::string(argv[i]) == "--max-mib") max_mib = std::atoll(argv[i + 1]);
@@ -32,14 +32,14 @@ int main(int argc, char** argv) {
   struct Op {
     char const* name;
     double bus_factor;
-    void (*run)(k::dist::MpiComm const&, float*, std::int64_t);
+    void (*run)(k::dist::MpiComm&, float*, std::int64_t);
   };
   Op const ops[] = {
-      {"all_reduce", 2.0 * (n - 1) / n, [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.all_reduce_sum(d, e); }},
+      {"all_reduce", 2.0 * (n - 1) / n, [](k::dist::MpiComm& c, float* d, std::int64_t e) { c.all_reduce_sum(d, e); }},
       {"reduce_scatter", 1.0 * (n - 1) / n,
-       [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.reduce_scatter_sum(d, c.even_bounds(e)); }},
+       [](k::dist::MpiComm& c, float* d, std::int64_t e) { c.reduce_scatter_sum(d, c.even_bounds(e)); }},
       {"all_gather", 1.0 * (n - 1) / n,
-       [](k::dist::MpiComm const& c, float* d, std::int64_t e) { c.all_gather(d, c.even_bounds(e)); }},
+       [](k::dist::MpiComm& c, float* d, std::int64_t e) { c.all_gather(d, c.even_bounds(e)); }},
   };
   for (Op const& op : ops) {
     for (std::int64_t bytes = 4096; bytes <= (max_mib << 20); bytes *= 4) {

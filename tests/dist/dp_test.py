@@ -16,7 +16,8 @@
   equal to 1e-12); stopped and resumed on two ranks it is still bitwise the same; its checkpoint
   resumes on one process, and one process's resumes under ZeRO-1 on two ranks;
 - gradient buckets reduced during the last micro-batch's backward (--grad-bucket-mb): counted in
-  log.jsonl, and bitwise the run with one bucket per step.
+  log.jsonl, and bitwise the run with one bucket per step; with ZeRO-1 the buckets go to their
+  owners (reduced, not all-reduced), bitwise the ZeRO-1 run without early buckets.
 
 usage: dp_test.py KUMIKI_BINARY WORK_DIR MPIEXEC
 """
@@ -241,13 +242,20 @@ for name, first, then in (("zero2to1", 2, 1), ("1tozero2", 1, 2)):
 # 6. Gradient buckets overlapped with the backward: with 64 KB buckets the last micro-batch's backward
 # starts most all-reduces before it ends (log.jsonl counts them), and the run is bitwise the one with
 # a single bucket per step (each element is still a + b of the same two floats).
-out = f"{work}/buckets"
 env = dict(os.environ, OMP_NUM_THREADS="1")
-p = subprocess.run(MPI + [kumiki, "train", "--recipe", R2, "--out", out, "--quiet", "--grad-bucket-mb", "0.064"],
-                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-check(p.returncode == 0, f"two ranks with --grad-bucket-mb 0.064 (rc {p.returncode}) {p.stdout[-600:]}")
-with open(f"{out}/log.jsonl") as f:
-    early = [json.loads(line).get("overlapped_buckets") for line in f if '"type":"step"' in line.replace(" ", "")]
+
+
+def bucket_run(out, rec, what):
+    """Two ranks train `rec` with 64 KB buckets into `out`; returns each step's overlapped_buckets."""
+    p = subprocess.run(MPI + [kumiki, "train", "--recipe", rec, "--out", out, "--quiet", "--grad-bucket-mb", "0.064"],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(p.returncode == 0, f"two ranks, {what}, --grad-bucket-mb 0.064 (rc {p.returncode}) {p.stdout[-600:]}")
+    with open(f"{out}/log.jsonl") as f:
+        return [json.loads(line).get("overlapped_buckets") for line in f if '"type":"step"' in line.replace(" ", "")]
+
+
+out = f"{work}/buckets"
+early = bucket_run(out, R2, "plain")
 check(len(early) == STEPS and all(e is not None and e >= 2 for e in early),
       f"every step started at least two buckets during its backward: {early}")
 with open(f"{work}/two/log.jsonl") as f:
@@ -255,5 +263,12 @@ with open(f"{work}/two/log.jsonl") as f:
 check(all(e == 0 for e in plain), f"with the default 160 MB buckets the small model's gradients go in one, at the end: {plain}")
 bitwise(f"{work}/two", out, "64 KB buckets overlapped with the backward vs one bucket")
 print(f"FIGURE overlapped buckets per step with 64 KB buckets: {early[0]}")
+# ZeRO-1: each bucket's pieces reduced to the ranks that own them while the backward goes on.
+out = f"{work}/zero_buckets"
+zero_early = bucket_run(out, RZ, "ZeRO-1")
+check(len(zero_early) == STEPS and all(e is not None and e >= 2 for e in zero_early),
+      f"ZeRO-1: every step reduced at least two buckets to their owners during its backward: {zero_early}")
+bitwise(f"{work}/zero", out, "ZeRO-1, 64 KB buckets reduced to their owners during the backward vs after it")
+print(f"FIGURE ZeRO-1 buckets reduced to their owners during the backward, per step: {zero_early[0]}")
 
 _t.finish()

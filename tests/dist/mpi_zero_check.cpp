@@ -7,7 +7,9 @@
 // dist::arena_bounds of the same element cuts. Each rank writes its own part only (the rest holds
 // garbage), then:
 //   - all_gather of the bf16 weights and of the fp32 twin: every element on every rank is its owner's;
-//   - reduce_scatter_sum of the fp32 twin: this rank's part holds the sum over the ranks;
+//   - reduce_scatter_sum of the fp32 twin: this rank's part holds the sum over the ranks; the same
+//     when a backward has handed buckets of it over first (set_owners, gradients_ready: reduced to
+//     their owners as they come, the rest by reduce_scatter_sum);
 //   - gather to rank 0 from each rank's place in its own arena (the checkpoint's in-place gather).
 // Prints one line per check on rank 0 and exits 1 if any check failed on any rank.
 #include <mpi.h>
@@ -50,7 +52,7 @@ int owner(k::dist::ZeroPartition const& p, std::size_t e) {
 
 int main(int argc, char** argv) {
   k::MpiSession session(&argc, &argv);
-  k::dist::MpiComm const comm(MPI_COMM_WORLD, 60.0);
+  k::dist::MpiComm comm(MPI_COMM_WORLD, 60.0);
   k::ops::Ctx<k::Cpu> ctx;
   int const me = comm.rank(), ranks = comm.size();
 
@@ -114,6 +116,22 @@ int main(int argc, char** argv) {
       summed = summed && g.get<float>(i).data()[j] == static_cast<float>(ranks) * value(e, me);
   });
   check(summed, "reduce_scatter_sum: this rank's part holds the sum over the ranks");
+
+  // Overlapped: every rank writes its values everywhere, then reports the arena finished from the end
+  // down in 7 steps (buckets of 1 KiB: some start early, the rest at the reduce-scatter).
+  each_element(weights, [&](std::size_t i, std::size_t j, std::size_t e) { g.get<float>(i).data()[j] = value(e, me); });
+  comm.set_owners(part.floats);
+  comm.set_bucket_bytes(1024);
+  for (int k = 6; k >= 0; --k) comm.gradients_ready(ctx, g, g.total_bytes() / sizeof(float) * static_cast<std::size_t>(k) / 7 * sizeof(float));
+  comm.reduce_scatter_sum(ctx, reinterpret_cast<float*>(g.data()), part.floats);
+  float rank_sum = 0;
+  for (int r = 0; r < ranks; ++r) rank_sum += 0.5f * static_cast<float>(r + 1);
+  bool owned = comm.overlapped_buckets() > 0 || ranks == 1;
+  each_element(weights, [&](std::size_t i, std::size_t j, std::size_t e) {
+    if (owner(part, e) == me)
+      owned = owned && g.get<float>(i).data()[j] == static_cast<float>(ranks) * static_cast<float>(e % 200) + rank_sum;
+  });
+  check(owned, "buckets reduced to their owners during a backward, the rest by reduce_scatter_sum: the sums");
 
   // The checkpoint's gather: each rank's part from its place in its own arena, into rank 0's in place.
   each_element(weights, [&](std::size_t i, std::size_t j, std::size_t e) {

@@ -43,7 +43,9 @@ concept Communicator = requires(C& c, C const& cc, ops::Ctx<Backend>& ctx, Arena
 /// communicator may start reducing them, in buckets of its choice. reduce_gradients then reduces
 /// what is left, waits for all of it and divides by size(), with the same result as without the
 /// calls (dist::MpiComm: MPI_Iallreduce per bucket; dist::NcclComm: ncclAllReduce per bucket on a
-/// stream of its own, beside the backward's kernels). Collective: every rank makes the same calls.
+/// stream of its own, beside the backward's kernels). With ZeRO-1 (a ZeroCommunicator's set_owners)
+/// the buckets are reduced to the ranks owning their parts, and reduce_scatter_sum finishes instead.
+/// Collective: every rank makes the same calls.
 template <class C, class Backend>
 concept OverlappingCommunicator = Communicator<C, Backend> && requires(C& c, C const& cc, ops::Ctx<Backend>& ctx,
                                                                        Arena<Backend>& grads, std::size_t from) {

@@ -126,15 +126,27 @@ class MpiComm {
   /// Buckets of the last step started before its backward ended.
   std::int64_t overlapped_buckets() const { return buckets_.last_early(); }
 
-  /// During the last micro-batch's backward (dist::OverlappingCommunicator): starts MPI_Iallreduce on
-  /// the finished gradients [from, ...) once a bucket's worth has gathered, and drives the progress of
-  /// the reductions already started (Open MPI progresses inside MPI calls).
+  /// ZeRO-1 (dist::ZeroCommunicator): the ranks' parts of the gradient arena (ZeroPartition::floats).
+  /// Once set, the buckets gradients_ready starts are reduced to their owners (each bucket's piece of
+  /// rank r's part summed on rank r: MPI_Ireduce) instead of all-reduced, and reduce_scatter_sum with
+  /// these bounds finishes the step's reduction. Empty: all-reduce (plain data parallelism).
+  void set_owners(std::span<std::int64_t const> bounds) {
+    if (!bounds.empty()) (void)part_counts(bounds, false);  // checks them
+    owners_.assign(bounds.begin(), bounds.end());
+  }
+
+  /// During the last micro-batch's backward (dist::OverlappingCommunicator): starts the reduction of
+  /// the finished gradients [from, ...) once a bucket's worth has gathered (MPI_Iallreduce, or with
+  /// owners set MPI_Ireduce to each owner), and drives the progress of the reductions already started
+  /// (Open MPI progresses inside MPI calls).
   template <class Backend>
     requires std::same_as<Backend, Cpu>
   void gradients_ready(ops::Ctx<Backend>& /*ctx*/, Arena<Backend>& grads, std::size_t from) {
     if (size_ == 1) return;
-    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0)
-      start_sum(floats(grads, r), static_cast<std::int64_t>(r.bytes() / sizeof(float)), pending_);
+    if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0) {
+      if (owners_.empty()) start_sum(floats(grads, r), static_cast<std::int64_t>(r.bytes() / sizeof(float)), pending_);
+      else start_owned_sums(reinterpret_cast<float*>(grads.data()), r);
+    }
     for (MPI_Request& req : pending_) {
       int done = 0;
       KUMIKI_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
@@ -193,9 +205,20 @@ class MpiComm {
   /// The ZeRO-1 reduce-scatter (dist::ZeroCommunicator): `data` (bounds.back() floats on every rank)
   /// summed over the ranks into this rank's [bounds[rank], bounds[rank + 1]) of it; the other elements
   /// are left undefined. Each part must be below 2^31 floats (MPI's int counts).
-  void reduce_scatter_sum(float* data, std::span<std::int64_t const> bounds) const {
+  /// After gradients_ready has started buckets (with owners set to `bounds`), the rest goes the same
+  /// way and every reduction is waited for: each part holds its sum in place all the same.
+  void reduce_scatter_sum(float* data, std::span<std::int64_t const> bounds) {
     if (size_ == 1) return;
     std::vector<int> const counts = part_counts(bounds, false);
+    if (buckets_.started()) {
+      KUMIKI_CHECK(std::equal(bounds.begin(), bounds.end(), owners_.begin(), owners_.end()),
+                   "MpiComm::reduce_scatter_sum: the bounds differ from set_owners' after an overlapped backward");
+      GradientBuckets::Range const rest = buckets_.rest(static_cast<std::size_t>(bounds.back()) * sizeof(float));
+      if (rest.bytes() > 0) start_owned_sums(data, rest);
+      for (MPI_Request& req : pending_) wait(req, "the reduce-scatter of the gradients");
+      pending_.clear();
+      return;
+    }
     MPI_Request req = MPI_REQUEST_NULL;
     KUMIKI_MPI_CHECK(MPI_Ireduce_scatter(MPI_IN_PLACE, data, counts.data(), MPI_FLOAT, MPI_SUM, comm_, &req));
     wait(req, "the reduce-scatter of the gradients");
@@ -240,7 +263,7 @@ class MpiComm {
   /// The same on the backend's terms (dist::ZeroCommunicator): host memory, nothing queued.
   template <class Backend>
     requires std::same_as<Backend, Cpu>
-  void reduce_scatter_sum(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) const {
+  void reduce_scatter_sum(ops::Ctx<Backend>& /*ctx*/, float* data, std::span<std::int64_t const> bounds) {
     reduce_scatter_sum(data, bounds);
   }
   template <class Backend, class T>
@@ -313,6 +336,26 @@ class MpiComm {
     }
   }
 
+  /// Starts the sums of the gradient bytes `r` (whole floats of `data`) to their owners: for each rank
+  /// q, the floats of r inside q's part summed on q, in place (MPI_Ireduce, MPI_IN_PLACE on the root),
+  /// in pieces of at most bucket_elements; the requests join pending_.
+  void start_owned_sums(float* data, GradientBuckets::Range r) {
+    KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0, "MpiComm: gradient bytes [", r.begin,
+                 ", ", r.end, ") are not whole floats");
+    auto const first = static_cast<std::int64_t>(r.begin / sizeof(float));
+    auto const last = static_cast<std::int64_t>(r.end / sizeof(float));
+    for (int q = 0; q < size_; ++q) {
+      std::int64_t const lo = std::max(first, owners_[static_cast<std::size_t>(q)]);
+      std::int64_t const hi = std::min(last, owners_[static_cast<std::size_t>(q) + 1]);
+      for (std::int64_t b = lo; b < hi; b += bucket_elements) {
+        int const count = static_cast<int>(std::min(bucket_elements, hi - b));
+        MPI_Request& req = pending_.emplace_back(MPI_REQUEST_NULL);
+        KUMIKI_MPI_CHECK(MPI_Ireduce(rank_ == q ? MPI_IN_PLACE : data + b, data + b, count, MPI_FLOAT, MPI_SUM, q,
+                                     comm_, &req));
+      }
+    }
+  }
+
   void wait(MPI_Request& req, char const* what) const {
     auto const start = std::chrono::steady_clock::now();
     for (std::int64_t polls = 0;; ++polls) {
@@ -340,6 +383,7 @@ class MpiComm {
   double timeout_s_ = 600.0;
   GradientBuckets buckets_;             // the overlapped reduction's bucket policy
   std::vector<MPI_Request> pending_;    // its reductions started and not yet waited for
+  std::vector<std::int64_t> owners_;    // ZeRO-1: the ranks' parts of the gradient arena (set_owners)
 };
 
 static_assert(OverlappingCommunicator<MpiComm, Cpu> && ZeroCommunicator<MpiComm, Cpu>);

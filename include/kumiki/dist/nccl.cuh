@@ -19,6 +19,7 @@
 #include <span>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/arena.hpp"
@@ -79,7 +80,8 @@ static_assert(sizeof(ncclUniqueId) == NCCL_UNIQUE_ID_BYTES);
 ///                       the communicator's own, each queued once the backward has written it, and
 ///                       ctx.stream waits for the last; without them, in one call on ctx.stream (NCCL
 ///                       pipelines one call in chunks of its own). The padding between tensors is
-///                       reduced too (it is zero on every rank).
+///                       reduced too (it is zero on every rank). With ZeRO-1 owners (set_owners)
+///                       the buckets are reduced to their owners instead (ncclReduce groups).
 ///   reduce_scatter_sum  (ZeRO-1) the sum over the ranks lands in this rank's [bounds[rank],
 ///   all_gather          bounds[rank + 1]); then each rank's part is copied to every rank. The parts
 ///                       are uneven (ZeroPartition cuts at granules, the last rank takes the rest, the
@@ -186,6 +188,15 @@ class NcclComm {
     if (GradientBuckets::Range const r = buckets_.take(from, grads.total_bytes()); r.bytes() > 0) start_sum(ctx, grads, r);
   }
 
+  /// ZeRO-1 (dist::ZeroCommunicator): the ranks' parts of the gradient arena (ZeroPartition::floats).
+  /// Once set, the buckets gradients_ready starts are reduced to their owners (a group of ncclReduce,
+  /// each bucket's piece of rank r's part to rank r, on the gradient stream) instead of all-reduced,
+  /// and reduce_scatter_sum with these bounds finishes the step's reduction. Empty: all-reduce.
+  void set_owners(std::span<std::int64_t const> bounds) {
+    if (!bounds.empty()) check_bounds(bounds, "set_owners");
+    owners_.assign(bounds.begin(), bounds.end());
+  }
+
   /// Every rank's fp32 gradients summed, then multiplied by 1 / size(), in place (see the class
   /// comment): the buckets gradients_ready has not started are reduced now, ctx.stream waits for all
   /// of them, and the host waits (with the timeout) for the scaled result.
@@ -218,11 +229,23 @@ class NcclComm {
 
   /// The ZeRO-1 reduce-scatter (dist::ZeroCommunicator): `data` (bounds.back() floats on every rank,
   /// device memory) summed over the ranks into this rank's [bounds[rank], bounds[rank + 1]) of it; the
-  /// rest is left undefined. One group of ncclReduce, part r to root r (see the class comment).
-  void reduce_scatter_sum(ops::Ctx<Cuda>& ctx, float* data, std::span<std::int64_t const> bounds) const {
+  /// rest is left undefined. One group of ncclReduce, part r to root r (see the class comment). After
+  /// gradients_ready has started buckets (owners set to `bounds`), the rest goes the same way on the
+  /// gradient stream and ctx.stream waits for all of it.
+  void reduce_scatter_sum(ops::Ctx<Cuda>& ctx, float* data, std::span<std::int64_t const> bounds) {
     check_bounds(bounds, "reduce_scatter_sum");
     if (comm_ == nullptr) return;
     char const* what = "the reduce-scatter of the gradients";
+    if (buckets_.started()) {
+      KUMIKI_CHECK(std::equal(bounds.begin(), bounds.end(), owners_.begin(), owners_.end()),
+                   "NcclComm::reduce_scatter_sum: the bounds differ from set_owners' after an overlapped backward");
+      GradientBuckets::Range const rest = buckets_.rest(static_cast<std::size_t>(bounds.back()) * sizeof(float));
+      if (rest.bytes() > 0) start_owned_sums(ctx, data, rest);
+      KUMIKI_CUDA_CHECK(cudaEventRecord(grads_reduced_, grad_stream_));
+      KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(ctx.stream, grads_reduced_, 0));
+      wait(ctx.stream, what);
+      return;
+    }
     settle(ncclGroupStart(), "ncclGroupStart", what);
     for (int r = 0; r < size_; ++r) {
       auto const [begin, count] = part(bounds, r);
@@ -302,14 +325,37 @@ class NcclComm {
  private:
   /// Queues the sum over the ranks of the gradient bytes `r` on the gradient stream, after everything
   /// queued so far on ctx.stream (the kernels that wrote them).
+  /// With owners set (ZeRO-1), to their owners instead (start_owned_sums).
   void start_sum(ops::Ctx<Cuda>& ctx, Arena<Cuda>& grads, GradientBuckets::Range r) {
-    KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
-    KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
     KUMIKI_CHECK(r.begin % sizeof(float) == 0 && r.end % sizeof(float) == 0 && r.end <= grads.total_bytes(),
                  "NcclComm: gradient bytes [", r.begin, ", ", r.end, ") are not whole floats of the arena");
+    if (!owners_.empty()) return start_owned_sums(ctx, reinterpret_cast<float*>(grads.data()), r);
+    KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
+    KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
     auto* g = reinterpret_cast<float*>(grads.data() + r.begin);
     settle(ncclAllReduce(g, g, r.bytes() / sizeof(float), ncclFloat32, ncclSum, comm_, grad_stream_), "ncclAllReduce",
            "the all-reduce of a gradient bucket");
+  }
+
+  /// Queues, on the gradient stream after everything queued so far on ctx.stream, the sums of the
+  /// gradient bytes `r` (whole floats of `data`) to their owners: one group of ncclReduce, for each
+  /// rank q the floats of r inside q's part (owners_) summed on q, in place.
+  void start_owned_sums(ops::Ctx<Cuda>& ctx, float* data, GradientBuckets::Range r) {
+    KUMIKI_CUDA_CHECK(cudaEventRecord(grads_ready_, ctx.stream));
+    KUMIKI_CUDA_CHECK(cudaStreamWaitEvent(grad_stream_, grads_ready_, 0));
+    auto const first = static_cast<std::int64_t>(r.begin / sizeof(float));
+    auto const last = static_cast<std::int64_t>(r.end / sizeof(float));
+    char const* what = "the reduce-scatter of a gradient bucket";
+    settle(ncclGroupStart(), "ncclGroupStart", what);
+    for (int q = 0; q < size_; ++q) {
+      std::int64_t const lo = std::max(first, owners_[static_cast<std::size_t>(q)]);
+      std::int64_t const hi = std::min(last, owners_[static_cast<std::size_t>(q) + 1]);
+      if (hi > lo)
+        settle(ncclReduce(data + lo, data + lo, static_cast<std::size_t>(hi - lo), ncclFloat32, ncclSum, q, comm_,
+                          grad_stream_),
+               "ncclReduce", what);
+    }
+    settle(ncclGroupEnd(), "ncclGroupEnd", what);
   }
 
   void check_bounds(std::span<std::int64_t const> bounds, char const* who) const {
@@ -416,6 +462,7 @@ class NcclComm {
     grads_ready_ = std::exchange(o.grads_ready_, nullptr);
     grads_reduced_ = std::exchange(o.grads_reduced_, nullptr);
     buckets_ = o.buckets_;
+    owners_ = std::move(o.owners_);
     scalar_ = std::move(o.scalar_);
     rank_ = std::exchange(o.rank_, 0);
     size_ = std::exchange(o.size_, 1);
@@ -454,6 +501,7 @@ class NcclComm {
   cudaEvent_t grads_ready_ = nullptr;   // on ctx.stream: a bucket's gradients are written
   cudaEvent_t grads_reduced_ = nullptr; // on grad_stream_: every bucket of the step is reduced
   GradientBuckets buckets_;
+  std::vector<std::int64_t> owners_;  // ZeRO-1: the ranks' parts of the gradient arena (set_owners)
   Buffer<Cuda> scalar_;            // their one double on the device
   int rank_ = 0;
   int size_ = 1;

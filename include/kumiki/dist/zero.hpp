@@ -84,6 +84,9 @@ inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
 ///   all_gather(ctx, data, bounds)           each rank r's [bounds[r], bounds[r + 1]) of data to every rank,
 ///                                           for float data and for bf16 data (the weights of a bf16
 ///                                           model, bounds from arena_bounds of their arena);
+///   set_owners(bounds)                      the parts of the gradient arena: an overlapping
+///                                           communicator's buckets (gradients_ready) then go to
+///                                           their owners, and reduce_scatter_sum finishes them;
 ///   gather(ctx, mine, whole, bounds, root)  each rank's part (`mine`: its bounds[rank + 1] - bounds[rank]
 ///                                           floats) into [bounds[r], bounds[r + 1]) of `whole` on rank
 ///                                           `root` only (elsewhere `whole` is unused; on root, `mine`
@@ -97,6 +100,7 @@ concept ZeroCommunicator = requires(C& c, ops::Ctx<Backend>& ctx, float* data, f
   { c.reduce_scatter_sum(ctx, data, bounds) } -> std::same_as<void>;
   { c.all_gather(ctx, data, bounds) } -> std::same_as<void>;
   { c.all_gather(ctx, weights, bounds) } -> std::same_as<void>;
+  { c.set_owners(bounds) } -> std::same_as<void>;
   { c.gather(ctx, mine, data, bounds, 0) } -> std::same_as<void>;
 };
 

@@ -306,6 +306,8 @@ class Trainer {
         opt_(model_->grads().layout(), adamw_config(recipe_.optimizer), {}, partition_.range(zero_ ? comm_.rank() : 0)) {
     require_recipe_model<Cfg>(recipe_);
     check_data_parallel();
+    if constexpr (dist::ZeroCommunicator<Comm, Backend>)
+      if (zero_) comm_.set_owners(partition_.floats);  // the backward's buckets go to their owners
     if constexpr (halves) {
       // The low halves of this rank's part only (all of them without ZeRO-1), as the moments.
       low_.emplace(optim::shard_layout(model_->params().layout(), opt_.range()));
@@ -425,7 +427,7 @@ class Trainer {
       if constexpr (!std::is_same_v<Backend, Cpu>)
         rec.peak_device_mb = static_cast<double>(Allocator<Backend>::peak_bytes()) / (1 << 20);
       if constexpr (dist::OverlappingCommunicator<Comm, Backend>)
-        if (comm_.size() > 1 && !zero_) rec.overlapped_buckets = comm_.overlapped_buckets();
+        if (comm_.size() > 1) rec.overlapped_buckets = comm_.overlapped_buckets();
       rec.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       rec.skipped = !skip_reason.empty();
       rec.skip_reason = skip_reason;
@@ -1042,9 +1044,9 @@ class Trainer {
            stage.seq_len);
       auto const [tok, tgt] = token_stage_.place(model_->context(), tokens_, targets_);  // on a device: copied there
       // The last micro-batch's backward hands finished gradients to the communicator as it goes, which
-      // may reduce them beside the rest of the backward (data parallelism without ZeRO-1).
+      // may reduce them beside the rest of the backward (all-reduced, or with ZeRO-1 to their owners).
       if constexpr (dist::OverlappingCommunicator<Comm, Backend>)
-        if (a + 1 == acc && ranks > 1 && !zero_)
+        if (a + 1 == acc && ranks > 1)
           opt.grads_ready = [this](std::size_t from) { comm_.gradients_ready(model_->context(), model_->grads(), from); };
       losses.push_back(model_->forward_backward(tok, tgt, mb, stage.seq_len, opt));
     }
