@@ -344,16 +344,14 @@ class MpiComm {
                  ", ", r.end, ") are not whole floats");
     auto const first = static_cast<std::int64_t>(r.begin / sizeof(float));
     auto const last = static_cast<std::int64_t>(r.end / sizeof(float));
-    for (int q = 0; q < size_; ++q) {
-      std::int64_t const lo = std::max(first, owners_[static_cast<std::size_t>(q)]);
-      std::int64_t const hi = std::min(last, owners_[static_cast<std::size_t>(q) + 1]);
-      for (std::int64_t b = lo; b < hi; b += bucket_elements) {
-        int const count = static_cast<int>(std::min(bucket_elements, hi - b));
+    for_each_part_piece(owners_, first, last, [&](int q, std::int64_t begin, std::int64_t end) {
+      for (std::int64_t b = begin; b < end; b += bucket_elements) {
+        int const count = static_cast<int>(std::min(bucket_elements, end - b));
         MPI_Request& req = pending_.emplace_back(MPI_REQUEST_NULL);
         KUMIKI_MPI_CHECK(MPI_Ireduce(rank_ == q ? MPI_IN_PLACE : data + b, data + b, count, MPI_FLOAT, MPI_SUM, q,
                                      comm_, &req));
       }
-    }
+    });
   }
 
   void wait(MPI_Request& req, char const* what) const {

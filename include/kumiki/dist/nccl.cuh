@@ -347,14 +347,11 @@ class NcclComm {
     auto const last = static_cast<std::int64_t>(r.end / sizeof(float));
     char const* what = "the reduce-scatter of a gradient bucket";
     settle(ncclGroupStart(), "ncclGroupStart", what);
-    for (int q = 0; q < size_; ++q) {
-      std::int64_t const lo = std::max(first, owners_[static_cast<std::size_t>(q)]);
-      std::int64_t const hi = std::min(last, owners_[static_cast<std::size_t>(q) + 1]);
-      if (hi > lo)
-        settle(ncclReduce(data + lo, data + lo, static_cast<std::size_t>(hi - lo), ncclFloat32, ncclSum, q, comm_,
-                          grad_stream_),
-               "ncclReduce", what);
-    }
+    for_each_part_piece(owners_, first, last, [&](int q, std::int64_t begin, std::int64_t end) {
+      settle(ncclReduce(data + begin, data + begin, static_cast<std::size_t>(end - begin), ncclFloat32, ncclSum, q,
+                        comm_, grad_stream_),
+             "ncclReduce", what);
+    });
     settle(ncclGroupEnd(), "ncclGroupEnd", what);
   }
 

@@ -77,6 +77,17 @@ inline ZeroPartition zero_partition(ArenaLayout const& layout, int ranks) {
   return p;
 }
 
+/// f(rank q, begin, end) for each rank whose part [bounds[q], bounds[q + 1]) meets the elements
+/// [first, last): the piece they share (never empty), in rank order. A communicator's reduction of a
+/// gradient bucket to the ranks that own it goes piece by piece.
+template <class F>
+void for_each_part_piece(std::span<std::int64_t const> bounds, std::int64_t first, std::int64_t last, F&& f) {
+  for (std::size_t q = 0; q + 1 < bounds.size(); ++q) {
+    std::int64_t const begin = std::max(first, bounds[q]), end = std::min(last, bounds[q + 1]);
+    if (end > begin) f(static_cast<int>(q), begin, end);
+  }
+}
+
 /// A communicator that can run ZeRO-1 on backend `Backend` (beside dist::Communicator):
 ///   reduce_scatter_sum(ctx, data, bounds)   data: every rank's floats summed over the ranks into this
 ///                                           rank's [bounds[rank], bounds[rank + 1]) of it, in place;

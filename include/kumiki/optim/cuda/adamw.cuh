@@ -315,9 +315,13 @@ class AdamW<Cuda> {
   /// with the gradient and the moments, or with a ZeRO-1 range 2 + 4 + (2 + 8) / ranks on each rank.
   void step_halves(ops::Ctx<Cuda>& ctx, Arena<Cuda>& hi, Arena<Cuda>& lo, Arena<Cuda> const& grads, float lr, float wd) {
     check_bf16_twin(hi.layout());
-    KUMIKI_CHECK(lo.layout() == shard_layout(hi.layout(), range_),
+    if (!(hi.layout() == low_of_)) {  // derived once per weight layout, not every step
+      low_of_ = hi.layout();
+      low_layout_ = shard_layout(low_of_, range_);
+      low_base_ = detail::moment_bases(low_of_, low_layout_, range_);
+    }
+    KUMIKI_CHECK(lo.layout() == low_layout_,
                  "AdamW: the low halves' arena must have shard_layout(the bf16 model arena's layout, range())");
-    low_base_ = detail::moment_bases(hi.layout(), lo.layout(), range_);
     launch<cuda_detail::MasterStore::halves>(ctx, nullptr, grads, &hi, reinterpret_cast<std::uint16_t*>(lo.data()), lr, wd);
   }
 
@@ -393,7 +397,8 @@ class AdamW<Cuda> {
   std::vector<TensorHyper> hyper_;
   std::vector<std::size_t> first_;            // flat index of each tensor's first element (+ the total)
   std::vector<std::int64_t> moment_base_;     // per tensor: element index in m_ / v_ of its element 0
-  std::vector<std::int64_t> low_base_;        // the same in step_halves' low halves
+  ArenaLayout low_of_, low_layout_;           // step_halves: the bf16 weights' layout, its low halves' shard
+  std::vector<std::int64_t> low_base_;        // the same as moment_base_ in those low halves
   cuda_detail::AdamWTable table_;  // per-step tensor table (staging, device copy, in-use event)
 };
 
