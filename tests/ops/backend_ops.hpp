@@ -317,7 +317,7 @@ struct LmHeadLossCase {
     DevInt<B, std::int32_t> tg(targets);
     Dev<B, T> x(uniform(19 * 24, 24)), m(mask), d_x = Dev<B, T>::output(19 * 24), logits = Dev<B, T>::output(19 * 64);
     Dev<B, W> w(uniform(64 * 24, 25, -0.3, 0.3));
-    Dev<B, G> d_w(uniform(64 * 24, 32));
+    Dev<B, G> d_w(uniform(64 * 24, 32, -0.01, 0.01));  // as small as the gradient, which a large start would hide
     Dev<B, S> scratch = Dev<B, S>::output(static_cast<std::size_t>(ops::LmHeadLoss<B>::scratch_elems(a)));
     ops::LmHeadLossResult const r = ops::LmHeadLoss<B>::run(ctx, a, x.data(), w.data(), tg.data(), m.data(), d_x.data(),
                                                              d_w.data(), logits.data(), scratch.data());

@@ -33,6 +33,8 @@ namespace cli {
 namespace detail::cmd_train {
 
 /// The GPU the run would use (device 0, or what CUDA_VISIBLE_DEVICES leaves first), or why none is usable.
+/// It creates no CUDA context: each rank of a multi-GPU launch probes before it picks its own GPU, and a
+/// context on device 0 would cost every rank's memory there (or fail, where GPUs are exclusive).
 inline std::optional<GpuInfo> probe_cuda(std::string& why) {
   int count = 0;
   cudaError_t const e = cudaGetDeviceCount(&count);
@@ -43,29 +45,26 @@ inline std::optional<GpuInfo> probe_cuda(std::string& why) {
   }
   cudaDeviceProp prop{};
   KUMIKI_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::size_t free = 0, total = 0;
-  KUMIKI_CUDA_CHECK(cudaMemGetInfo(&free, &total));
   GpuInfo g;
   g.name = prop.name;
-  g.memory_bytes = static_cast<double>(total);
+  g.memory_bytes = static_cast<double>(prop.totalGlobalMem);
   return g;
 }
 
 /// The GPU run's communicator, made before the model (it picks the rank's GPU): the ranks of
 /// MPI_COMM_WORLD under an MPI launcher (MPI started by cli/train.hpp; each rank takes the GPU of its
 /// rank on its node), those of a torchrun-style launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-/// MASTER_PORT: NCCL's id over the TCP rendezvous), else one process. Gradients go in buckets of
-/// --grad-bucket-mb, the last micro-batch's overlapped with its backward.
+/// MASTER_PORT: NCCL's id over the TCP rendezvous), else one process; as cli/train.hpp's run() counts
+/// them (an MPI world of one rank inside a torchrun-style launch takes the launch's ranks). Gradients go
+/// in buckets of --grad-bucket-mb, the last micro-batch's overlapped with its backward.
 inline dist::NcclComm gpu_communicator(TrainArgs const& a) {
   dist::NcclComm comm;
+  int mpi_size = 1;
 #if KUMIKI_CLI_CUDA_MPI
-  if (dist::launched_by_mpi()) {
-    int size = 1;
-    KUMIKI_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
-    if (size > 1) comm = dist::nccl_over_mpi(MPI_COMM_WORLD, a.comm_timeout);
-  } else
+  if (dist::launched_by_mpi()) KUMIKI_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &mpi_size));
+  if (mpi_size > 1) comm = dist::nccl_over_mpi(MPI_COMM_WORLD, a.comm_timeout);
 #endif
-  if (dist::launched_by_env() && dist::read_env_launch().world_size > 1) {
+  if (mpi_size == 1 && dist::launched_by_env() && dist::read_env_launch().world_size > 1) {
     comm = dist::NcclComm::from_env(a.comm_timeout);
   }
   comm.set_bucket_bytes(bucket_bytes(a));

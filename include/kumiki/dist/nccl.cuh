@@ -106,13 +106,14 @@ class NcclComm {
  public:
   NcclComm() = default;
 
-  /// Rank `rank` of `size` on CUDA device `device`; every rank passes the same `id` (ncclGetUniqueId
-  /// on one rank, handed to the others by from_env's rendezvous or nccl_over_mpi's broadcast).
+  /// Rank `rank` of `size` on CUDA device `device` (as select_device chooses); every rank passes the
+  /// same `id` (ncclGetUniqueId on one rank, handed to the others by from_env's rendezvous or
+  /// nccl_over_mpi's broadcast).
   NcclComm(int rank, int size, ncclUniqueId id, int device, double timeout_s = 600.0)
-      : rank_(rank), size_(size), device_(device), timeout_s_(timeout_s) {
+      : rank_(rank), size_(size), timeout_s_(timeout_s) {
     KUMIKI_REQUIRE(timeout_s > 0, "the communication timeout must be positive seconds, got ", timeout_s);
     KUMIKI_CHECK(size >= 1 && rank >= 0 && rank < size, "NcclComm: rank ", rank, " of ", size);
-    select_device(rank, size, device);
+    device_ = select_device(rank, size, device);
     try {
       KUMIKI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       KUMIKI_CUDA_CHECK(cudaStreamCreateWithFlags(&grad_stream_, cudaStreamNonBlocking));
@@ -158,19 +159,29 @@ class NcclComm {
   NcclComm& operator=(NcclComm const&) = delete;
   ~NcclComm() { release(std::uncaught_exceptions() > 0); }
 
+  /// Ends the communicator at once, as on a timeout but without exiting: NCCL's kernels are stopped and
+  /// no peer is waited for (train::Trainer calls it when unwinding from an error). Collectives after it
+  /// do nothing, as on a default-constructed communicator.
+  void abort() noexcept { release(true); }
+
   int rank() const { return rank_; }
   int size() const { return size_; }
   int device() const { return device_; }
   double timeout_s() const { return timeout_s_; }
 
-  /// Checks that CUDA device `device` exists here and makes it this thread's current device (the
-  /// constructor does; call it earlier where CUDA is used before, e.g. around ncclGetUniqueId).
-  static void select_device(int rank, int size, int device) {
+  /// Makes CUDA device `device` (the rank's rank on its node) this thread's current device, and returns
+  /// the device taken: the only visible one where the launcher gives each rank its own GPU (Slurm's
+  /// --gpus-per-task=1, a CUDA_VISIBLE_DEVICES per rank), else `device`, which must exist (the
+  /// constructor does this; call it earlier where CUDA is used before, e.g. around ncclGetUniqueId).
+  static int select_device(int rank, int size, int device) {
     int const devices = cuda_device_count();
+    KUMIKI_REQUIRE(devices > 0, "rank ", rank, " of ", size, ": no CUDA device is visible to this process");
+    if (devices == 1) device = 0;
     KUMIKI_REQUIRE(device >= 0 && device < devices, "rank ", rank, " of ", size, ": CUDA device ", device,
                    " (its rank on its node) does not exist; this node has ", devices,
                    " visible GPU(s): start at most that many ranks per node");
     KUMIKI_CUDA_CHECK(cudaSetDevice(device));
+    return device;
   }
 
   /// The bucket size of the overlapped reduction (dist::OverlappingCommunicator; default Megatron's).

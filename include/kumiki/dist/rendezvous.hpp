@@ -39,12 +39,15 @@ namespace dist {
 ///   RANK, WORLD_SIZE   this process's rank among WORLD_SIZE ranks (required);
 ///   LOCAL_RANK         its rank on its node, which picks its GPU (default: RANK, right on one node);
 ///   MASTER_ADDR/_PORT  where rank 0 listens for the rendezvous (required when WORLD_SIZE > 1).
+/// Under torchrun itself its agent's store already listens on MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE
+/// is set): the rendezvous then takes MASTER_PORT + 1. KUMIKI_RENDEZVOUS_PORT, when set, overrides both.
 struct EnvLaunch {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
   std::string master_addr;
-  int master_port = 0;
+  int master_port = 0;      ///< the port of the rendezvous (MASTER_PORT unless `port_source` says otherwise)
+  std::string port_source;  ///< where master_port comes from, for messages: "MASTER_PORT=29500", ...
 };
 
 /// Whether a torchrun-style launcher started this process: RANK and WORLD_SIZE are both set.
@@ -84,7 +87,22 @@ inline EnvLaunch read_env_launch() {
     KUMIKI_REQUIRE(addr != nullptr && *addr != '\0',
                    "the environment variable MASTER_ADDR is not set (the host name or address of rank 0)");
     env.master_addr = addr;
-    env.master_port = rendezvous_detail::env_int("MASTER_PORT", 1, 65535, "the TCP port rank 0 listens on");
+    int const master_port = rendezvous_detail::env_int("MASTER_PORT", 1, 65535, "the TCP port rank 0 listens on");
+    char const* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    if (std::getenv("KUMIKI_RENDEZVOUS_PORT") != nullptr) {
+      env.master_port = rendezvous_detail::env_int("KUMIKI_RENDEZVOUS_PORT", 1, 65535,
+                                                   "the TCP port rank 0 listens on, instead of MASTER_PORT");
+      env.port_source = "KUMIKI_RENDEZVOUS_PORT=" + std::to_string(env.master_port);
+    } else if (agent_store != nullptr && std::string_view(agent_store) == "True") {
+      KUMIKI_REQUIRE(master_port < 65535, "MASTER_PORT=65535 under torchrun: its agent's store holds it and the "
+                     "rendezvous takes MASTER_PORT + 1; choose a lower MASTER_PORT or set KUMIKI_RENDEZVOUS_PORT");
+      env.master_port = master_port + 1;
+      env.port_source = "port " + std::to_string(env.master_port) +
+                        " (MASTER_PORT + 1: torchrun's agent store holds MASTER_PORT; KUMIKI_RENDEZVOUS_PORT chooses another)";
+    } else {
+      env.master_port = master_port;
+      env.port_source = "MASTER_PORT=" + std::to_string(master_port);
+    }
   }
   return env;
 }
@@ -226,7 +244,7 @@ inline std::span<unsigned char const> bytes_of(std::string const& s) {
 /// A listening socket on every interface at `port`: IPv6 with IPv4 mapped in where the host has IPv6,
 /// else IPv4. SO_REUSEADDR lets a rerun bind the port while the last run's connections linger in
 /// TIME_WAIT.
-inline Fd listen_on(int port, int backlog, std::string const& who) {
+inline Fd listen_on(int port, std::string const& port_source, int backlog, std::string const& who) {
   int err = 0;
   for (int family : {AF_INET6, AF_INET}) {
     Fd s(::socket(family, SOCK_STREAM, 0));
@@ -255,8 +273,9 @@ inline Fd listen_on(int port, int backlog, std::string const& who) {
     err = errno;
     if (err == EADDRINUSE) break;  // IPv4 would find the same port taken
   }
-  KUMIKI_FAIL(who, " could not listen on MASTER_PORT=", port, ": ", errno_text(err),
-              err == EADDRINUSE ? " (another job on this port? choose a free MASTER_PORT)" : "");
+  KUMIKI_FAIL(who, " could not listen on ", port_source, ": ", errno_text(err),
+              err == EADDRINUSE ? " (another job on this port? choose a free MASTER_PORT, or set KUMIKI_RENDEZVOUS_PORT)"
+                                : "");
 }
 
 /// One connection to rank 0 that has not yet sent its whole hello.
@@ -273,7 +292,7 @@ inline std::string hello_problem(std::array<unsigned char, hello_bytes> const& h
   std::uint32_t const their_magic = get_u32(h), their_rank = get_u32(h + 4), their_world = get_u32(h + 8);
   std::uint64_t const their_bytes = get_u64(h + 12);
   if (their_magic != magic)
-    return ::kumiki::detail::concat("a connection to MASTER_PORT=", env.master_port,
+    return ::kumiki::detail::concat("a connection to ", env.port_source,
                                     " did not introduce itself as a kumiki rank (another program on this port, or a "
                                     "different kumiki version?)");
   if (their_world != static_cast<std::uint32_t>(env.world_size))
@@ -297,7 +316,7 @@ inline std::string hello_problem(std::array<unsigned char, hello_bytes> const& h
 inline void serve(EnvLaunch const& env, std::span<std::byte const> payload, double timeout_s,
                   Clock::time_point deadline) {
   std::string const who = "rank 0 of " + std::to_string(env.world_size);
-  Fd listener = listen_on(env.master_port, env.world_size, who);
+  Fd listener = listen_on(env.master_port, env.port_source, env.world_size, who);
   std::vector<Fd> ranks(static_cast<std::size_t>(env.world_size));  // validated connections by rank
   std::vector<Pending> pending;
   int arrived = 0;
@@ -308,7 +327,7 @@ inline void serve(EnvLaunch const& env, std::span<std::byte const> payload, doub
     for (Fd& f : ranks)
       if (f) send_reply(f.get(), status_refused, bytes_of(why), until);
     if (offender != nullptr) send_reply(offender->get(), status_refused, bytes_of(why), until);
-    KUMIKI_FAIL(who, ": the rendezvous on MASTER_PORT=", env.master_port, " failed: ", why);
+    KUMIKI_FAIL(who, ": the rendezvous on ", env.port_source, " failed: ", why);
   };
 
   while (arrived < env.world_size - 1) {
@@ -482,7 +501,7 @@ inline std::vector<std::byte> join(EnvLaunch const& env, std::size_t bytes, doub
 /// the bytes to hand out; every other rank passes a span of the same size, whose content is unused (its
 /// size is checked against rank 0's, so two builds that disagree fail instead of misreading).
 ///
-/// Rank 0 listens on MASTER_PORT on every interface; each other rank connects to MASTER_ADDR:MASTER_PORT,
+/// Rank 0 listens on MASTER_PORT (EnvLaunch) on every interface; each other rank connects to MASTER_ADDR there,
 /// retrying until rank 0 is up, and introduces itself (rank, WORLD_SIZE, payload size). Once every rank
 /// has arrived, rank 0 sends each the payload. A hello that does not fit (another WORLD_SIZE, a RANK
 /// taken twice, another payload size, a stranger on the port) makes rank 0 tell every connected rank

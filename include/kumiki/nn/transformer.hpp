@@ -188,10 +188,13 @@ class Transformer {
     bool const light = opt.light_recompute && !opt.recompute;
     if (acts_.total_bytes() && B == B_ && Tn == T_ && opt.recompute == recompute_ && light == light_ && chunk == chunk_)
       return;
-    B_ = B, T_ = Tn, recompute_ = opt.recompute, light_ = light, chunk_ = chunk;
-    ArenaLayout l = activation_layout(Cfg, B, Tn, recompute_, chunk, dtype_v<act_type>, dtype_v<stat_type>,
-                                      host_alignment, light_);
+    ArenaLayout l = activation_layout(Cfg, B, Tn, opt.recompute, chunk, dtype_v<act_type>, dtype_v<stat_type>,
+                                      host_alignment, light);
+    // The old arena goes first (freeing device memory waits for the work using it), so that a new shape
+    // (a stage with a longer sequence) never needs both at once: the memory plan counts one.
+    acts_ = Arena<Backend>();
     acts_ = Arena<Backend>(std::move(l));
+    B_ = B, T_ = Tn, recompute_ = opt.recompute, light_ = light, chunk_ = chunk;
     resolve_views();
     ops::Rope<Backend>::tables(ctx_, views_.rope_cos, views_.rope_sin, Tn, hd, Cfg.rope_base);
   }

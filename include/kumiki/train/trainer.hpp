@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -294,6 +295,15 @@ class Trainer {
                      std::is_same_v<typename Model::precision::master, float>),
                 "kumiki: the trainer trains Precision<float> (the parameters are the master weights) or bf16 weights "
                 "with fp32 gradients and fp32 master weights, e.g. Precision<bf16, bf16, float, float, float>");
+
+  Trainer(Trainer const&) = delete;
+  Trainer& operator=(Trainer const&) = delete;
+  /// Unwinding from an error, a communicator that can (NcclComm) is aborted first: freeing the device
+  /// memory below waits for the GPU, which must not wait for a collective whose peers are gone.
+  ~Trainer() {
+    if constexpr (requires { comm_.abort(); })
+      if (std::uncaught_exceptions() > 0) comm_.abort();
+  }
 
   Trainer(Recipe recipe, fs::path out, TrainerOptions options = {}, Comm comm = {})
       : recipe_(std::move(recipe)),

@@ -1,7 +1,9 @@
 // dist.nccl_world1: dist::NcclComm on one GPU as a world of one rank (ncclGetUniqueId, rank 0 of 1),
-// every collective through NCCL for real: reduce_gradients, reduce_scatter_sum / all_gather over
-// bounds {0, n} and all_reduce_sum leave their values unchanged, barrier returns, a moved communicator
-// still works, and bad bounds throw. Prints one JSON line of what it checked; exits 1 on a failure
+// every collective through NCCL for real: reduce_gradients (whole, and in buckets started during a
+// backward), reduce_scatter_sum (whole, and with ZeRO-1's buckets reduced to their owner first) /
+// all_gather over bounds {0, n}, broadcast and all_reduce_sum leave their values unchanged, gather
+// copies the part into its place, barrier returns, a moved communicator still works, an aborted one
+// does nothing, and bad bounds throw. Prints one JSON line of what it checked; exits 1 on a failure
 // and 77 (CTest: skipped) with the reason when no GPU is visible. Several ranks need several GPUs;
 // this is what one GPU can check.
 #include <chrono>
@@ -57,7 +59,7 @@ int main() {
     expect(comm.rank() == 0 && comm.size() == 1 && comm.device() == 0, "rank_0_of_1");
     kumiki::ops::Ctx<Cuda> ctx;
 
-    // Two tensors with padding between them (15 floats padded to 64), every float set, padding too.
+    // Two tensors with padding between them (15 floats padded to 256 bytes), every float set, padding too.
     kumiki::ArenaLayout layout;
     layout.add("w", kumiki::DType::f32, {3, 5});
     layout.add("b", kumiki::DType::f32, {7});
@@ -82,8 +84,21 @@ int main() {
     std::int64_t const bounds[] = {0, static_cast<std::int64_t>(n)};
     comm.reduce_scatter_sum(ctx, data, bounds);
     expect(same_bits(to_host(data, n), values), "reduce_scatter_sum_unchanged");
+    // ZeRO-1 overlapped, as the trainer drives it: owners set, "b" reduced to its owner during the
+    // backward, the rest by reduce_scatter_sum on the gradient stream.
+    comm.set_owners(bounds);
+    comm.gradients_ready(ctx, grads, grads.layout().entries()[1].offset);
+    comm.reduce_scatter_sum(ctx, data, bounds);
+    expect(comm.overlapped_buckets() == 1, "zero_overlapped_one_bucket");
+    expect(same_bits(to_host(data, n), values), "zero_overlapped_reduce_scatter_unchanged");
+    comm.set_owners({});
     comm.all_gather(ctx, data, bounds);
     expect(same_bits(to_host(data, n), values), "all_gather_unchanged");
+    {  // the checkpoint's gather: rank 0's part from another buffer into its place
+      kumiki::Buffer<Cuda> whole(n * sizeof(float));
+      comm.gather(ctx, data, reinterpret_cast<float*>(whole.data()), bounds, 0);
+      expect(same_bits(to_host(whole.data(), n), values), "gather_copies_the_part");
+    }
     std::int64_t const weight_bounds[] = {0, static_cast<std::int64_t>(2 * n)};  // the same bytes as 2n bf16 weights
     comm.all_gather(ctx, reinterpret_cast<kumiki::bf16*>(data), weight_bounds);
     expect(same_bits(to_host(data, n), values), "all_gather_bf16_unchanged");
@@ -106,6 +121,8 @@ int main() {
     kumiki::dist::NcclComm moved = std::move(comm);
     expect(comm.size() == 1 && moved.size() == 1 && moved.all_reduce_sum(1.25) == 1.25, "moved_communicator_works");
     moved.barrier();
+    moved.abort();
+    expect(moved.all_reduce_sum(3.0) == 3.0, "aborted_communicator_does_nothing");
 
     int version = 0;
     KUMIKI_NCCL_CHECK(ncclGetVersion(&version));

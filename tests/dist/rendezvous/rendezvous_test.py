@@ -7,7 +7,10 @@
 - a rank whose rank 0 never starts fails within its timeout (plus slack) with "could not reach";
 - rank 0 whose other ranks never start fails within its timeout, naming the missing ranks;
 - a bad RANK ("x", or >= WORLD_SIZE) or a missing variable fails at once, naming the variable;
-- a payload size that differs from rank 0's fails on both sides.
+- a payload size that differs from rank 0's fails on both sides;
+- MASTER_PORT held by another listener (torchrun's agent store): rank 0 fails at once naming the port
+  and KUMIKI_RENDEZVOUS_PORT; with TORCHELASTIC_USE_AGENT_STORE=True (as torchrun sets it) the ranks
+  meet on MASTER_PORT + 1; KUMIKI_RENDEZVOUS_PORT chooses the port.
 
 usage: rendezvous_test.py RENDEZVOUS_MAIN WORK_DIR
 """
@@ -34,7 +37,8 @@ def free_port():
 
 
 def start(rank, world, port, timeout=5.0, payload=None, **extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                                                            "TORCHELASTIC_USE_AGENT_STORE", "KUMIKI_RENDEZVOUS_PORT")}
     env.update({"RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     env.update(extra)
     args = [binary, str(timeout)] + ([str(payload)] if payload is not None else [])
@@ -116,6 +120,43 @@ r0 = start(0, 2, port, payload=128)
 r1 = start(1, 2, port, payload=64)
 (rc0, _, err0, _), (rc1, _, err1, _) = finish(r0), finish(r1)
 check(rc0 == 1 and rc1 == 1 and "expects 64 bytes" in err1, f"differing payload sizes fail both ranks: {err1.strip()}")
+
+# torchrun's agent keeps its store listening on MASTER_PORT (a listener that never answers stands for it).
+def held_port_pair():
+    """A listening socket on some port P whose P + 1 is free, and P."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("", 0))
+        s.listen(8)
+        p = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("", p + 1))
+            return s, p
+        except OSError:
+            s.close()
+    raise RuntimeError("no pair of free ports")
+
+
+store, port = held_port_pair()
+rc, _, err, took = finish(start(0, 2, port, timeout=TIMEOUT))
+check(rc == 1 and f"MASTER_PORT={port}" in err and "KUMIKI_RENDEZVOUS_PORT" in err and took < 2,
+      f"MASTER_PORT held by another listener: rank 0 fails at once, naming it and the way out: {err.strip()}")
+agent = {"TORCHELASTIC_USE_AGENT_STORE": "True"}
+ranks = [start(1, 2, port, **agent), start(0, 2, port, **agent)]
+results = [finish(p) for p in ranks]
+check(all(rc == 0 and payload_of(out) == EXPECTED for rc, out, _, _ in results),
+      "under torchrun (TORCHELASTIC_USE_AGENT_STORE=True, its store on MASTER_PORT) the ranks meet on MASTER_PORT + 1" +
+      "".join(f"\n    rc {rc} {err.strip()}" for rc, _, err, _ in results if rc != 0))
+own = {"KUMIKI_RENDEZVOUS_PORT": str(free_port())}
+ranks = [start(0, 2, port, **own), start(1, 2, port, **own)]
+results = [finish(p) for p in ranks]
+check(all(rc == 0 and payload_of(out) == EXPECTED for rc, out, _, _ in results),
+      f"KUMIKI_RENDEZVOUS_PORT={own['KUMIKI_RENDEZVOUS_PORT']} moves the rendezvous off a held MASTER_PORT" +
+      "".join(f"\n    rc {rc} {err.strip()}" for rc, _, err, _ in results if rc != 0))
+rc, _, err, took = finish(start(1, 2, port, KUMIKI_RENDEZVOUS_PORT="70000"))
+check(rc == 1 and "KUMIKI_RENDEZVOUS_PORT=70000" in err and took < 2, f"a bad KUMIKI_RENDEZVOUS_PORT fails at once: {err.strip()}")
+store.close()
 
 print(f"rendezvous tests took {time.monotonic() - t_all:.1f} s")
 _t.finish()

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdio>
+#include <string>
 
 #include "kumiki/config.hpp"
 #include "kumiki/core/buffer.hpp"
@@ -20,12 +22,28 @@ struct Allocator<Cuda> {
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
     void* p = nullptr;
-    KUMIKI_CUDA_CHECK(cudaMalloc(&p, bytes));
+    if (cudaError_t const e = cudaMalloc(&p, bytes); e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // not sticky: clear it for the error path's own calls
+      std::size_t free = 0, total = 0;
+      (void)cudaMemGetInfo(&free, &total);
+      KUMIKI_FAIL("out of GPU memory: ", bytes, " bytes (", gib(bytes), ") more were asked for with ", gib(in_use_.load()),
+                  " held by kumiki's buffers (peak ", gib(peak_.load()), "); the GPU has ", gib(free), " free of ",
+                  gib(total), ". `kumiki train --dry-run` prints the run's memory plan; --light-recompute, --recompute or "
+                  "a smaller micro-batch need less");
+    } else {
+      KUMIKI_CUDA_CHECK(e);
+    }
     std::size_t const now = in_use_.fetch_add(bytes) + bytes;
     std::size_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
     }
     return p;
+  }
+  /// `bytes` in GiB with two decimals, for messages.
+  static std::string gib(std::size_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / double(1 << 30));
+    return text;
   }
   static void deallocate(void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;

@@ -37,22 +37,28 @@ struct Ctx<Cuda> {
 
   Ctx() : workspace(workspace_bytes) {
     KUMIKI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    KUMIKI_CUBLAS_CHECK(cublasLtCreate(&lt));
+    try {
+      KUMIKI_CUBLAS_CHECK(cublasLtCreate(&lt));
+    } catch (...) {
+      (void)cudaStreamDestroy(stream);
+      throw;
+    }
   }
   Ctx(Ctx const&) = delete;
   Ctx& operator=(Ctx const&) = delete;
   ~Ctx() {
+    if (stream != nullptr) (void)cudaStreamSynchronize(stream);  // nothing queued still uses the handle
     if (lt != nullptr) (void)cublasLtDestroy(lt);
-    if (stream != nullptr) {
-      (void)cudaStreamSynchronize(stream);
-      (void)cudaStreamDestroy(stream);
-    }
+    if (stream != nullptr) (void)cudaStreamDestroy(stream);
   }
 
-  /// Device scratch of at least `bytes` bytes (256-byte aligned, contents undefined).
+  /// Device scratch of at least `bytes` bytes (256-byte aligned, contents undefined). A growth frees
+  /// the old scratch first (after the stream's work), so that both are never held at once; pointers
+  /// from earlier calls are then stale.
   std::byte* scratch_at_least(std::size_t bytes) {
     if (scratch.size() < bytes) {
       KUMIKI_CUDA_CHECK(cudaStreamSynchronize(stream));
+      scratch = Buffer<Cuda>();
       scratch = Buffer<Cuda>(bytes);
     }
     return scratch.data();

@@ -302,10 +302,9 @@ class AdamW<Cuda> {
   void step(ops::Ctx<Cuda>& ctx, Arena<Cuda>& params, Arena<Cuda> const& grads, float lr, float wd,
             Arena<Cuda>* model_bf16 = nullptr) {
     KUMIKI_CHECK(params.layout() == layout(), "AdamW: the parameter arena's layout differs from the optimizer's");
-    auto* const p = reinterpret_cast<float*>(params.data());
-    if (model_bf16 == nullptr) return launch<cuda_detail::MasterStore::f32>(ctx, p, grads, nullptr, nullptr, lr, wd);
+    if (model_bf16 == nullptr) return launch<cuda_detail::MasterStore::f32>(ctx, &params, grads, nullptr, nullptr, lr, wd);
     check_bf16_twin(model_bf16->layout());
-    launch<cuda_detail::MasterStore::f32_and_bf16>(ctx, p, grads, model_bf16, nullptr, lr, wd);
+    launch<cuda_detail::MasterStore::f32_and_bf16>(ctx, &params, grads, model_bf16, nullptr, lr, wd);
   }
 
   /// One update of fp32 master weights kept as two halves (optim/master.hpp): `hi`, the bf16 model arena
@@ -315,13 +314,15 @@ class AdamW<Cuda> {
   /// with the gradient and the moments, or with a ZeRO-1 range 2 + 4 + (2 + 8) / ranks on each rank.
   void step_halves(ops::Ctx<Cuda>& ctx, Arena<Cuda>& hi, Arena<Cuda>& lo, Arena<Cuda> const& grads, float lr, float wd) {
     check_bf16_twin(hi.layout());
-    if (!(hi.layout() == low_of_)) {  // derived once per weight layout, not every step
+    if (!(hi.layout() == low_of_)) {  // the names and shapes, derived once per weight layout, not every step
       low_of_ = hi.layout();
       low_layout_ = shard_layout(low_of_, range_);
-      low_base_ = detail::moment_bases(low_of_, low_layout_, range_);
     }
     KUMIKI_CHECK(lo.layout() == low_layout_,
                  "AdamW: the low halves' arena must have shard_layout(the bf16 model arena's layout, range())");
+    // The positions from the arenas' own offsets (== compares names, dtypes and shapes only): an arena
+    // re-aligns a layout made for a smaller alignment.
+    low_base_ = detail::moment_bases(hi.layout(), lo.layout(), range_);
     launch<cuda_detail::MasterStore::halves>(ctx, nullptr, grads, &hi, reinterpret_cast<std::uint16_t*>(lo.data()), lr, wd);
   }
 
@@ -329,10 +330,14 @@ class AdamW<Cuda> {
   /// Queues one step: the tensor table (per-tensor scalars in double, as AdamW<Cpu> computes them) and
   /// the kernel reading the weights as `Store` says.
   template <cuda_detail::MasterStore Store>
-  void launch(ops::Ctx<Cuda>& ctx, float* p, Arena<Cuda> const& grads, Arena<Cuda>* model_bf16, std::uint16_t* lo,
-              float lr, float wd) {
+  void launch(ops::Ctx<Cuda>& ctx, Arena<Cuda>* params, Arena<Cuda> const& grads, Arena<Cuda>* model_bf16,
+              std::uint16_t* lo, float lr, float wd) {
     ArenaLayout const& L = layout();
     KUMIKI_CHECK(grads.layout() == L, "AdamW: the gradient arena's layout differs from the optimizer's");
+    // Every arena is indexed by its own offsets: layout() may have been made for another alignment (an
+    // Arena<Cuda> re-aligns it to 256 bytes), and == compares names, dtypes and shapes only.
+    ArenaLayout const* const PL = params != nullptr ? &params->layout() : nullptr;
+    float* const p = params != nullptr ? reinterpret_cast<float*>(params->data()) : nullptr;
     ++step_;
     double const bc1 = 1.0 - std::pow(static_cast<double>(config_.beta1), static_cast<double>(step_));
     double const bc2 = 1.0 - std::pow(static_cast<double>(config_.beta2), static_cast<double>(step_));
@@ -355,7 +360,7 @@ class AdamW<Cuda> {
       double const wd_t = static_cast<double>(wd) * static_cast<double>(hyper_[i].wd_mult);
       cuda_detail::AdamWSlot& s = slots[i];
       s.first = first_[i];
-      s.p = L[i].offset / sizeof(float);  // arena offsets are multiples of the arena alignment (>= 256)
+      s.p = PL != nullptr ? (*PL)[i].offset / sizeof(float) : 0;  // offsets: multiples of the alignment (>= 256)
       s.g = GL[i].offset / sizeof(float);
       // m_ and v_ share one layout. A negative base (a cut tensor's piece) becomes its value modulo 2^64,
       // and the kernel's unsigned base + k lands on the element exactly.
