@@ -5,6 +5,9 @@
     H200 (exit 2, and the advice names --light-recompute); with --light-recompute (no ln1 and no SwiGLU
     output kept: 4.5 GiB less) or --recompute it fits (exit 0);
   - LLM-jp-4 1.3B at sequence 4096, micro-batch 8 fits with every activation kept;
+  - the LM head's loss chunk on a GPU: the largest of 4096, 2048, 1024, 512 that fits (the next larger
+    one does not), its fp32 scratch exactly chunk x padded vocabulary x 4 bytes; --loss-chunk sets it;
+    the CPU keeps 256;
   - --device cpu --dry-run plans f32 on the host; a dry run reads no data;
   - --device cuda without a GPU (or in a program built without CUDA) is refused with the reason and
     exit 1, before any work; --device auto trains on the CPU there and says so; a bad --device is refused.
@@ -37,6 +40,11 @@ def total_params(text):
     return int(re.search(r"^\| \*\*total\*\* \| \| \*\*([\d,]+)\*\* \|", text, re.M).group(1).replace(",", ""))
 
 
+def chunk_of(text):
+    m = re.search(r"^LM-head loss chunk: (\d+) tokens", text, re.M)
+    return int(m.group(1)) if m else None
+
+
 r8 = os.path.join(recipes, "llmjp4_8b_pretrain.toml")
 p = train("--recipe", r8, "--device", "cuda", "--dry-run")
 t.check(p.returncode == 2 and "Does not fit" in p.stdout and "with --light-recompute it fits" in p.stdout,
@@ -58,7 +66,7 @@ t.check(p.returncode == 0 and "Fits." in p.stdout and rows_rc["**total**"] <= 14
 
 # Light recomputation: neither ln1 (N x C) nor the SwiGLU output (N x F) of the 32 layers kept, bf16:
 # LLM-jp-4 8B's hidden 4096 and ffn 14336 at N = 4096 tokens; then it fits with every other activation.
-p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--light-recompute")
+p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--light-recompute", "--loss-chunk", "256")
 rows_light = this_run(p.stdout)
 act = lambda r: next(v for k, v in r.items() if k.startswith("activations"))  # noqa: E731
 saved = act(rows) - act(rows_light)
@@ -66,6 +74,23 @@ t.check(saved == 32 * 4096 * (4096 + 14336) * 2, f"8B light recompute keeps {sav
         "32 layers x 4096 tokens x (4096 + 14336) x 2 bytes")
 t.check(p.returncode == 0 and "Fits." in p.stdout and any("light recompute" in k for k in rows_light),
         f"8B with --light-recompute fits one H200: {rows_light['**total**'] / 2**30:.2f} GiB (exit {p.returncode})")
+
+# The loss chunk a GPU run takes by default: the largest that fits, then its scratch is the only change.
+vocab_bytes = 99584 * 4  # LLM-jp-4's padded vocabulary, fp32 logits
+p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--light-recompute")
+chunk = chunk_of(p.stdout)
+rows_auto = this_run(p.stdout)
+t.check(p.returncode == 0 and chunk in (4096, 2048, 1024, 512) and rows_auto["**total**"] <= 141e9,
+        f"8B with --light-recompute: the default loss chunk is {chunk} tokens and the run fits "
+        f"({rows_auto['**total**'] / 2**30:.2f} GiB, exit {p.returncode})")
+t.check(act(rows_auto) - act(rows_light) == (chunk - 256) * vocab_bytes,
+        f"8B: a {chunk}-token chunk adds exactly ({chunk} - 256) x 99584 x 4 bytes of fp32 logits scratch")
+if chunk is not None and chunk < 4096:
+    p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--light-recompute", "--loss-chunk", str(2 * chunk))
+    t.check(p.returncode == 2 and "Does not fit" in p.stdout and chunk_of(p.stdout) == 2 * chunk,
+            f"8B: the next larger chunk ({2 * chunk}, given with --loss-chunk) does not fit (exit {p.returncode})")
+p = train("--recipe", r8, "--device", "cuda", "--dry-run", "--loss-chunk", "0")
+t.check(p.returncode != 0 and "--loss-chunk" in p.stderr, f"--loss-chunk 0 is refused (exit {p.returncode})")
 
 # 1.3B at micro-batch 8: the recipe with its micro-batch changed, and no data on disk (a dry run reads none).
 text = open(os.path.join(recipes, "llmjp4_1_3b_pretrain.toml")).read()
@@ -77,10 +102,12 @@ rows = this_run(p.stdout) if "## This run" in p.stdout else {}
 t.check(p.returncode == 0 and "Fits." in p.stdout and any(k.startswith("activations (8 x 4096)") for k in rows),
         f"1.3B, seq 4096, micro-batch 8, every activation kept: fits ({rows.get('**total**', 0) / 2**30:.2f} GiB, exit {p.returncode})"
         + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+t.check(chunk_of(p.stdout) == 4096, f"1.3B, micro-batch 8: the loss chunk is 4096 tokens ({chunk_of(p.stdout)})")
 
 p = train("--recipe", r13, "--device", "cpu", "--dry-run")
 t.check(p.returncode in (0, 2) and "buffer (8 x 4096, cpu, f32)" in p.stdout and "parameters (f32)" in p.stdout,
         f"--device cpu --dry-run plans f32 on the host (exit {p.returncode})")
+t.check(chunk_of(p.stdout) == 256, f"--device cpu keeps the 256-token loss chunk ({chunk_of(p.stdout)})")
 
 # Without a GPU (this machine): --device cuda is refused before any work, --device auto runs on the CPU.
 t.text_dataset("en", "a small corpus of words to train on".split(), 5, documents=40)

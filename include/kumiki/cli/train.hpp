@@ -64,10 +64,12 @@ int run(TrainArgs const& a, Comm const& comm) {
                      : "none visible");
   else if (rank == 0)
     std::fprintf(stderr, "kumiki: device: cpu (%d threads)\n", a.threads > 0 ? a.threads : omp_get_max_threads());
-  if (int const rc = check_plan<Configs>(a, recipe, device, gpu, ranks); rc >= 0) return rc;
-  if (device == "cuda") return cuda_training().train(a, recipe);  // its communicator: NCCL over the same ranks
+  TrainArgs args = a;
+  args.loss_chunk = resolve_loss_chunk(a, recipe, Configs::find(recipe.model), device, gpu, ranks);
+  if (int const rc = check_plan<Configs>(args, recipe, device, gpu, ranks); rc >= 0) return rc;
+  if (device == "cuda") return cuda_training().train(args, recipe);  // its communicator: NCCL over the same ranks
   if (a.threads > 0) omp_set_num_threads(a.threads);
-  train::TrainerOptions const opt = trainer_options<Configs>(a, recipe, rank);
+  train::TrainerOptions const opt = trainer_options<Configs>(args, recipe, rank);
   auto const outcome = Configs::dispatch(recipe.model, [&](auto tag) {
     train::Trainer<decltype(tag)::config, Cpu, Comm> trainer(recipe, a.out, opt, comm);
     return trainer.run();
@@ -127,6 +129,10 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--light-recompute", a.light_recompute,
                 "Keep neither each block's first norm output nor its SwiGLU output; recompute them in the backward "
                 "(same gradients, about 1% more compute; LLM-jp-4 8B at 4096 then fits an H200)");
+  cmd->add_option("--loss-chunk", a.loss_chunk,
+                  "Tokens per chunk of the fused LM head and loss (scratch: chunk x padded vocabulary fp32). Default: "
+                  "256 on the CPU; on a GPU the largest of 4096, 2048, 1024, 512 that the memory plan fits")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--allow-recipe-change", a.allow_recipe_change, "Resume even if the recipe differs from the checkpoint's");
   cmd->add_flag("--quiet", a.quiet, "No progress lines");
   cmd->add_option("--comm-timeout", a.comm_timeout,

@@ -44,6 +44,7 @@ struct TrainArgs {
   std::int64_t progress_every = 1;
   double comm_timeout = 600;
   double grad_bucket_mb = 0;  // data-parallel gradient buckets (MB; 0: dist::default_bucket_bytes)
+  std::int64_t loss_chunk = 0;  // tokens per LM-head loss chunk (0: resolve_loss_chunk chooses)
 };
 
 /// The GPU a CUDA build sees: its name and the memory it can allocate (cudaMemGetInfo's total).
@@ -72,6 +73,7 @@ train::TrainerOptions trainer_options(TrainArgs const& a, train::Recipe const& r
   opt.allow_recipe_change = a.allow_recipe_change;
   opt.step.recompute = a.recompute;
   opt.step.light_recompute = a.light_recompute;
+  if (a.loss_chunk > 0) opt.step.loss_chunk = a.loss_chunk;
   // The resume test's crash points (tests/train/resume_test.py); the library reads no environment.
   if (char const* crash = std::getenv("KUMIKI_CRASH_AT")) opt.crash_at = crash;
   // The data-parallel tests (tests/dist/dp_test.py): only this rank crashes, with this signal (KILL, STOP).
@@ -152,16 +154,38 @@ inline double host_memory_bytes() {
 /// layouts the run allocates.
 inline train::Plan run_plan(train::Recipe const& recipe, models::TransformerConfig const& config,
                             std::string const& device, std::optional<GpuInfo> const& gpu, bool recompute, int ranks,
-                            bool light_recompute = false) {
+                            bool light_recompute = false, std::int64_t loss_chunk = nn::StepOptions{}.loss_chunk) {
   train::PlanOptions o;
   o.cuda = device == "cuda";
   o.precision = o.cuda ? train::PlanPrecision::bf16 : train::PlanPrecision::f32;
   o.recompute = recompute;
   o.light_recompute = light_recompute;
+  o.loss_chunk = loss_chunk;
   o.gpus = ranks;
   if (o.cuda && gpu) o.gpu = train::Accelerator{gpu->name, train::h200_sxm().peak_flops, gpu->memory_bytes};
   if (!o.cuda) o.gpu = train::Accelerator{"host", train::h200_sxm().peak_flops, host_memory_bytes()};
   return train::make_plan(recipe.model, config, {recipe}, o);
+}
+
+/// The LM head's loss chunks on a GPU, largest first. Each chunk's weight-gradient GEMM reads and
+/// writes the whole fp32 gradient of the LM head (padded vocabulary x hidden: 0.8 GB for LLM-jp-4
+/// 1.3B), so a chunk of 256 tokens makes that GEMM memory-bound (about 3x its FLOP time on an H200);
+/// from 1024 tokens it is compute-bound. The price is the fp32 logits scratch, chunk x padded vocabulary.
+inline constexpr std::int64_t gpu_loss_chunks[] = {4096, 2048, 1024, 512};
+
+/// --loss-chunk, or the run's choice: the CPU's default (nn::StepOptions, 256); on a GPU the largest of
+/// gpu_loss_chunks that the plan fits with (the default where none does: the plan then says so).
+inline std::int64_t resolve_loss_chunk(TrainArgs const& a, train::Recipe const& recipe,
+                                       models::TransformerConfig const& config, std::string const& device,
+                                       std::optional<GpuInfo> const& gpu, int ranks) {
+  if (a.loss_chunk > 0) return a.loss_chunk;
+  std::int64_t const fallback = nn::StepOptions{}.loss_chunk;
+  if (device != "cuda") return fallback;
+  for (std::int64_t const chunk : gpu_loss_chunks) {
+    train::Plan const p = run_plan(recipe, config, device, gpu, a.recompute, ranks, a.light_recompute, chunk);
+    if (p.options.gpu.memory_bytes <= 0 || train::plan_fits(p)) return chunk;
+  }
+  return fallback;
 }
 
 /// Prints the plan's memory table (every buffer, the total against the device) to `os`.
@@ -175,13 +199,13 @@ inline void print_memory(std::ostream& os, train::Plan const& p) {
   }
 }
 
-/// Plans the run before anything is allocated. --dry-run: prints the plan and returns 0 when it fits,
+/// Plans the run before anything is allocated (`a.loss_chunk` resolved: resolve_loss_chunk). --dry-run: prints the plan and returns 0 when it fits,
 /// 2 when not. A GPU run whose plan does not fit is refused with the table (status 2, or -1 to go on).
 template <class Configs>
 int check_plan(TrainArgs const& a, train::Recipe const& recipe, std::string const& device,
                std::optional<GpuInfo> const& gpu, int ranks) {
   models::TransformerConfig const& config = Configs::find(recipe.model);
-  train::Plan const plan = run_plan(recipe, config, device, gpu, a.recompute, ranks, a.light_recompute);
+  train::Plan const plan = run_plan(recipe, config, device, gpu, a.recompute, ranks, a.light_recompute, a.loss_chunk);
   bool const fits = plan.options.gpu.memory_bytes <= 0 || train::plan_fits(plan);
   auto const advice = [&] {  // the cheapest recomputation that fits
     std::string s = "the run needs more memory than the " + plan.options.gpu.name + " has";
@@ -197,7 +221,9 @@ int check_plan(TrainArgs const& a, train::Recipe const& recipe, std::string cons
   if (a.dry_run) {
     if (device == "cuda" && !gpu) std::cout << "(no GPU visible: planned for one " << plan.options.gpu.name << ")\n\n";
     train::print_plan(std::cout, plan);
-    std::cout << "## This run\n\n";
+    std::cout << "## This run\n\nLM-head loss chunk: " << plan.options.loss_chunk << " tokens"
+              << (device == "cuda" ? " (--loss-chunk; by default the largest of 4096, 2048, 1024, 512 that fits)" : "")
+              << "\n\n";
     print_memory(std::cout, plan);
     std::cout << (fits ? "Fits." : "Does not fit: " + advice() + ".") << "\n";
     return fits ? 0 : 2;
