@@ -9,6 +9,9 @@ Megatron's no-decay rule for 1-D tensors, gradient clipping at 1.0. scripts/gpu-
 Reports JSON: tokens/s and MFU from the median timed step (Megatron's FLOPs per token exactly as
 kumiki's TransformerConfig::flops_per_token counts them, against --peak-flops), the peak of
 torch.cuda.max_memory_allocated, and "fits": false with the message when the GPU runs out of memory.
+It prints each step as it ends and rewrites --json after each ("complete": false until the last, the
+figures from the steps timed so far), so that a run stopped at scripts/gpu-check's limit still reports;
+any other error is written into the JSON ("error") too, and exits 1.
 
 usage: hf_train_speed.py --model llmjp4_1_3b|llmjp4_8b [--micro-batch B] [--seq T] [--steps M]
                          [--warmup N] [--json OUT] [--device cuda|cpu] [--tiny] [--print-flops]
@@ -18,9 +21,11 @@ import contextlib
 import gc
 import json
 import math
+import os
 import statistics
 import sys
 import time
+import traceback
 
 # kumiki's configurations (include/kumiki/models/configs.hpp), Megatron's flag names. `tiny` is a shape
 # for checking this script on a CPU (the byte vocabulary of kumiki's demo).
@@ -89,6 +94,14 @@ def optimizer(model, device, torch):
     return torch.optim.AdamW(groups, **ADAMW, **({"fused": True} if device == "cuda" else {}))
 
 
+def write_report(path, report):
+    """The JSON file, replaced whole (written beside and renamed): a reader never sees half of it."""
+    if path:
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(report, indent=1) + "\n")
+        os.replace(path + ".tmp", path)
+
+
 def measure(args, c, report, torch, transformers):
     cuda = args.device == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -103,6 +116,7 @@ def measure(args, c, report, torch, transformers):
     batches = [torch.randint(0, c["vocab_size"], (args.micro_batch, args.seq), device=args.device) for _ in range(4)]
     sync()
     report["init_s"] = time.perf_counter() - t0
+    print(f"hf_train_speed: model of {report['params']:,} parameters built in {report['init_s']:.1f} s", flush=True)
     step_s, losses = [], []
     for i in range(args.warmup + args.steps):
         x = batches[i % len(batches)]
@@ -114,15 +128,22 @@ def measure(args, c, report, torch, transformers):
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
+        dt = time.perf_counter() - t
         if i >= args.warmup:  # the first steps allocate AdamW's state and warm the kernels up
-            step_s.append(time.perf_counter() - t)
+            step_s.append(dt)
         losses.append(loss.item())
-    median = statistics.median(step_s)
-    tokens_per_s = args.micro_batch * args.seq / median
-    report.update(fits=True, step_s=step_s, step_s_median=median, tokens_per_s=tokens_per_s,
-                  model_flops_per_s=tokens_per_s * report["flops_per_token"],
-                  mfu=tokens_per_s * report["flops_per_token"] / args.peak_flops, losses=losses,
-                  finite=all(math.isfinite(x) for x in losses))
+        print(f"hf_train_speed: step {i + 1}/{args.warmup + args.steps}{' (warmup)' if i < args.warmup else ''}: "
+              f"{dt:.3f} s, loss {losses[-1]:.4f}", flush=True)
+        if step_s:  # the figures of the steps timed so far, in case the run is stopped before the end
+            median = statistics.median(step_s)
+            tokens_per_s = args.micro_batch * args.seq / median
+            report.update(fits=True, step_s=step_s, step_s_median=median, steps_timed=len(step_s),
+                          tokens_per_s=tokens_per_s, model_flops_per_s=tokens_per_s * report["flops_per_token"],
+                          mfu=tokens_per_s * report["flops_per_token"] / args.peak_flops)
+        report.update(losses=losses, finite=all(math.isfinite(x) for x in losses))
+        if cuda:
+            report["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+        write_report(args.json, report)
 
 
 def main():
@@ -153,41 +174,75 @@ def main():
 
     # After the argument checks: --help and --print-flops need neither. 77: skipped (CTest's and
     # scripts/gpu-check's convention), with the reason on the last line.
+    t0 = time.perf_counter()
     try:
         import torch
         import transformers
     except ImportError as e:
         print(f"skipped: {e.name} is not installed for {sys.executable}")
         return 77
+    import_s = time.perf_counter() - t0
+    print(f"hf_train_speed: torch {torch.__version__} and transformers {transformers.__version__} imported in "
+          f"{import_s:.1f} s", flush=True)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("skipped: no CUDA device visible to PyTorch")
         return 77
-    report = {"framework": "pytorch", "model": name, "device": args.device,
-              "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-              "torch": torch.__version__, "transformers": transformers.__version__,
+    report = {"framework": "pytorch", "model": name, "device": args.device, "complete": False,
+              "torch": torch.__version__, "transformers": transformers.__version__, "import_s": import_s,
               "micro_batch": args.micro_batch, "seq": args.seq, "warmup": args.warmup, "steps": args.steps,
               "dtype": "bfloat16 weights, gradients and AdamW state", "optimizer": "AdamW fused" if args.device == "cuda" else "AdamW",
               "params_kumiki": num_params(c), "flops_per_token": flops_per_token(c, args.seq), "peak_flops": args.peak_flops}
-    if args.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    rc = 0
     try:
+        report["gpu"] = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+        if args.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         measure(args, c, report, torch, transformers)
     except torch.cuda.OutOfMemoryError as e:  # a result, not a failure: this shape does not fit so
         report.update(fits=False, error=str(e).strip().splitlines()[0][:400])
+    except Exception as e:  # anything else: into the report too (scripts/gpu-check shows it), and exit 1
+        traceback.print_exc()
+        report.update(error=f"{type(e).__name__}: {str(e).strip()[:400]}",
+                      traceback=traceback.format_exc().splitlines()[-12:])
+        rc = 1
+    report["complete"] = rc == 0
     # The model and AdamW's state died with measure()'s frame (and the exception's traceback): give
     # their memory back before reading the peak, so that a run after this one in the process starts clean.
     gc.collect()
     if args.device == "cuda":
-        report["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-        report["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
-        torch.cuda.empty_cache()
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    return 0
+        try:
+            report["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+            report["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
+            torch.cuda.empty_cache()
+        except Exception as e:  # a broken CUDA context after an error: the error above says why
+            report.setdefault("error", f"{type(e).__name__}: {str(e).strip()[:400]}")
+            rc = 1
+    print(json.dumps(report, indent=1))
+    write_report(args.json, report)
+    return rc
+
+
+def _json_arg():
+    for i, a in enumerate(sys.argv):
+        if a == "--json" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--json="):
+            return a[len("--json="):]
+    return None
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception as e:  # before the report existed (PyTorch's CUDA probe, say): the error as the report
+        traceback.print_exc()
+        path = _json_arg()
+        if path:
+            try:  # what was written so far, if anything, with the error
+                with open(path) as f:
+                    report = json.load(f)
+            except (OSError, ValueError):
+                report = {"framework": "pytorch"}
+            report.update(complete=False, error=report.get("error") or f"{type(e).__name__}: {str(e).strip()[:400]}")
+            write_report(path, report)
+        sys.exit(1)

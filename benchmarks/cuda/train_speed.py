@@ -149,7 +149,12 @@ def cmd_kumiki(a):
         return 0
     if plan.returncode != 0:
         print(plan.stdout + plan.stderr, file=sys.stderr)
+        report["error"] = f"kumiki train --dry-run exited {plan.returncode}: " + \
+            ((plan.stderr or plan.stdout).strip().splitlines() or ["?"])[-1][:400]
+        write_json(a.json, report)
         return 1
+    chunk = re.search(r"^LM-head loss chunk: (\d+)", plan.stdout, re.M)  # the run's own choice
+    report["loss_chunk"] = int(chunk.group(1)) if chunk else None
 
     log = os.path.join(a.work, "run", "log.jsonl")
     env = dict(os.environ, KUMIKI_CRASH_AT=f"step:{a.steps}")
@@ -180,8 +185,11 @@ def cmd_kumiki(a):
             report.update(fits=False, error=next(x for x in text.splitlines() if "out of memory" in x.lower())[:400])
             write_json(a.json, report)
             return 0
-        print(f"train_speed: {len(steps)} steps logged in {report['wall_s']:.0f} s (exit {p.returncode}), none after "
-              f"the first {a.skip}", file=sys.stderr)
+        why = f"{len(steps)} steps logged in {report['wall_s']:.0f} s (exit {p.returncode}), none after the first {a.skip}"
+        print(f"train_speed: {why}", file=sys.stderr)
+        last = (text.strip().splitlines() or [""])[-1][:300]
+        report["error"] = f"{why}{': ' + last if last else ''}"
+        write_json(a.json, report)
         return 1
     report.update(fits=True, steps_logged=len(steps), steps_timed=len(timed), stopped_at_deadline=stopped,
                   exit=p.returncode, tokens_per_s=statistics.median(s["tokens_per_s"] for s in timed),

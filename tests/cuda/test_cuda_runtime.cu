@@ -36,8 +36,15 @@ void expect(bool ok, char const* what) {
 }  // namespace
 
 int main() {
-  if (kumiki::cuda_device_count() == 0) {
-    std::printf("SKIPPED: no CUDA GPU visible on this machine; the CUDA runtime test needs one\n");
+  int devices = 0;
+  cudaError_t const probe = cudaGetDeviceCount(&devices);
+  if (probe != cudaSuccess || devices == 0) {
+    // Why, in CUDA's words: no driver, a driver older than the runtime, no device ...
+    std::printf("SKIPPED: no CUDA GPU visible on this machine (cudaGetDeviceCount: %s%s%s); the CUDA runtime test "
+                "needs one\n",
+                probe == cudaSuccess ? "0 devices" : cudaGetErrorName(probe), probe == cudaSuccess ? "" : ", ",
+                probe == cudaSuccess ? "" : cudaGetErrorString(probe));
+    (void)cudaGetLastError();
     return 77;
   }
   constexpr int n = 1 << 20;

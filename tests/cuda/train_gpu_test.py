@@ -14,6 +14,8 @@ master weights, the CPU in f32, so the curves part by rounding, not by method; a
 update moves them much further apart: the test checks that the same recipe at half the lr is more than
 4 x 5e-2 off on the CPU (0.54 at step 8 when written). The figures measured are printed for quoting.
 Exits 77 (skipped) when kumiki has no GPU to train on: `no CUDA device` or `built without CUDA`.
+The CPU runs go on beside the GPU runs (two at a time, the cores shared between them): the test takes
+about as long as its CPU runs.
 
 usage: train_gpu_test.py KUMIKI_BINARY WORK_DIR
 """
@@ -24,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from kumiki_check import Checks  # noqa: E402
@@ -74,12 +77,18 @@ write_recipe(RECIPE, 2e-3)
 write_recipe(SLOW, 1e-3)
 
 
+# The CPU runs share the cores two at a time while the GPU runs go on (each of those keeps a core busy).
+CPU_THREADS = max(1, ((os.cpu_count() or 2) - 2) // 2)
+
+
 def train(name, device, crash=None, recipe=RECIPE):
     """Runs (or resumes) run directory WORK/name; returns (exit status, output)."""
     env = dict(os.environ)
     env.pop("KUMIKI_CRASH_AT", None)
     if crash:
         env["KUMIKI_CRASH_AT"] = crash
+    if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(CPU_THREADS)
     p = subprocess.run([kumiki, "train", "--recipe", recipe, "--out", f"{work}/{name}", "--device", device, "--quiet"],
                        env=env, capture_output=True, text=True)
     return p.returncode, p.stdout + p.stderr
@@ -113,7 +122,13 @@ for why in ("no CUDA device", "built without CUDA"):
         sys.exit(77)
 if not check(rc == 0, f"a GPU run of {STEPS} steps exits 0" + ("" if rc == 0 else f" (exit {rc}): {out[-600:]}")):
     _t.finish()
-print("     " + next((x for x in out.splitlines() if x.startswith("kumiki: device:")), "(no device line)"))
+print("     " + next((x for x in out.splitlines() if x.startswith("kumiki: device:")), "(no device line)"), flush=True)
+
+# The CPU runs start now, beside the GPU's: the references (the recipe, and the same recipe at half the
+# lr: the control of the tolerance), and the first half of (iii)'s CPU-to-GPU run.
+cpu = ThreadPoolExecutor(max_workers=2)
+cpu_runs = {name: cpu.submit(train, name, "cpu", recipe=recipe) for name, recipe in (("cpu", RECIPE), ("cpu_half_lr", SLOW))}
+cpu_first = cpu.submit(train, "cpu_to_cuda", "cpu", crash="step:25")
 
 # (i) Determinism.
 rc, out = train("gpu_b", "cuda")
@@ -131,16 +146,22 @@ check(steps_of("gpu_kill") == steps_of("gpu_a"), "(ii) killed and resumed: every
 for file in ("model.safetensors", "optimizer.safetensors"):
     check(final("gpu_kill", file) == final("gpu_a", file), f"(ii) killed and resumed: final {file} bitwise equal")
 
-# The CPU references: the recipe, and the same recipe at half the lr (the control of the tolerance).
-for name, recipe in (("cpu", RECIPE), ("cpu_half_lr", SLOW)):
-    rc, out = train(name, "cpu", recipe=recipe)
+# (iii)'s GPU-to-CPU run, first half on the GPU.
+gpu_first = train("cuda_to_cpu", "cuda", crash="step:25")
+
+for name, run in cpu_runs.items():
+    rc, out = run.result()
     check(rc == 0, f"CPU run {name} exits 0 (exit {rc})" + ("" if rc == 0 else ": " + out[-400:]))
 
-# (iii) Across devices: killed after step 25 (checkpoint 20 written), resumed on the other device.
-for first, then in (("cuda", "cpu"), ("cpu", "cuda")):
+# (iii) Across devices: killed after step 25 (checkpoint 20 written), resumed on the other device (the
+# CPU's resume beside the GPU's).
+cpu_then = cpu.submit(train, "cuda_to_cpu", "cpu")
+cpu_first.result()  # (its checkpoint 20 is what the GPU resumes from)
+gpu_then = train("cpu_to_cuda", "cuda")
+cpu.shutdown()
+for first, then, (rc, _), (rc2, out) in (("cuda", "cpu", gpu_first, cpu_then.result()),
+                                         ("cpu", "cuda", cpu_first.result(), gpu_then)):
     name = f"{first}_to_{then}"
-    rc, _ = train(name, first, crash="step:25")
-    rc2, out = train(name, then)
     check(rc == -signal.SIGKILL and rc2 == 0 and "resuming from" in out,
           f"(iii) a {first} checkpoint resumes on the {then} and finishes (exits {rc}, {rc2})")
     losses = [s[1] for s in steps_of(name)]
