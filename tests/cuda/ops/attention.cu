@@ -14,3 +14,7 @@ KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionAllEodCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionSeqOneEodCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionLlmJp4SmallCase);
 KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionLlmJp4LargeCase);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionGqa300Case<128, true, 0>);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionGqa300Case<64, false, 0>);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionGqa300Case<64, true, 1>);
+KUMIKI_CUDA_CASE(kumiki_test::backend_ops::AttentionGqa300Case<128, false, 2>);

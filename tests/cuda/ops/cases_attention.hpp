@@ -2,11 +2,13 @@
 // base): sequence lengths off the 64-row tile (1, 17, 130), one sequence, multi-head (G = H) and
 // multi-query (G = 1) attention, head_dim 8, 24 (padded into the 32 kernel), 64 and 128 with
 // LLM-jp-4's heads (1.3B: 16 heads over 8 groups; 7.7B: 32 over 8), odd row strides (the scalar load
-// path), and the document mask with EODs at position 0, at the end, back to back and on every token.
+// path), the document mask with EODs at position 0, at the end, back to back and on every token, and
+// both paths of the dK/dV pass (one block per group, or the group's heads split over blocks).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../../ops/backend_ops.hpp"
@@ -146,6 +148,34 @@ struct AttentionLlmJp4LargeCase {
   template <class B, class P>
   static Outputs run(ops::Ctx<B>& ctx) {
     return run_attention<B, P>(ctx, {1, 33, 32, 8, 128, 0, true, {0, 15, 32}, 54});
+  }
+};
+
+/// The dK/dV pass's two paths (ops/cuda/attention.cuh: Attention<Cuda>::backward): B = 1, T = 300
+/// (four full tiles and 44 rows), 8 heads over 2 groups, head_dim D; Documents: EODs at 0, on the
+/// tile edge 63 / 64, back to back at 150 / 151, and at 230. Slices 0: the automatic choice (this
+/// grid of 5 x 2 blocks is small on any GPU: the heads are split, a block per head, partials summed
+/// by dkdv_reduce_kernel); 1: forced unsplit (a block loops over its group's 4 heads, the large-grid
+/// path); 2: forced two slices of 2 heads. Without CUDA (the CPU) Slices changes nothing.
+template <int D, bool Documents, int Slices>
+struct AttentionGqa300Case {
+  static constexpr char const* name =
+      Slices == 0   ? "Attention, T = 300, B = 1, 8 heads over 2 groups, dK/dV automatic (a block per head)"
+      : Slices == 1 ? "Attention, T = 300, B = 1, 8 heads over 2 groups, dK/dV unsplit (a block per group)"
+                    : "Attention, T = 300, B = 1, 8 heads over 2 groups, dK/dV in 2 slices of 2 heads";
+  static constexpr double tol = 2e-5;
+  template <class B, class P>
+  static Outputs run(ops::Ctx<B>& ctx) {
+    AttentionConfig const a{1, 300, 8, 2, D, 0, Documents, {0, 63, 64, 150, 151, 230}, 56};
+    if constexpr (std::is_same_v<B, Cuda>) {
+      struct Reset {
+        ~Reset() { ops::Attention<B>::dkdv_slices_for_tests = 0; }
+      } reset;
+      ops::Attention<B>::dkdv_slices_for_tests = Slices;
+      return run_attention<B, P>(ctx, a);
+    } else {
+      return run_attention<B, P>(ctx, a);
+    }
   }
 };
 

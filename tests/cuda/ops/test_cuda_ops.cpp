@@ -106,7 +106,9 @@ TEMPLATE_TEST_CASE("CUDA linear layers and the LM-head loss against the CPU", "[
 TEMPLATE_TEST_CASE("CUDA attention against the CPU", "[cuda][attention]", bo::AttentionCase<false>,
                    bo::AttentionCase<true>, bo::AttentionSeqOneCase, bo::AttentionMhaOddCase, bo::AttentionMqa130Case,
                    bo::AttentionDocumentsCase, bo::AttentionAllEodCase, bo::AttentionSeqOneEodCase,
-                   bo::AttentionLlmJp4SmallCase, bo::AttentionLlmJp4LargeCase) {
+                   bo::AttentionLlmJp4SmallCase, bo::AttentionLlmJp4LargeCase, (bo::AttentionGqa300Case<128, true, 0>),
+                   (bo::AttentionGqa300Case<64, false, 0>), (bo::AttentionGqa300Case<64, true, 1>),
+                   (bo::AttentionGqa300Case<128, false, 2>)) {
   check_against_cpu<TestType>();
 }
 

@@ -10,7 +10,9 @@
 // (bf16 inputs are widened on load) with odd row strides (head_dim + 1, 64 + 1), so a warp walking a
 // column hits 32 different banks. The 16 threads sharing a row are one half-warp: row maxima and sums
 // are shuffle butterflies within it. Nothing is accumulated with atomics: each output element is
-// owned by one thread and summed in a fixed order, so two runs are bitwise identical.
+// owned by one thread and summed in a fixed order (where the dK/dV pass splits a group's heads over
+// blocks, their fp32 partials are added in head order by one more kernel), so two runs are bitwise
+// identical.
 //
 // Shared memory per block (floats of 4 bytes, D = the head-dim kernel, LD = D + 1):
 //   forward  3 * 64 * LD + 64 * 65             D = 128: 115 712 bytes (two blocks per SM)
@@ -20,10 +22,15 @@
 // head_dim that is a multiple of 8 runs in the next larger one, its extra columns zero.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -296,19 +303,30 @@ __global__ void __launch_bounds__(kThreads) row_dot_kernel(Problem p, T const* o
   }
 }
 
-/// Backward, step 2: d_k and d_v of key tile kt = x of group g = y in sequence b = z, over every head
-/// of the group (in order) and every query tile from the diagonal on (in order; stopping where the
-/// query tile's first document starts after the key tile):
+/// Backward, step 2: d_k and d_v of one key tile kt of group g in sequence b, over `heads_per_group /
+/// slices` consecutive heads of the group (slice `slice` of them, in order) and every query tile from
+/// the diagonal on (in order; stopping where the query tile's first document starts after the key
+/// tile):
 ///   p_rc = exp(scale q_r . k_c - lse_r) (0 where c is not visible to r),
 ///   ds_rc = p_rc (d_o_r . v_c - delta_r),
 ///   d_v_c = sum_r p_rc d_o_r,  d_k_c = scale sum_r ds_rc q_r.
+/// Grid (tiles, groups * slices, batch), read as the linear block index w = x + tiles (y + groups
+/// slices z) with the key tile slowest: kt = w / (groups * slices * batch), then the slice, the group
+/// and the sequence. Blocks start roughly in linear order, so every block of key tile 0 (which the
+/// most query tiles see: the most work) starts before any of key tile 1, and the short ones of the
+/// last key tiles fill the tail (longest first; only the run time depends on the order).
 /// Thread (ty, tx) computes p and ds for keys ty * 4 + i and queries tx + 16 j, and accumulates
 /// d_k, d_v for keys ty * 4 + i, columns tx + 16 n in registers. Shared: the block's k and v tiles,
 /// the current q and d_o tiles, p and ds (key-major), and the query rows' lse, delta, doc_start.
-/// No atomics: a block owns its key rows and sums in a fixed order.
-template <int D, class T>
-__global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, T const* q, T const* k, T const* v, T const* d_o,
-                                                        float const* lse, float const* delta, T* d_k, T* d_v) {
+/// Split false (slices 1): the block owns its d_k / d_v rows (all of the group's heads) and writes
+/// them. Split true (slices > 1): it writes its slice's sums in fp32, unscaled, to its own rows of
+/// `partial` (d_k part then d_v part, each (slices, batch * seq, groups, head_dim)), which
+/// dkdv_reduce_kernel adds up. (Two kernels rather than a runtime branch: the branch costs
+/// dkdv_kernel<32> 24 bytes of spills.) No atomics: every element has one writer and a fixed order.
+template <int D, class T, bool Split>
+__global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_count, T const* q, T const* k,
+                                                        T const* v, T const* d_o, float const* lse, float const* delta,
+                                                        T* d_k, T* d_v, float* partial) {
   constexpr int LD = row_ld<D>, NC = head_cols<D>;
   extern __shared__ float smem[];
   float* const k_s = smem;
@@ -322,7 +340,13 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, T const* q, T
   int* const first_s = reinterpret_cast<int*>(delta_s + kTile);
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
-  int const kt = static_cast<int>(blockIdx.x), g = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
+  int const slices = Split ? slice_count : 1;
+  std::int64_t const units = static_cast<std::int64_t>(gridDim.y) * gridDim.z;  // (slice, group, sequence)
+  std::int64_t const yz = blockIdx.y + static_cast<std::int64_t>(gridDim.y) * blockIdx.z;
+  std::int64_t const w = blockIdx.x + gridDim.x * yz;  // linear block index
+  int const kt = static_cast<int>(w / units), unit = static_cast<int>(w % units);
+  int const slice = unit % slices, g = unit / slices % p.groups, b = unit / slices / p.groups;
+  int const heads_per_block = p.heads_per_group / slices, h0 = g * p.heads_per_group + slice * heads_per_block;
   int const j0 = kt * kTile;
   int const key_end = min(p.seq, j0 + kTile);
   std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
@@ -342,7 +366,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, T const* q, T
     for (int n = 0; n < NC; ++n) dk[i][n] = dv[i][n] = 0.0f;
   }
 
-  for (int h = g * p.heads_per_group; h < (g + 1) * p.heads_per_group; ++h) {
+  for (int h = h0; h < h0 + heads_per_block; ++h) {
     T const* const q_bh = q + tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
     T const* const do_bh = d_o + tok0 * p.ld_o + static_cast<std::int64_t>(h) * p.head_dim;
     float const* const lse_bh = lse + (static_cast<std::int64_t>(b) * p.heads + h) * p.seq;
@@ -419,17 +443,62 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, T const* q, T
     }
   }
 
+  if constexpr (Split) {
+    // Slice `slice`'s rows: partial[((slice * batch * seq + b * seq + key) * groups + g) * head_dim + col]
+    // (d_k part), the d_v part slices * batch * seq * groups * head_dim floats later.
+    std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
+    std::int64_t const part_ld = static_cast<std::int64_t>(p.groups) * p.head_dim;
+    float* const part_k = partial + slice * plane + (tok0 * p.groups + g) * p.head_dim;
+    float* const part_v = part_k + slices * plane;
 #pragma unroll
-  for (int i = 0; i < kPer; ++i) {
-    if (key[i] >= p.seq) continue;
+    for (int i = 0; i < kPer; ++i) {
+      if (key[i] >= p.seq) continue;
 #pragma unroll
-    for (int n = 0; n < NC; ++n) {
-      int const col = tx + kGrid * n;
-      if (col >= p.head_dim) continue;
-      d_k[k_off + key[i] * p.ld_k + col] = narrow<T>(p.scale * dk[i][n]);
-      d_v[v_off + key[i] * p.ld_v + col] = narrow<T>(dv[i][n]);
+      for (int n = 0; n < NC; ++n) {
+        int const col = tx + kGrid * n;
+        if (col >= p.head_dim) continue;
+        part_k[key[i] * part_ld + col] = dk[i][n];
+        part_v[key[i] * part_ld + col] = dv[i][n];
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      if (key[i] >= p.seq) continue;
+#pragma unroll
+      for (int n = 0; n < NC; ++n) {
+        int const col = tx + kGrid * n;
+        if (col >= p.head_dim) continue;
+        d_k[k_off + key[i] * p.ld_k + col] = narrow<T>(p.scale * dk[i][n]);
+        d_v[v_off + key[i] * p.ld_v + col] = narrow<T>(dv[i][n]);
+      }
     }
   }
+}
+
+/// Backward, step 2b (slices > 1 only): d_k, d_v of element e = ((b * seq + t) * groups + g) *
+/// head_dim + d (one thread each) as the fp32 sums of dkdv_kernel's `slices` partials in slice order
+/// 0, 1, ..., slices - 1 (the group's heads in order), d_k then times scale, each rounded once to T.
+/// A fixed order and one writer: bitwise reproducible (for a given slice count).
+template <class T>
+__global__ void __launch_bounds__(kThreads) dkdv_reduce_kernel(Problem p, int slices, float const* partial, T* d_k,
+                                                               T* d_v) {
+  std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
+  std::int64_t const e = static_cast<std::int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (e >= plane) return;
+  float const* const part_k = partial + e;
+  float const* const part_v = partial + slices * plane + e;
+  float sk = part_k[0], sv = part_v[0];
+  for (int s = 1; s < slices; ++s) {
+    sk += part_k[s * plane];
+    sv += part_v[s * plane];
+  }
+  int const d = static_cast<int>(e % p.head_dim);
+  std::int64_t const row = e / p.head_dim;  // tok * groups + g
+  int const g = static_cast<int>(row % p.groups);
+  std::int64_t const tok = row / p.groups;
+  d_k[tok * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim + d] = narrow<T>(p.scale * sk);
+  d_v[tok * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim + d] = narrow<T>(sv);
 }
 
 /// Backward, step 3: d_q of query tile qt = tiles - 1 - x of head h = y in sequence b = z, over the
@@ -585,6 +654,18 @@ inline constexpr std::size_t dkdv_smem = (4 * kTile * row_ld<D> + 2 * kTile * kS
 template <int D>
 inline constexpr std::size_t dq_smem = (4 * kTile * row_ld<D> + kTile * kScoreLd) * sizeof(float);
 
+/// The dK/dV pass splits the heads of each group over more blocks while its grid of one block per
+/// (key tile, group, sequence) has fewer than kDkdvWaves blocks per block slot of the GPU (SMs times
+/// the blocks that fit on one): see Attention<Cuda>::dkdv_slices.
+inline constexpr int kDkdvWaves = 4;
+
+/// A kernel's launch facts on one device (Attention<Cuda>::setup): the SM count and how many of its
+/// blocks fit on an SM at once.
+struct KernelSetup {
+  int sms = 0;
+  int blocks_per_sm = 0;
+};
+
 }  // namespace attention_cuda
 
 template <>
@@ -625,10 +706,26 @@ struct Attention<Cuda> {
   }
 
   /// Gradients d_q, d_k, d_v (overwritten; same layouts and strides as q, k, v) from d_o, recomputing
-  /// the probabilities tile by tile from lse. Three kernels on ctx.stream: row_dot_kernel
-  /// (delta = rowsum(d_o * o), fp32, in ctx scratch), dkdv_kernel (grid (key tiles, groups, batch):
-  /// a block owns its d_k / d_v rows and loops over the group's heads and the query tiles in order)
-  /// and dq_kernel (grid (query tiles, heads, batch)). No atomics: bitwise reproducible.
+  /// the probabilities tile by tile from lse. Kernels on ctx.stream: row_dot_kernel (delta =
+  /// rowsum(d_o * o), fp32, in ctx scratch), dkdv_kernel, dkdv_reduce_kernel where the heads are
+  /// split, and dq_kernel (grid (query tiles, heads, batch)).
+  ///
+  /// dK / dV: a block per (key tile, slice of the group's heads, group, sequence), the heaviest key
+  /// tiles first. With one slice (a large grid: dkdv_slices) a block loops over all the group's
+  /// heads and writes its d_k / d_v rows. A small grid leaves SMs idle: with fewer blocks than SMs
+  /// some get none, and with a few per SM the longest blocks (key tile 0 sees every query tile: at
+  /// LLM-jp-4 8B, T = 4096, 4 heads x 64 tile steps, one block per SM) end the pass alone. So there
+  /// the heads of a group are split into `slices` runs (heads_per_group / slices heads each, in
+  /// order), a block each: it writes its run's fp32 sums to scratch, and dkdv_reduce_kernel adds the
+  /// slices in slice order and writes d_k / d_v. Every element has one writer and every sum a fixed
+  /// order (the slice count depends on the shape, the kernel and the GPU's SM count only): no
+  /// atomics, bitwise reproducible run to run.
+  /// The split changes the order of the head sum, so its results differ from the unsplit pass's in
+  /// the last bits. Scratch: delta, 4 B T heads bytes; with slices > 1 also the partials, 8 B T groups
+  /// slices head_dim bytes (<= 8 B T heads head_dim). The split is taken only while tiles x groups x
+  /// B < kDkdvWaves x slots (slots: SMs x blocks per SM), so the partials stay below 2 KiB x slots x
+  /// slices x head_dim (132 slots, 4 slices, head_dim 128: 138 MB); LLM-jp-4 8B, T = 4096, one
+  /// sequence on an H100 / H200: 2 slices, 64 MiB (1.3B at batch 8, or 8B at batch 2: no split).
   template <class T>
   static void backward(Ctx<Cuda>& ctx, AttentionShape const& s, T const* q, T const* k, T const* v, T const* o,
                        T const* d_o, float const* lse, T* d_q, T* d_k, T* d_v, std::int32_t const* doc_start,
@@ -638,21 +735,42 @@ struct Attention<Cuda> {
     attention_cuda::Problem const p = problem(s, doc_start, scale, vec);
     if (p.batch == 0 || p.seq == 0) return;
     std::int64_t const rows = s.batch * s.seq * s.heads;
-    auto* const delta = reinterpret_cast<float*>(ctx.scratch_at_least(static_cast<std::size_t>(rows) * sizeof(float)));
     constexpr int rows_per_block = attention_cuda::kThreads / 32;
     std::int64_t const blocks = (rows + rows_per_block - 1) / rows_per_block;
     KUMIKI_CHECK(blocks <= INT_MAX, "Attention<Cuda>: ", rows, " rows");
-    attention_cuda::row_dot_kernel<T>
-        <<<static_cast<unsigned>(blocks), attention_cuda::kThreads, 0, ctx.stream>>>(p, o, d_o, delta);
-    KUMIKI_CUDA_CHECK(cudaGetLastError());
     with_head_dim(s.head_dim, [&](auto dim) {
       constexpr int D = decltype(dim)::value;
-      launch(attention_cuda::dkdv_kernel<D, T>, dim3(p.tiles, p.groups, p.batch), attention_cuda::dkdv_smem<D>, ctx, p,
-             q, k, v, d_o, static_cast<float const*>(lse), static_cast<float const*>(delta), d_k, d_v);
+      constexpr std::size_t dkdv_smem = attention_cuda::dkdv_smem<D>;
+      int const slices = dkdv_slices(p, setup(attention_cuda::dkdv_kernel<D, T, false>, dkdv_smem));
+      auto* const dkdv =
+          slices > 1 ? attention_cuda::dkdv_kernel<D, T, true> : attention_cuda::dkdv_kernel<D, T, false>;
+      // One scratch request (a growth frees the old scratch): delta, then the partials if split.
+      std::int64_t const plane = s.batch * s.seq * s.groups * s.head_dim;  // elements of d_k (or d_v)
+      std::int64_t const reduce_blocks = (plane + attention_cuda::kThreads - 1) / attention_cuda::kThreads;
+      KUMIKI_CHECK(reduce_blocks <= INT_MAX, "Attention<Cuda>: ", plane, " d_k elements");
+      std::size_t const delta_bytes = (static_cast<std::size_t>(rows) * sizeof(float) + 255) / 256 * 256;
+      std::size_t const partial_bytes = slices > 1 ? 2 * static_cast<std::size_t>(slices * plane) * sizeof(float) : 0;
+      std::byte* const scratch = ctx.scratch_at_least(delta_bytes + partial_bytes);
+      auto* const delta = reinterpret_cast<float*>(scratch);
+      float* const partial = slices > 1 ? reinterpret_cast<float*>(scratch + delta_bytes) : nullptr;
+      attention_cuda::row_dot_kernel<T>
+          <<<static_cast<unsigned>(blocks), attention_cuda::kThreads, 0, ctx.stream>>>(p, o, d_o, delta);
+      KUMIKI_CUDA_CHECK(cudaGetLastError());
+      launch(dkdv, dim3(p.tiles, p.groups * slices, p.batch), dkdv_smem, ctx, p, slices, q, k, v, d_o,
+             static_cast<float const*>(lse), static_cast<float const*>(delta), d_k, d_v, partial);
+      if (slices > 1) {
+        attention_cuda::dkdv_reduce_kernel<T><<<static_cast<unsigned>(reduce_blocks), attention_cuda::kThreads, 0,
+                                                ctx.stream>>>(p, slices, static_cast<float const*>(partial), d_k, d_v);
+        KUMIKI_CUDA_CHECK(cudaGetLastError());
+      }
       launch(attention_cuda::dq_kernel<D, T>, dim3(p.tiles, p.heads, p.batch), attention_cuda::dq_smem<D>, ctx, p, q, k,
              v, d_o, static_cast<float const*>(lse), static_cast<float const*>(delta), d_q);
     });
   }
+
+  /// Test hook: when > 0 (a divisor of heads / groups), the slices of the dK/dV pass instead of
+  /// dkdv_slices' choice, so that tests take both paths on any GPU; 0 (the default): the choice.
+  static inline std::atomic<int> dkdv_slices_for_tests{0};
 
  private:
   /// Whether 8-element chunks at x + row * ld + (multiple of 8) are 16-byte aligned.
@@ -701,11 +819,62 @@ struct Attention<Cuda> {
       f(std::integral_constant<int, 128>{});
   }
 
+  /// The head slices of the dK/dV pass (backward): 1 while the grid of one block per (key tile,
+  /// group, sequence) has at least kDkdvWaves blocks per block slot of the GPU (there the longest-
+  /// first order balances the SMs); below, the smallest divisor of heads_per_group that brings the
+  /// grid there, else heads_per_group (a block per head). LLM-jp-4 8B at T = 4096 (dkdv_kernel<128>:
+  /// one block per SM), one sequence, 132 SMs: 512 blocks < 4 x 132, so 2 slices (1024 blocks of up
+  /// to 2 x 64 tile steps); batch 2 or LLM-jp-4 1.3B at batch 8: 1.
+  static int dkdv_slices(attention_cuda::Problem const& p, attention_cuda::KernelSetup const& kernel) {
+    int const per_group = p.heads_per_group;
+    if (int const forced = dkdv_slices_for_tests.load(); forced > 0) {
+      KUMIKI_CHECK(per_group % forced == 0, "Attention<Cuda>: ", forced, " dK/dV slices for ", per_group,
+                   " heads per group");
+      return forced;
+    }
+    std::int64_t const blocks = static_cast<std::int64_t>(p.tiles) * p.groups * p.batch;
+    std::int64_t const target =
+        static_cast<std::int64_t>(attention_cuda::kDkdvWaves) * kernel.sms * kernel.blocks_per_sm;
+    int slices = 1;
+    while (slices < per_group && blocks * slices < target) {
+      ++slices;
+      while (per_group % slices != 0) ++slices;
+    }
+    return slices;
+  }
+
+  /// `kernel`'s launch facts on the current device, found once per (kernel, smem, device) and kept
+  /// (the attributes stay set): its dynamic shared-memory limit raised to smem (above 48 KiB it must
+  /// be opted into) and its preferred shared-memory carveout at the maximum (the rest of the unified
+  /// L1 stays cache), so that two forward_kernel<128> blocks, 2 x (115 712 + 1 024 reserved) bytes,
+  /// fill the 228 KiB of an H100 / H200 SM; then the SM count and how many blocks fit on an SM.
+  template <class... Params>
+  static attention_cuda::KernelSetup setup(void (*kernel)(Params...), std::size_t smem) {
+    int device = 0;
+    KUMIKI_CUDA_CHECK(cudaGetDevice(&device));
+    using Key = std::tuple<void const*, std::size_t, int>;
+    Key const key{reinterpret_cast<void const*>(kernel), smem, device};
+    static std::mutex mutex;
+    static std::map<Key, attention_cuda::KernelSetup> known;
+    std::lock_guard<std::mutex> const lock(mutex);
+    if (auto const it = known.find(key); it != known.end()) return it->second;
+    KUMIKI_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    KUMIKI_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+    attention_cuda::KernelSetup r;
+    KUMIKI_CUDA_CHECK(cudaDeviceGetAttribute(&r.sms, cudaDevAttrMultiProcessorCount, device));
+    KUMIKI_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r.blocks_per_sm, kernel, attention_cuda::kThreads,
+                                                                    smem));
+    r.sms = std::max(r.sms, 1), r.blocks_per_sm = std::max(r.blocks_per_sm, 1);
+    known.emplace(key, r);
+    return r;
+  }
+
   /// Launches `kernel` with kThreads threads and `smem` bytes of dynamic shared memory on ctx.stream
-  /// (raising the kernel's dynamic shared-memory limit first: above 48 KiB it must be opted into).
+  /// (its attributes set up once: setup).
   template <class... Params, class... Args>
   static void launch(void (*kernel)(Params...), dim3 grid, std::size_t smem, Ctx<Cuda>& ctx, Args const&... args) {
-    KUMIKI_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    (void)setup(kernel, smem);
     kernel<<<grid, attention_cuda::kThreads, smem, ctx.stream>>>(args...);
     KUMIKI_CUDA_CHECK(cudaGetLastError());
   }
