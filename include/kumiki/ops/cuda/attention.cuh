@@ -443,32 +443,24 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_cou
     }
   }
 
-  if constexpr (Split) {
-    // Slice `slice`'s rows: partial[((slice * batch * seq + b * seq + key) * groups + g) * head_dim + col]
-    // (d_k part), the d_v part slices * batch * seq * groups * head_dim floats later.
-    std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
-    std::int64_t const part_ld = static_cast<std::int64_t>(p.groups) * p.head_dim;
-    float* const part_k = partial + slice * plane + (tok0 * p.groups + g) * p.head_dim;
-    float* const part_v = part_k + slices * plane;
+  // The block's rows: with Split, slice `slice`'s of `partial`, fp32 and unscaled:
+  // partial[((slice * batch * seq + b * seq + key) * groups + g) * head_dim + col] (d_k part), the d_v
+  // part slices * batch * seq * groups * head_dim floats later; else its own rows of d_k / d_v.
+  std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
+  [[maybe_unused]] std::int64_t const part_ld = static_cast<std::int64_t>(p.groups) * p.head_dim;
+  [[maybe_unused]] float* const part_k = Split ? partial + slice * plane + (tok0 * p.groups + g) * p.head_dim : nullptr;
+  [[maybe_unused]] float* const part_v = Split ? part_k + slices * plane : nullptr;
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-      if (key[i] >= p.seq) continue;
+  for (int i = 0; i < kPer; ++i) {
+    if (key[i] >= p.seq) continue;
 #pragma unroll
-      for (int n = 0; n < NC; ++n) {
-        int const col = tx + kGrid * n;
-        if (col >= p.head_dim) continue;
+    for (int n = 0; n < NC; ++n) {
+      int const col = tx + kGrid * n;
+      if (col >= p.head_dim) continue;
+      if constexpr (Split) {
         part_k[key[i] * part_ld + col] = dk[i][n];
         part_v[key[i] * part_ld + col] = dv[i][n];
-      }
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-      if (key[i] >= p.seq) continue;
-#pragma unroll
-      for (int n = 0; n < NC; ++n) {
-        int const col = tx + kGrid * n;
-        if (col >= p.head_dim) continue;
+      } else {
         d_k[k_off + key[i] * p.ld_k + col] = narrow<T>(p.scale * dk[i][n]);
         d_v[v_off + key[i] * p.ld_v + col] = narrow<T>(dv[i][n]);
       }
