@@ -28,7 +28,7 @@ namespace cuda_detail {
 inline constexpr int grad_norm_threads = 256;
 /// Elements one block of the sum-of-squares kernel reduces (256 per thread).
 inline constexpr std::uint64_t grad_norm_chunk = std::uint64_t{1} << 16;
-/// Elements one block of the scale kernel multiplies (16 per thread).
+/// Elements one block of the scale kernel multiplies (16 per thread, all loaded before any is stored).
 inline constexpr std::uint64_t grad_scale_chunk = std::uint64_t{1} << 12;
 /// Tensor segments one launch carries in its parameters (24 bytes each, well under the 4 KiB limit).
 inline constexpr int grad_segments_per_launch = 32;
@@ -74,19 +74,44 @@ __device__ __forceinline__ double block_sum_fixed(double x) {
   return total;
 }
 
+/// Loads one thread of the gradient kernels issues before it uses any of them. Each of them is one
+/// coalesced 128-byte access of its warp; with one at a time a full SM holds 8 KiB of reads in flight,
+/// about a third of what the HBM3e bandwidth times its latency asks of each SM (~22 KiB on an H200), so
+/// a pass over 8e9 gradients would run at roughly a third of the copy bandwidth.
+inline constexpr int grad_loads_in_flight = 8;
+
 /// partials[b] = sum of g^2 (fp64) over chunk c of segment s, for every block b of the launch (s and c
-/// found from b). Each thread strides over the chunk by the block size in a fixed order; the products
-/// of two floats are exact in double, so only the fixed sequence of additions rounds.
+/// found from b). Each thread takes the elements lo + t, lo + t + Threads, ... in that order; it loads
+/// grad_loads_in_flight of them (0 past the end) before adding their squares one after the other. The
+/// products of two floats are exact in double and adding +0.0 to a sum of squares leaves it unchanged,
+/// so the result is the fixed sequence of additions of the plain strided loop, bit for bit.
 template <int Threads>
 __global__ void __launch_bounds__(Threads) grad_sum_squares_kernel(GradSegmentBatch batch, double* partials) {
+  constexpr int unroll = grad_loads_in_flight;
+  static_assert(grad_norm_chunk % (std::uint64_t{Threads} * unroll) == 0, "whole rounds of loads per chunk");
   std::uint64_t const block = blockIdx.x;
   GradSegment const& s = segment_of_block(batch, block);
   std::uint64_t const lo = (block - s.first_block) * grad_norm_chunk;
   std::uint64_t const hi = lo + grad_norm_chunk < s.n ? lo + grad_norm_chunk : s.n;
+  float const* const data = s.data;
   double acc = 0.0;
-  for (std::uint64_t k = lo + threadIdx.x; k < hi; k += Threads) {
-    double const x = static_cast<double>(s.data[k]);
-    acc = __dadd_rn(acc, __dmul_rn(x, x));
+  for (std::uint64_t k = lo + threadIdx.x; k < hi; k += std::uint64_t{Threads} * unroll) {
+    float v[unroll];
+    if (k + std::uint64_t{Threads} * (unroll - 1) < hi) {  // every round but a segment's last: no test per load
+#pragma unroll
+      for (int u = 0; u < unroll; ++u) v[u] = data[k + std::uint64_t{Threads} * static_cast<std::uint64_t>(u)];
+    } else {
+#pragma unroll
+      for (int u = 0; u < unroll; ++u) {
+        std::uint64_t const i = k + std::uint64_t{Threads} * static_cast<std::uint64_t>(u);
+        v[u] = i < hi ? data[i] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) {
+      double const x = static_cast<double>(v[u]);
+      acc = __dadd_rn(acc, __dmul_rn(x, x));
+    }
   }
   double const total = block_sum_fixed<Threads>(acc);
   if (threadIdx.x == 0) partials[block] = total;
@@ -109,7 +134,19 @@ __global__ void __launch_bounds__(Threads) grad_scale_kernel(GradSegmentBatch ba
   GradSegment const& s = segment_of_block(batch, block);
   std::uint64_t const lo = (block - s.first_block) * grad_scale_chunk;
   std::uint64_t const hi = lo + grad_scale_chunk < s.n ? lo + grad_scale_chunk : s.n;
-  for (std::uint64_t k = lo + threadIdx.x; k < hi; k += Threads) s.data[k] = __fmul_rn(s.data[k], coeff);
+  constexpr int per_thread = static_cast<int>(grad_scale_chunk / Threads);
+  static_assert(grad_scale_chunk % Threads == 0, "whole elements per thread");
+  // A whole chunk: all of a thread's loads first, then its stores (grad_loads_in_flight says why).
+  float* const at = s.data + lo + threadIdx.x;
+  if (hi - lo == grad_scale_chunk) {  // every chunk but a segment's last: no test per element
+    float v[per_thread];
+#pragma unroll
+    for (int u = 0; u < per_thread; ++u) v[u] = at[Threads * u];
+#pragma unroll
+    for (int u = 0; u < per_thread; ++u) at[Threads * u] = __fmul_rn(v[u], coeff);
+  } else {
+    for (std::uint64_t k = lo + threadIdx.x; k < hi; k += Threads) s.data[k] = __fmul_rn(s.data[k], coeff);
+  }
 }
 
 /// The tensor parts of `range` in layout order (fp32 required; `what` names the caller in the error),
