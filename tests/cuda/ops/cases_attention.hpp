@@ -3,11 +3,15 @@
 // multi-query (G = 1) attention, head_dim 8, 24 (padded into the 32 kernel), 64 and 128 with
 // LLM-jp-4's heads (1.3B: 16 heads over 8 groups; 7.7B: 32 over 8), odd row strides (the scalar load
 // path), the document mask with EODs at position 0, at the end, back to back and on every token, and
-// both paths of the dK/dV pass (one block per group, or the group's heads split over blocks).
+// both paths of the dK/dV pass (one block per group, or the group's heads split over blocks), and
+// bf16 at head_dim 64 and 128 on both kernel sets (tensor cores, the default, and CUDA cores).
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -175,6 +179,35 @@ struct AttentionGqa300Case {
       return run_attention<B, P>(ctx, a);
     } else {
       return run_attention<B, P>(ctx, a);
+    }
+  }
+};
+
+/// Inner's configuration with Attention<Cuda>::tensor_cores off: bf16 at head_dim 64 and 128 then
+/// runs on the CUDA-core kernels, which the plain cases leave to the tensor-core ones (fp32 and the
+/// other head sizes take the CUDA-core kernels either way). On the CPU the same as Inner.
+template <class Inner>
+struct AttentionCudaCoresCase {
+  static constexpr char suffix[] = " [CUDA-core kernels]";
+  static constexpr std::size_t inner_length = std::char_traits<char>::length(Inner::name);
+  static constexpr auto text = [] {
+    std::array<char, inner_length + sizeof suffix> t{};
+    for (std::size_t i = 0; i < inner_length; ++i) t[i] = Inner::name[i];
+    for (std::size_t i = 0; i < sizeof suffix; ++i) t[inner_length + i] = suffix[i];
+    return t;
+  }();
+  static constexpr char const* name = text.data();
+  static constexpr double tol = Inner::tol;
+  template <class B, class P>
+  static Outputs run(ops::Ctx<B>& ctx) {
+    if constexpr (std::is_same_v<B, Cuda>) {
+      struct Reset {
+        ~Reset() { ops::Attention<B>::tensor_cores = true; }
+      } reset;
+      ops::Attention<B>::tensor_cores = false;
+      return Inner::template run<B, P>(ctx);
+    } else {
+      return Inner::template run<B, P>(ctx);
     }
   }
 };

@@ -108,7 +108,10 @@ TEMPLATE_TEST_CASE("CUDA attention against the CPU", "[cuda][attention]", bo::At
                    bo::AttentionDocumentsCase, bo::AttentionAllEodCase, bo::AttentionSeqOneEodCase,
                    bo::AttentionLlmJp4SmallCase, bo::AttentionLlmJp4LargeCase, (bo::AttentionGqa300Case<128, true, 0>),
                    (bo::AttentionGqa300Case<64, false, 0>), (bo::AttentionGqa300Case<64, true, 1>),
-                   (bo::AttentionGqa300Case<128, false, 2>)) {
+                   (bo::AttentionGqa300Case<128, false, 2>), bo::AttentionCudaCoresCase<bo::AttentionMqa130Case>,
+                   bo::AttentionCudaCoresCase<bo::AttentionLlmJp4LargeCase>,
+                   (bo::AttentionCudaCoresCase<bo::AttentionGqa300Case<128, true, 0>>),
+                   (bo::AttentionCudaCoresCase<bo::AttentionGqa300Case<64, false, 1>>)) {
   check_against_cpu<TestType>();
 }
 
@@ -121,7 +124,7 @@ TEMPLATE_TEST_CASE("CUDA optimizer against the CPU", "[cuda][optim]", bo::OptimA
 // per policy, no comparison (the groups above compare).
 TEMPLATE_TEST_CASE("CUDA ops under compute-sanitizer", "[sanitize]", bo::ResidualCase, bo::SwiGluCase, bo::RopeCase,
                    bo::EmbeddingCase, bo::FillCase, bo::RmsNormCase, bo::ResidualRmsNormCase, bo::LinearCase,
-                   bo::LmHeadLossCase, bo::AttentionCase<false>, bo::AttentionCase<true>,
+                   bo::LmHeadLossCase, bo::AttentionCase<false>, bo::AttentionCase<true>, bo::AttentionLlmJp4SmallCase,
                    bo::OptimAdamWBitwiseCase<false>, bo::OptimAdamWHalvesBitwiseCase, bo::OptimGradNormCase) {
   for (co::Dt const dt : {co::Dt::f32, co::Dt::bf16}) CHECK(!co::run_cuda<TestType>(dt).empty());
 }

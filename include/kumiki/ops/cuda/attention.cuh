@@ -1,18 +1,20 @@
 // kumiki/ops/cuda/attention.cuh: CUDA causal GQA attention, flash-attention style: 64 x 64 tiles in
-// shared memory, fp32 FMA (CUDA cores, no tensor cores yet), online softmax in the forward,
-// recomputation from the saved log-sum-exp in the backward. The same function as
-// ops/cpu/attention.hpp: causal mask, query head h reading K/V group h / (heads / groups) (K/V never
-// repeated), the optional document mask, lse (B, heads, T) in fp32, rows `ld_*` elements apart.
+// shared memory, online softmax in the forward, recomputation from the saved log-sum-exp in the
+// backward. The same function as ops/cpu/attention.hpp: causal mask, query head h reading K/V group
+// h / (heads / groups) (K/V never repeated), the optional document mask, lse (B, heads, T) in fp32,
+// rows `ld_*` elements apart. Two sets of kernels: bf16 with head_dim 64 or 128 (LLM-jp-4's) runs on
+// tensor cores (ops/cuda/attention_mma.cuh, the default: Attention<Cuda>::tensor_cores); fp32, the
+// other head sizes, and bf16 when asked run on the CUDA-core kernels of this file.
 //
-// Every kernel runs 256 threads as a 16 x 16 grid (ty = thread / 16, tx = thread % 16) over a 64 x 64
-// tile: a thread owns the 4 tile rows ty * 4 + i and the 4 tile columns tx + 16 j (j < 4), and for a
-// (64, head_dim) accumulator the columns tx + 16 n of its 4 rows. Tiles live in shared memory as fp32
-// (bf16 inputs are widened on load) with odd row strides (head_dim + 1, 64 + 1), so a warp walking a
-// column hits 32 different banks. The 16 threads sharing a row are one half-warp: row maxima and sums
-// are shuffle butterflies within it. Nothing is accumulated with atomics: each output element is
-// owned by one thread and summed in a fixed order (where the dK/dV pass splits a group's heads over
-// blocks, their fp32 partials are added in head order by one more kernel), so two runs are bitwise
-// identical.
+// CUDA-core kernels: fp32 FMA; every kernel runs 256 threads as a 16 x 16 grid (ty = thread / 16,
+// tx = thread % 16) over a 64 x 64 tile: a thread owns the 4 tile rows ty * 4 + i and the 4 tile
+// columns tx + 16 j (j < 4), and for a (64, head_dim) accumulator the columns tx + 16 n of its 4 rows.
+// Tiles live in shared memory as fp32 (bf16 inputs are widened on load) with odd row strides
+// (head_dim + 1, 64 + 1), so a warp walking a column hits 32 different banks. The 16 threads sharing
+// a row are one half-warp: row maxima and sums are shuffle butterflies within it. Nothing is
+// accumulated with atomics: each output element is owned by one thread and summed in a fixed order
+// (where the dK/dV pass splits a group's heads over blocks, their fp32 partials are added in head
+// order by one more kernel), so two runs are bitwise identical.
 //
 // Shared memory per block (floats of 4 bytes, D = the head-dim kernel, LD = D + 1):
 //   forward  3 * 64 * LD + 64 * 65             D = 128: 115 712 bytes (two blocks per SM)
@@ -44,19 +46,18 @@
 #include "kumiki/core/precision.hpp"
 #include "kumiki/ops/attention.hpp"
 #include "kumiki/ops/context.hpp"
+#include "kumiki/ops/cuda/attention_common.cuh"
+#include "kumiki/ops/cuda/attention_mma.cuh"
 #include "kumiki/ops/cuda/context.cuh"
 
 KUMIKI_NAMESPACE_BEGIN
 namespace ops {
 namespace attention_cuda {
 
-inline constexpr int kTile = 64;             // query rows and key rows of one tile
 inline constexpr int kThreads = 256;         // threads of every attention kernel
 inline constexpr int kGrid = 16;             // the thread grid is kGrid x kGrid (tx, ty)
 inline constexpr int kPer = 4;               // tile rows and tile columns per thread
 inline constexpr int kScoreLd = kTile + 1;   // row stride of a score tile in shared memory
-inline constexpr int kMaxHeadDim = 128;
-inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 static_assert(kGrid * kGrid == kThreads && kGrid * kPer == kTile);
 
 /// Row stride (floats) of a (64, D) tile in shared memory: odd, so column walks are conflict-free.
@@ -65,28 +66,6 @@ inline constexpr int row_ld = D + 1;
 /// Accumulator columns per thread for a (64, D) output: tx + 16 n, n < head_cols.
 template <int D>
 inline constexpr int head_cols = (D + kGrid - 1) / kGrid;
-
-/// What every attention kernel reads: sizes (as int, checked on the host), row strides, the scale,
-/// whether the 8-element chunks of q, k, v (and d_o) may be read as 16-byte vectors, and doc_start.
-struct Problem {
-  int batch = 0, seq = 0, heads = 0, groups = 0, head_dim = 0, heads_per_group = 0, tiles = 0;
-  std::int64_t ld_q = 0, ld_k = 0, ld_v = 0, ld_o = 0;
-  float scale = 0.0f;
-  bool vec = false;
-  std::int32_t const* doc_start = nullptr;
-};
-
-__device__ __forceinline__ float widen(float x) { return x; }
-__device__ __forceinline__ float widen(bf16 x) { return x.to_float(); }
-
-/// x rounded once to the activation type.
-template <class T>
-__device__ __forceinline__ T narrow(float x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else
-    return T(x);
-}
 
 /// Eight consecutive elements from src as float: one (bf16) or two (float) 16-byte loads when `vec`
 /// (src then 16-byte aligned), else eight scalar loads.
@@ -151,14 +130,8 @@ __device__ __forceinline__ float half_warp_sum(float x) {
   return x;
 }
 
-/// Whether query position t (row of a (seq) sequence) sees key position key: causal, and inside t's
-/// document when `first` (t's doc_start, 0 without documents) says so; t < seq is checked here.
-__device__ __forceinline__ bool visible(int t, int key, int first, int seq) {
-  return t < seq && key <= t && key >= first;
-}
-
-/// Forward. Block (x, h, b) computes query tile qt = tiles - 1 - x (the longest first) of head h of
-/// sequence b:
+/// Forward. Grid (tiles, heads, batch), read tile-major (tile_major_block: tile i, unit h + heads b):
+/// the block computes query tile qt = tiles - 1 - i (the longest first) of head h of sequence b:
 ///   m_r = max_c s_rc, l_r = sum_c exp(s_rc - m_r), o_r = sum_c exp(s_rc - m_r) v_c / l_r,
 ///   lse_r = m_r + log l_r, with s_rc = scale q_r . k_c over the visible keys c of row r,
 /// walking key tiles from the one holding doc_start[first row] (0 without documents) to the
@@ -176,8 +149,9 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Problem p, T const* q
   float* const p_s = v_s + kTile * LD;
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
-  int const qt = p.tiles - 1 - static_cast<int>(blockIdx.x);
-  int const h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), g = h / p.heads_per_group;
+  TileMajor const at = tile_major_block();
+  int const qt = p.tiles - 1 - at.tile;
+  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
   int const i0 = qt * kTile;
   std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;  // row of token (b, 0)
   T const* const q_bh = q + tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
@@ -310,11 +284,9 @@ __global__ void __launch_bounds__(kThreads) row_dot_kernel(Problem p, T const* o
 ///   p_rc = exp(scale q_r . k_c - lse_r) (0 where c is not visible to r),
 ///   ds_rc = p_rc (d_o_r . v_c - delta_r),
 ///   d_v_c = sum_r p_rc d_o_r,  d_k_c = scale sum_r ds_rc q_r.
-/// Grid (tiles, groups * slices, batch), read as the linear block index w = x + tiles (y + groups
-/// slices z) with the key tile slowest: kt = w / (groups * slices * batch), then the slice, the group
-/// and the sequence. Blocks start roughly in linear order, so every block of key tile 0 (which the
-/// most query tiles see: the most work) starts before any of key tile 1, and the short ones of the
-/// last key tiles fill the tail (longest first; only the run time depends on the order).
+/// Grid (tiles, groups * slices, batch), read tile-major (tile_major_block): key tile kt = the tile,
+/// then from the unit the slice, the group and the sequence; key tile 0, which the most query tiles
+/// see, is the longest work and starts first.
 /// Thread (ty, tx) computes p and ds for keys ty * 4 + i and queries tx + 16 j, and accumulates
 /// d_k, d_v for keys ty * 4 + i, columns tx + 16 n in registers. Shared: the block's k and v tiles,
 /// the current q and d_o tiles, p and ds (key-major), and the query rows' lse, delta, doc_start.
@@ -341,10 +313,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_cou
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
   int const slices = Split ? slice_count : 1;
-  std::int64_t const units = static_cast<std::int64_t>(gridDim.y) * gridDim.z;  // (slice, group, sequence)
-  std::int64_t const yz = blockIdx.y + static_cast<std::int64_t>(gridDim.y) * blockIdx.z;
-  std::int64_t const w = blockIdx.x + gridDim.x * yz;  // linear block index
-  int const kt = static_cast<int>(w / units), unit = static_cast<int>(w % units);
+  TileMajor const at = tile_major_block();  // unit: (slice, group, sequence)
+  int const kt = at.tile, unit = at.unit;
   int const slice = unit % slices, g = unit / slices % p.groups, b = unit / slices / p.groups;
   int const heads_per_block = p.heads_per_group / slices, h0 = g * p.heads_per_group + slice * heads_per_block;
   int const j0 = kt * kTile;
@@ -493,7 +463,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_reduce_kernel(Problem p, int sl
   d_v[tok * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim + d] = narrow<T>(sv);
 }
 
-/// Backward, step 3: d_q of query tile qt = tiles - 1 - x of head h = y in sequence b = z, over the
+/// Backward, step 3: grid (tiles, heads, batch) read tile-major as the forward's; d_q of query tile
+/// qt = tiles - 1 - i (the longest first) of head h in sequence b (unit h + heads b), over the
 /// key tiles from the document start's to the diagonal (in order):
 ///   d_q_r = scale sum_c ds_rc k_c, with ds_rc as in step 2.
 /// Thread (ty, tx) computes ds for rows ty * 4 + i and keys tx + 16 j, and accumulates d_q for rows
@@ -511,8 +482,9 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem p, T const* q, T c
   float* const ds_s = v_s + kTile * LD;  // ds_s[query * kScoreLd + key]
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
-  int const qt = p.tiles - 1 - static_cast<int>(blockIdx.x);
-  int const h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), g = h / p.heads_per_group;
+  TileMajor const at = tile_major_block();
+  int const qt = p.tiles - 1 - at.tile;
+  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
   int const i0 = qt * kTile;
   std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
   std::int64_t const q_off = tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
@@ -651,6 +623,32 @@ inline constexpr std::size_t dq_smem = (4 * kTile * row_ld<D> + kTile * kScoreLd
 /// the blocks that fit on one): see Attention<Cuda>::dkdv_slices.
 inline constexpr int kDkdvWaves = 4;
 
+/// One set of attention kernels for element type T: the forward, the dK/dV pass (unsplit and split),
+/// the dQ pass, their shared-memory bytes and their block size.
+template <class T>
+struct Passes {
+  void (*forward)(Problem, T const*, T const*, T const*, T*, float*);
+  void (*dkdv)(Problem, int, T const*, T const*, T const*, T const*, float const*, float const*, T*, T*, float*);
+  void (*dkdv_split)(Problem, int, T const*, T const*, T const*, T const*, float const*, float const*, T*, T*, float*);
+  void (*dq)(Problem, T const*, T const*, T const*, T const*, float const*, float const*, T*);
+  std::size_t forward_smem, dkdv_smem, dq_smem;
+  int threads;
+};
+
+/// The CUDA-core kernels for head-dim kernel D (this file).
+template <int D, class T>
+inline Passes<T> cuda_core_passes() {
+  return {forward_kernel<D, T>, dkdv_kernel<D, T, false>, dkdv_kernel<D, T, true>, dq_kernel<D, T>,
+          forward_smem<D>,      dkdv_smem<D>,             dq_smem<D>,              kThreads};
+}
+
+/// The tensor-core kernels for head_dim D = 64 or 128 (attention_mma.cuh), bf16 only.
+template <int D>
+inline Passes<bf16> tensor_core_passes() {
+  return {forward_mma_kernel<D>, dkdv_mma_kernel<D, false>, dkdv_mma_kernel<D, true>, dq_mma_kernel<D>,
+          forward_mma_smem<D>,   dkdv_mma_smem<D>,          dq_mma_smem<D>,           kMmaThreads};
+}
+
 /// A kernel's launch facts on one device (Attention<Cuda>::setup): the SM count and how many of its
 /// blocks fit on an SM at once.
 struct KernelSetup {
@@ -682,7 +680,8 @@ struct Attention<Cuda> {
   /// h / (heads / groups). lse (B, heads, T), fp32, receives the log-sum-exp of every score row.
   /// doc_start (B, T), optional (nondecreasing along each sequence, doc_start[t] <= t, as
   /// document_starts makes it): a query sees keys in [doc_start[t], t] only. Grid (query tiles,
-  /// heads, batch) of forward_kernel; each output element has one writer and a fixed order.
+  /// heads, batch) of forward_kernel (forward_mma_kernel on tensor cores); each output element has one
+  /// writer and a fixed order.
   template <class T>
   static void forward(Ctx<Cuda>& ctx, AttentionShape const& s, T const* q, T const* k, T const* v, T* o, float* lse,
                       std::int32_t const* doc_start, float scale) {
@@ -690,17 +689,16 @@ struct Attention<Cuda> {
     bool const vec = aligned(q, s.ld_q) && aligned(k, s.ld_k) && aligned(v, s.ld_v);
     attention_cuda::Problem const p = problem(s, doc_start, scale, vec);
     if (p.batch == 0 || p.seq == 0) return;
-    with_head_dim(s.head_dim, [&](auto dim) {
-      constexpr int D = decltype(dim)::value;
-      launch(attention_cuda::forward_kernel<D, T>, dim3(p.tiles, p.heads, p.batch), attention_cuda::forward_smem<D>, ctx,
-             p, q, k, v, o, lse);
+    with_passes<T>(s.head_dim, [&](attention_cuda::Passes<T> const& run) {
+      launch(run.forward, dim3(p.tiles, p.heads, p.batch), run.threads, run.forward_smem, ctx, p, q, k, v, o, lse);
     });
   }
 
   /// Gradients d_q, d_k, d_v (overwritten; same layouts and strides as q, k, v) from d_o, recomputing
   /// the probabilities tile by tile from lse. Kernels on ctx.stream: row_dot_kernel (delta =
   /// rowsum(d_o * o), fp32, in ctx scratch), dkdv_kernel, dkdv_reduce_kernel where the heads are
-  /// split, and dq_kernel (grid (query tiles, heads, batch)).
+  /// split, and dq_kernel (grid (query tiles, heads, batch)); dkdv_mma_kernel and dq_mma_kernel in
+  /// their places on tensor cores.
   ///
   /// dK / dV: a block per (key tile, slice of the group's heads, group, sequence), the heaviest key
   /// tiles first. With one slice (a large grid: dkdv_slices) a block loops over all the group's
@@ -717,7 +715,9 @@ struct Attention<Cuda> {
   /// slices head_dim bytes (<= 8 B T heads head_dim). The split is taken only while tiles x groups x
   /// B < kDkdvWaves x slots (slots: SMs x blocks per SM), so the partials stay below 2 KiB x slots x
   /// slices x head_dim (132 slots, 4 slices, head_dim 128: 138 MB); LLM-jp-4 8B, T = 4096, one
-  /// sequence on an H100 / H200: 2 slices, 64 MiB (1.3B at batch 8, or 8B at batch 2: no split).
+  /// sequence on an H100 / H200: on CUDA cores (dkdv_kernel<128>, one block per SM) 2 slices, 64 MiB;
+  /// on tensor cores (dkdv_mma_kernel<128>, two blocks per SM) 4 slices, 128 MiB, and 2 at batch 2
+  /// (1.3B at batch 8: no split).
   template <class T>
   static void backward(Ctx<Cuda>& ctx, AttentionShape const& s, T const* q, T const* k, T const* v, T const* o,
                        T const* d_o, float const* lse, T* d_q, T* d_k, T* d_v, std::int32_t const* doc_start,
@@ -730,12 +730,9 @@ struct Attention<Cuda> {
     constexpr int rows_per_block = attention_cuda::kThreads / 32;
     std::int64_t const blocks = (rows + rows_per_block - 1) / rows_per_block;
     KUMIKI_CHECK(blocks <= INT_MAX, "Attention<Cuda>: ", rows, " rows");
-    with_head_dim(s.head_dim, [&](auto dim) {
-      constexpr int D = decltype(dim)::value;
-      constexpr std::size_t dkdv_smem = attention_cuda::dkdv_smem<D>;
-      int const slices = dkdv_slices(p, setup(attention_cuda::dkdv_kernel<D, T, false>, dkdv_smem));
-      auto* const dkdv =
-          slices > 1 ? attention_cuda::dkdv_kernel<D, T, true> : attention_cuda::dkdv_kernel<D, T, false>;
+    with_passes<T>(s.head_dim, [&](attention_cuda::Passes<T> const& run) {
+      int const slices = dkdv_slices(p, setup(run.dkdv, run.dkdv_smem, run.threads));
+      auto* const dkdv = slices > 1 ? run.dkdv_split : run.dkdv;
       // One scratch request (a growth frees the old scratch): delta, then the partials if split.
       std::int64_t const plane = s.batch * s.seq * s.groups * s.head_dim;  // elements of d_k (or d_v)
       std::int64_t const reduce_blocks = (plane + attention_cuda::kThreads - 1) / attention_cuda::kThreads;
@@ -748,21 +745,25 @@ struct Attention<Cuda> {
       attention_cuda::row_dot_kernel<T>
           <<<static_cast<unsigned>(blocks), attention_cuda::kThreads, 0, ctx.stream>>>(p, o, d_o, delta);
       KUMIKI_CUDA_CHECK(cudaGetLastError());
-      launch(dkdv, dim3(p.tiles, p.groups * slices, p.batch), dkdv_smem, ctx, p, slices, q, k, v, d_o,
+      launch(dkdv, dim3(p.tiles, p.groups * slices, p.batch), run.threads, run.dkdv_smem, ctx, p, slices, q, k, v, d_o,
              static_cast<float const*>(lse), static_cast<float const*>(delta), d_k, d_v, partial);
       if (slices > 1) {
         attention_cuda::dkdv_reduce_kernel<T><<<static_cast<unsigned>(reduce_blocks), attention_cuda::kThreads, 0,
                                                 ctx.stream>>>(p, slices, static_cast<float const*>(partial), d_k, d_v);
         KUMIKI_CUDA_CHECK(cudaGetLastError());
       }
-      launch(attention_cuda::dq_kernel<D, T>, dim3(p.tiles, p.heads, p.batch), attention_cuda::dq_smem<D>, ctx, p, q, k,
-             v, d_o, static_cast<float const*>(lse), static_cast<float const*>(delta), d_q);
+      launch(run.dq, dim3(p.tiles, p.heads, p.batch), run.threads, run.dq_smem, ctx, p, q, k, v, d_o,
+             static_cast<float const*>(lse), static_cast<float const*>(delta), d_q);
     });
   }
 
   /// Test hook: when > 0 (a divisor of heads / groups), the slices of the dK/dV pass instead of
   /// dkdv_slices' choice, so that tests take both paths on any GPU; 0 (the default): the choice.
   static inline std::atomic<int> dkdv_slices_for_tests{0};
+
+  /// Whether bf16 attention with head_dim 64 or 128 runs on the tensor-core kernels (the default);
+  /// false sends it to the CUDA-core kernels, which tests and benchmarks compare it with.
+  static inline std::atomic<bool> tensor_cores{true};
 
  private:
   /// Whether 8-element chunks at x + row * ld + (multiple of 8) are 16-byte aligned.
@@ -811,6 +812,19 @@ struct Attention<Cuda> {
       f(std::integral_constant<int, 128>{});
   }
 
+  /// Calls f(passes) with the kernels for head_dim and T: the tensor-core ones for bf16 with head_dim
+  /// 64 or 128 while tensor_cores is on, else the CUDA-core ones for the smallest D holding head_dim.
+  template <class T, class F>
+  static void with_passes(std::int64_t head_dim, F&& f) {
+    with_head_dim(head_dim, [&](auto dim) {
+      constexpr int D = decltype(dim)::value;
+      if constexpr (std::is_same_v<T, bf16> && attention_cuda::mma_head_dim(D)) {
+        if (tensor_cores.load() && head_dim == D) return f(attention_cuda::tensor_core_passes<D>());
+      }
+      f(attention_cuda::cuda_core_passes<D, T>());
+    });
+  }
+
   /// The head slices of the dK/dV pass (backward): 1 while the grid of one block per (key tile,
   /// group, sequence) has at least kDkdvWaves blocks per block slot of the GPU (there the longest-
   /// first order balances the SMs); below, the smallest divisor of heads_per_group that brings the
@@ -841,7 +855,7 @@ struct Attention<Cuda> {
   /// L1 stays cache), so that two forward_kernel<128> blocks, 2 x (115 712 + 1 024 reserved) bytes,
   /// fill the 228 KiB of an H100 / H200 SM; then the SM count and how many blocks fit on an SM.
   template <class... Params>
-  static attention_cuda::KernelSetup setup(void (*kernel)(Params...), std::size_t smem) {
+  static attention_cuda::KernelSetup setup(void (*kernel)(Params...), std::size_t smem, int threads) {
     int device = 0;
     KUMIKI_CUDA_CHECK(cudaGetDevice(&device));
     using Key = std::tuple<void const*, std::size_t, int>;
@@ -855,19 +869,20 @@ struct Attention<Cuda> {
         cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
     attention_cuda::KernelSetup r;
     KUMIKI_CUDA_CHECK(cudaDeviceGetAttribute(&r.sms, cudaDevAttrMultiProcessorCount, device));
-    KUMIKI_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r.blocks_per_sm, kernel, attention_cuda::kThreads,
+    KUMIKI_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r.blocks_per_sm, kernel, threads,
                                                                     smem));
     r.sms = std::max(r.sms, 1), r.blocks_per_sm = std::max(r.blocks_per_sm, 1);
     known.emplace(key, r);
     return r;
   }
 
-  /// Launches `kernel` with kThreads threads and `smem` bytes of dynamic shared memory on ctx.stream
+  /// Launches `kernel` with `threads` threads and `smem` bytes of dynamic shared memory on ctx.stream
   /// (its attributes set up once: setup).
   template <class... Params, class... Args>
-  static void launch(void (*kernel)(Params...), dim3 grid, std::size_t smem, Ctx<Cuda>& ctx, Args const&... args) {
-    (void)setup(kernel, smem);
-    kernel<<<grid, attention_cuda::kThreads, smem, ctx.stream>>>(args...);
+  static void launch(void (*kernel)(Params...), dim3 grid, int threads, std::size_t smem, Ctx<Cuda>& ctx,
+                     Args const&... args) {
+    (void)setup(kernel, smem, threads);
+    kernel<<<grid, threads, smem, ctx.stream>>>(args...);
     KUMIKI_CUDA_CHECK(cudaGetLastError());
   }
 };
