@@ -105,8 +105,8 @@ __global__ void ldmatrix_kernel(bf16 const* M, std::uint32_t* R, std::uint32_t* 
   int const i = l / 8, j = l % 8;
   int const row = j + 8 * (i % 2), col = 8 * (i / 2);
   std::uint32_t r[4], rt[4];
-  mma::ldmatrix_x4(r, s + row * 24 + col);
-  mma::ldmatrix_x4_trans(rt, s + row * 24 + col);
+  mma::ldmatrix_x4<false>(r, s + row * 24 + col);
+  mma::ldmatrix_x4<true>(rt, s + row * 24 + col);
   for (int k = 0; k < 4; ++k) R[l * 4 + k] = r[k], RT[l * 4 + k] = rt[k];
 }
 

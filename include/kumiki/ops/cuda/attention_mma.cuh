@@ -105,11 +105,11 @@ __device__ __forceinline__ void warp_scores(float (&s)[NT][4], bf16 const* a, in
 #pragma unroll
   for (int k0 = 0; k0 < D; k0 += 16) {
     std::uint32_t af[4];
-    mma::ldmatrix_x4(af, a + (a0 + row + 8 * (mat & 1)) * LD + k0 + 8 * (mat >> 1));
+    mma::ldmatrix_x4<false>(af, a + (a0 + row + 8 * (mat & 1)) * LD + k0 + 8 * (mat >> 1));
 #pragma unroll
     for (int n = 0; n < NT; n += 2) {
       std::uint32_t bf[4];
-      mma::ldmatrix_x4(bf, b + (b0 + 8 * n + row + 8 * (mat >> 1)) * LD + k0 + 8 * (mat & 1));
+      mma::ldmatrix_x4<false>(bf, b + (b0 + 8 * n + row + 8 * (mat >> 1)) * LD + k0 + 8 * (mat & 1));
       std::uint32_t const lo[2] = {bf[0], bf[1]}, hi[2] = {bf[2], bf[3]};
       mma::bf16_16816(s[n], af, lo);
       mma::bf16_16816(s[n + 1], af, hi);
@@ -130,7 +130,7 @@ __device__ __forceinline__ void warp_times_tile(float (&acc)[D / 8][4], std::uin
 #pragma unroll
     for (int n = 0; n < D / 8; n += 2) {
       std::uint32_t bf[4];
-      mma::ldmatrix_x4_trans(bf, m + (m0 + 16 * kk + row + 8 * (mat & 1)) * LD + 8 * n + 8 * (mat >> 1));
+      mma::ldmatrix_x4<true>(bf, m + (m0 + 16 * kk + row + 8 * (mat & 1)) * LD + 8 * n + 8 * (mat >> 1));
       std::uint32_t const lo[2] = {bf[0], bf[1]}, hi[2] = {bf[2], bf[3]};
       mma::bf16_16816(acc[n], pa[kk], lo);
       mma::bf16_16816(acc[n + 1], pa[kk], hi);
@@ -160,6 +160,24 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+/// A block of the forward or dQ grid (tile-major, longest first): query tile qt of head h (K/V group g)
+/// in sequence b, rows i0 .. i0 + 63 of it, tok0 = the row of token (b, 0), ds = the sequence's
+/// document starts (null without); its lane's warp owns tile rows w0 .. w0 + 15, the lane rows g_row
+/// and g_row + 8 of them and strip columns 2 c_col, 2 c_col + 1 of every 8.
+struct QueryTile {
+  int lane, g_row, c_col, qt, h, b, g, i0, w0;
+  std::int64_t tok0;
+  std::int32_t const* ds;
+};
+__device__ __forceinline__ QueryTile query_tile(Problem const& p) {
+  int const lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
+  TileMajor const at = tile_major_block();
+  int const qt = p.tiles - 1 - at.tile, h = at.unit % p.heads, b = at.unit / p.heads;
+  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  return QueryTile{lane,   lane / 4, lane % 4, qt, h, b, h / p.heads_per_group, qt * kTile, warp * kMmaWarpRows,
+                   tok0, p.doc_start ? p.doc_start + tok0 : nullptr};
+}
+
 /// Stores two adjacent elements of a bf16 row.
 __device__ __forceinline__ void store_pair(bf16* dst, float a, float b) {
   dst[0] = bf16(a);
@@ -182,17 +200,10 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Problem p, bf1
   bf16* const k_s = q_s + kTile * mma_ld<D>;
   bf16* const v_s = k_s + kTile * mma_ld<D>;
 
-  int const lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  int const row_g = lane / 4, col_c = lane % 4;
-  TileMajor const at = tile_major_block();
-  int const qt = p.tiles - 1 - at.tile;
-  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
-  int const i0 = qt * kTile, w0 = warp * kMmaWarpRows;
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  auto const [lane, row_g, col_c, qt, h, b, g, i0, w0, tok0, ds] = query_tile(p);
   bf16 const* const q_bh = q + tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   bf16 const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   bf16 const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
 
   load_mma_tile<D>(q_s, q_bh, p.ld_q, i0, p.seq, p.vec);
 
@@ -298,17 +309,10 @@ __global__ void __launch_bounds__(kMmaThreads) dq_mma_kernel(Problem p, bf16 con
   bf16* const k_s = do_s + kTile * mma_ld<D>;
   bf16* const v_s = k_s + kTile * mma_ld<D>;
 
-  int const lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  int const row_g = lane / 4, col_c = lane % 4;
-  TileMajor const at = tile_major_block();
-  int const qt = p.tiles - 1 - at.tile;
-  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
-  int const i0 = qt * kTile, w0 = warp * kMmaWarpRows;
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  auto const [lane, row_g, col_c, qt, h, b, g, i0, w0, tok0, ds] = query_tile(p);
   std::int64_t const q_off = tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   bf16 const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   bf16 const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
   float const* const lse_bh = lse + (static_cast<std::int64_t>(b) * p.heads + h) * p.seq;
   float const* const delta_bh = delta + (static_cast<std::int64_t>(b) * p.heads + h) * p.seq;
 

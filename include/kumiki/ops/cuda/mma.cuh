@@ -41,28 +41,22 @@ __device__ __forceinline__ void bf16_16816(float (&d)[4], std::uint32_t const (&
 }
 
 /// Four 8 x 8 matrices of 16-bit elements from shared memory (ldmatrix .x4): lane 8 i + j passes the
-/// address of row j of matrix i (16 bytes, 16-byte aligned); r[i] receives matrix i's (l / 4,
-/// 2 (l % 4) .. +1) pair, i.e. the A / B register layout of one 8 x 8 piece (above).
+/// address of row j of matrix i (16 bytes, 16-byte aligned). Trans false: r[i] receives matrix i's
+/// (l / 4, 2 (l % 4) .. +1) pair, i.e. the A / B register layout of one 8 x 8 piece (above). Trans true
+/// (.trans): each matrix transposed, r[i] receives (2 (l % 4), l / 4) and (2 (l % 4) + 1, l / 4); a
+/// row-major M with rows along k so gives the B registers of M's columns.
+template <bool Trans>
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], void const* row) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   auto const addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-#else
-  (void)row;
-  r[0] = r[1] = r[2] = r[3] = 0;
-#endif
-}
-
-/// As ldmatrix_x4, each matrix transposed (.trans): r[i] receives matrix i's elements (2 (l % 4), l / 4)
-/// and (2 (l % 4) + 1, l / 4). A row-major M (rows along k) so gives the B registers of M's columns.
-__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], void const* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  auto const addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
 #else
   (void)row;
   r[0] = r[1] = r[2] = r[3] = 0;

@@ -6,7 +6,7 @@
 // bf16_16816 is a warp collective: the last lane to arrive assembles A (16x16), B (16x8), C (16x8), computes
 // D = C + A B with every product exact, the 16 products of a dot product summed in double, then C added in
 // double and the result rounded once to float (a close model: the hardware's internal order is unknown).
-// ldmatrix_x4(_trans): warp collectives reading the 16-byte rows that lanes 8 i + j point at.
+// ldmatrix_x4<Trans>: warp collectives reading the 16-byte rows that lanes 8 i + j point at.
 #pragma once
 
 #include <cstdint>
@@ -112,16 +112,13 @@ inline void bf16_16816(float (&d)[4], std::uint32_t const (&a)[4], std::uint32_t
 }
 
 /// Four 8 x 8 matrices of 16-bit elements (ldmatrix .x4): lane 8 i + j passes the address of row j of
-/// matrix i; r[i] receives matrix i's (l / 4, 2 (l % 4) .. +1) pair.
+/// matrix i; r[i] receives matrix i's (l / 4, 2 (l % 4) .. +1) pair, or with Trans (.trans) its
+/// (2 (l % 4), l / 4) and (2 (l % 4) + 1, l / 4) elements.
+template <bool Trans>
 inline void ldmatrix_x4(std::uint32_t (&r)[4], void const* row) {
   emu_detail::LdmLane me{row, r};
-  ::emu::detail::warp_collective("ldmatrix.x4", &emu_detail::op_ldmatrix<false>, 0xffffffffu, &me);
-}
-
-/// As ldmatrix_x4, transposed: r[i] receives matrix i's (2 (l % 4), l / 4) and (2 (l % 4) + 1, l / 4).
-inline void ldmatrix_x4_trans(std::uint32_t (&r)[4], void const* row) {
-  emu_detail::LdmLane me{row, r};
-  ::emu::detail::warp_collective("ldmatrix.x4.trans", &emu_detail::op_ldmatrix<true>, 0xffffffffu, &me);
+  ::emu::detail::warp_collective(Trans ? "ldmatrix.x4.trans" : "ldmatrix.x4", &emu_detail::op_ldmatrix<Trans>,
+                                 0xffffffffu, &me);
 }
 
 /// Two floats rounded to bf16 (nearest even) in one register: lo in the low half, hi in the high.
