@@ -21,89 +21,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import prep  # noqa: E402
+from extract_common import FAKE, HOST_MARKERS, Includes, code_only, match_brace  # noqa: E402
 
 if len(sys.argv) != 3:
     raise SystemExit(__doc__)
 MAIN, GEN = sys.argv[1], sys.argv[2]
-FAKE = os.path.join(HERE, 'fake')
 SRC = os.path.join(MAIN, 'kumiki/ops/cuda/attention.cuh')
-
-HOST_MARKERS = re.compile(r'<<<|\bcuda[A-Z]\w*\s*\(|KUMIKI_CUDA_CHECK|KUMIKI_CUBLAS_CHECK|\bcublas\w*\s*\(')
-_done = {}  # include path -> keep?
-VERBOSE = bool(os.environ.get('KUMIKI_EMU_VERBOSE'))  # also say what is prepped and dropped
-
-
-def note(text):
-    if VERBOSE:
-        print('extract_attention: ' + text, file=sys.stderr)
-
-
-def strip_comments(text):
-    """Comments and string / char literals blanked (same length, newlines kept), for brace matching."""
-    out = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if text.startswith('//', i):
-            j = text.find('\n', i)
-            j = n if j < 0 else j
-            out.append(' ' * (j - i))
-            i = j
-        elif text.startswith('/*', i):
-            j = text.find('*/', i + 2)
-            j = n if j < 0 else j + 2
-            out.append(re.sub(r'[^\n]', ' ', text[i:j]))
-            i = j
-        elif c in '"\'':
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == '\\' else 1
-            j = min(j + 1, n)
-            out.append(c + ' ' * (j - i - 2) + c if j - i >= 2 else c)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return ''.join(out)
-
-
-def code_only(text):
-    return strip_comments(text)
-
-
-def is_pure_device(path):
-    with open(path) as f:
-        return not HOST_MARKERS.search(code_only(f.read()))
-
-
-def keep_include(path, angle):
-    """Decides a kumiki include; preps pure-device CUDA headers into GEN as a side effect."""
-    if angle and prep.is_cuda_system_include(path):
-        return False
-    if not path.startswith('kumiki/'):
-        return True
-    if '/cuda/' not in path:
-        return True  # host-compatible C++ (config, bf16, device, ...)
-    if path in _done:
-        return _done[path]
-    if os.path.exists(os.path.join(FAKE, path)):
-        _done[path] = True
-        return True
-    real = os.path.join(MAIN, path)
-    if not os.path.exists(real):
-        print(f'extract_attention: warning: {path} not found; include dropped', file=sys.stderr)
-        _done[path] = False
-        return False
-    if not is_pure_device(real):
-        note(f'{path} has host code (<<<, cuda API calls): include dropped')
-        _done[path] = False
-        return False
-    _done[path] = True  # before recursing (include cycles)
-    out = os.path.join(GEN, path)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    prep.prep_file(real, out, keep_include)
-    note(f'prepped {path} -> {out}')
-    return True
+INCLUDES = Includes(MAIN, GEN, 'extract_attention')
+keep_include, note = INCLUDES.keep, INCLUDES.note
 
 
 def namespace_blocks(text, name):
@@ -112,17 +37,7 @@ def namespace_blocks(text, name):
     clean = code_only(text)
     blocks = []
     for m in re.finditer(r'^namespace\s+' + re.escape(name) + r'\s*\{', clean, re.M):
-        depth, i = 0, m.end() - 1
-        while i < len(clean):
-            if clean[i] == '{':
-                depth += 1
-            elif clean[i] == '}':
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
-        if depth != 0:
-            raise SystemExit(f'extract_attention: unbalanced braces after offset {m.start()}')
+        i = match_brace(clean, m.end() - 1)
         j = text.find('\n', i)
         blocks.append((m.start(), len(text) if j < 0 else j))
     return blocks

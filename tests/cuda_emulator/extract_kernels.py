@@ -23,91 +23,19 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import prep  # noqa: E402
+from extract_common import HOST_MARKERS, Includes, code_only, match_brace  # noqa: E402
 
-FAKE = os.path.join(HERE, 'fake')
-HOST_MARKERS = re.compile(r'<<<|\bcuda[A-Z]\w*\s*\(|KUMIKI_CUDA_CHECK|KUMIKI_CUBLAS_CHECK|\bcublas\w*\s*\(')
 # Per declaration inside an extracted namespace: also CUDA runtime / cuBLAS types and the Cuda device tag.
 DECL_HOST = re.compile(HOST_MARKERS.pattern + r'|\bcuda[A-Z]\w*_t\b|\bcublas[A-Z]\w*|<\s*Cuda\s*>|\bCUBLAS\w*|\bCUDA_R_\w*')
-VERBOSE = bool(os.environ.get('KUMIKI_EMU_VERBOSE'))
-MAIN = GEN = None
-_done = {}
-
-
-def note(text):
-    if VERBOSE:
-        print('extract_kernels: ' + text, file=sys.stderr)
-
-
-def code_only(text):
-    """Comments and string / char literals blanked (same length, newlines kept), for brace matching."""
-    out = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if text.startswith('//', i):
-            j = text.find('\n', i)
-            j = n if j < 0 else j
-            out.append(' ' * (j - i))
-            i = j
-        elif text.startswith('/*', i):
-            j = text.find('*/', i + 2)
-            j = n if j < 0 else j + 2
-            out.append(re.sub(r'[^\n]', ' ', text[i:j]))
-            i = j
-        elif c in '"\'':
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == '\\' else 1
-            j = min(j + 1, n)
-            out.append(c + ' ' * (j - i - 2) + c if j - i >= 2 else c)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return ''.join(out)
+MAIN = GEN = INCLUDES = None
 
 
 def keep_include(path, angle):
-    """Decides an include; preps pure-device CUDA headers into GEN as a side effect."""
-    if angle and prep.is_cuda_system_include(path):
-        return False
-    if not path.startswith('kumiki/') or '/cuda/' not in path:
-        return True
-    if path in _done:
-        return _done[path]
-    if os.path.exists(os.path.join(FAKE, path)):
-        _done[path] = True
-        return True
-    real = os.path.join(MAIN, path)
-    if not os.path.exists(real):
-        print(f'extract_kernels: warning: {path} not found; include dropped', file=sys.stderr)
-        _done[path] = False
-        return False
-    with open(real) as f:
-        if HOST_MARKERS.search(code_only(f.read())):
-            note(f'{path} has host code: include dropped')
-            _done[path] = False
-            return False
-    _done[path] = True
-    out = os.path.join(GEN, path)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    prep.prep_file(real, out, keep_include)
-    note(f'prepped {path} -> {out}')
-    return True
+    return INCLUDES.keep(path, angle)
 
 
-def match_brace(clean, i):
-    """Offset of the } matching the { at i."""
-    depth = 0
-    while i < len(clean):
-        if clean[i] == '{':
-            depth += 1
-        elif clean[i] == '}':
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise SystemExit('extract_kernels: unbalanced braces')
+def note(text):
+    INCLUDES.note(text)
 
 
 def enclosing(clean, pos):
@@ -197,10 +125,11 @@ def extract(header, names):
 
 
 def main():
-    global MAIN, GEN
+    global MAIN, GEN, INCLUDES
     if len(sys.argv) < 5:
         raise SystemExit(__doc__)
     MAIN, GEN, out_name = sys.argv[1], sys.argv[2], sys.argv[3]
+    INCLUDES = Includes(MAIN, GEN, 'extract_kernels')
     os.makedirs(GEN, exist_ok=True)
     all_includes, bodies = [], []
     for spec in sys.argv[4:]:
