@@ -760,43 +760,26 @@ inline std::common_type_t<A, B> max(A a, B b) {
   return max(static_cast<C>(a), static_cast<C>(b));
 }
 
-// Atomics: fibers of one OS thread, blocks serial: plain read-modify-write.
-template <class T>
-inline T atomicAdd(T* p, T v) {
+// Atomics: fibers of one OS thread, blocks serial: plain read-modify-write (kumiki's kernels use none:
+// their sums have fixed orders; these are for other code run on the emulator).
+template <class T, class F>
+inline T atomic_update(T* p, F f) {
   T const old = *p;
-  *p = old + v;
+  *p = f(old);
   return old;
 }
 template <class T>
-inline T atomicSub(T* p, T v) {
-  T const old = *p;
-  *p = old - v;
-  return old;
-}
+inline T atomicAdd(T* p, T v) { return atomic_update(p, [v](T x) { return x + v; }); }
 template <class T>
-inline T atomicMax(T* p, T v) {
-  T const old = *p;
-  *p = old < v ? v : old;
-  return old;
-}
+inline T atomicSub(T* p, T v) { return atomic_update(p, [v](T x) { return x - v; }); }
 template <class T>
-inline T atomicMin(T* p, T v) {
-  T const old = *p;
-  *p = v < old ? v : old;
-  return old;
-}
+inline T atomicMax(T* p, T v) { return atomic_update(p, [v](T x) { return x < v ? v : x; }); }
 template <class T>
-inline T atomicExch(T* p, T v) {
-  T const old = *p;
-  *p = v;
-  return old;
-}
+inline T atomicMin(T* p, T v) { return atomic_update(p, [v](T x) { return v < x ? v : x; }); }
 template <class T>
-inline T atomicCAS(T* p, T cmp, T v) {
-  T const old = *p;
-  if (old == cmp) *p = v;
-  return old;
-}
+inline T atomicExch(T* p, T v) { return atomic_update(p, [v](T) { return v; }); }
+template <class T>
+inline T atomicCAS(T* p, T cmp, T v) { return atomic_update(p, [cmp, v](T x) { return x == cmp ? v : x; }); }
 template <class T>
 inline T atomicOr(T* p, T v) {
   T const old = *p;
