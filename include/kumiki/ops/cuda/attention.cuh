@@ -130,8 +130,8 @@ __device__ __forceinline__ float half_warp_sum(float x) {
   return x;
 }
 
-/// Forward. Grid (tiles, heads, batch), read tile-major (tile_major_block: tile i, unit h + heads b):
-/// the block computes query tile qt = tiles - 1 - i (the longest first) of head h of sequence b:
+/// Forward. Grid (tiles, heads, batch), read tile-major (query_block): the block computes query tile
+/// qt = tiles - 1 - i (the longest first) of head h of sequence b:
 ///   m_r = max_c s_rc, l_r = sum_c exp(s_rc - m_r), o_r = sum_c exp(s_rc - m_r) v_c / l_r,
 ///   lse_r = m_r + log l_r, with s_rc = scale q_r . k_c over the visible keys c of row r,
 /// walking key tiles from the one holding doc_start[first row] (0 without documents) to the
@@ -149,15 +149,10 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Problem p, T const* q
   float* const p_s = v_s + kTile * LD;
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
-  TileMajor const at = tile_major_block();
-  int const qt = p.tiles - 1 - at.tile;
-  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
-  int const i0 = qt * kTile;
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;  // row of token (b, 0)
+  auto const [qt, h, b, g, i0, tok0, ds] = query_block(p);
   T const* const q_bh = q + tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   T const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   T const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
 
   load_tile<D>(q_s, q_bh, p.ld_q, i0, p.seq, p.head_dim, p.vec);
 
@@ -482,18 +477,13 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem p, T const* q, T c
   float* const ds_s = v_s + kTile * LD;  // ds_s[query * kScoreLd + key]
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
-  TileMajor const at = tile_major_block();
-  int const qt = p.tiles - 1 - at.tile;
-  int const h = at.unit % p.heads, b = at.unit / p.heads, g = h / p.heads_per_group;
-  int const i0 = qt * kTile;
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  auto const [qt, h, b, g, i0, tok0, ds] = query_block(p);
   std::int64_t const q_off = tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   T const* const do_bh = d_o + tok0 * p.ld_o + static_cast<std::int64_t>(h) * p.head_dim;
   T const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   T const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
   float const* const lse_bh = lse + (static_cast<std::int64_t>(b) * p.heads + h) * p.seq;
   float const* const delta_bh = delta + (static_cast<std::int64_t>(b) * p.heads + h) * p.seq;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
 
   load_tile<D>(q_s, q + q_off, p.ld_q, i0, p.seq, p.head_dim, p.vec);
   load_tile<D>(do_s, do_bh, p.ld_o, i0, p.seq, p.head_dim, p.vec);

@@ -59,6 +59,21 @@ __device__ __forceinline__ TileMajor tile_major_block() {
   return TileMajor{static_cast<int>(w / units), static_cast<int>(w % units)};
 }
 
+/// A block of the forward or dQ grid (tiles, heads, batch), read tile-major: query tile qt = tiles - 1
+/// - i (the longest first) of head h (K/V group g) in sequence b; i0 its first row, tok0 the row of
+/// token (b, 0), ds the sequence's document starts (null without documents).
+struct QueryBlock {
+  int qt, h, b, g, i0;
+  std::int64_t tok0;
+  std::int32_t const* ds;
+};
+__device__ __forceinline__ QueryBlock query_block(Problem const& p) {
+  TileMajor const at = tile_major_block();
+  int const qt = p.tiles - 1 - at.tile, h = at.unit % p.heads, b = at.unit / p.heads;
+  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  return QueryBlock{qt, h, b, h / p.heads_per_group, qt * kTile, tok0, p.doc_start ? p.doc_start + tok0 : nullptr};
+}
+
 /// Whether query position t (row of a (seq) sequence) sees key position key: causal, and inside t's
 /// document when `first` (t's doc_start, 0 without documents) says so; t < seq is checked here.
 __device__ __forceinline__ bool visible(int t, int key, int first, int seq) {

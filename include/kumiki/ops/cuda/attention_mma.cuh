@@ -160,22 +160,14 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-/// A block of the forward or dQ grid (tile-major, longest first): query tile qt of head h (K/V group g)
-/// in sequence b, rows i0 .. i0 + 63 of it, tok0 = the row of token (b, 0), ds = the sequence's
-/// document starts (null without); its lane's warp owns tile rows w0 .. w0 + 15, the lane rows g_row
-/// and g_row + 8 of them and strip columns 2 c_col, 2 c_col + 1 of every 8.
-struct QueryTile {
-  int lane, g_row, c_col, qt, h, b, g, i0, w0;
-  std::int64_t tok0;
-  std::int32_t const* ds;
+/// A thread's place in its warp's strip (every tensor-core kernel): its lane; its warp owns tile rows
+/// w0 .. w0 + 15 (query or key rows), the lane holds rows row_g and row_g + 8 of them and strip columns 2 col_c, 2 col_c + 1 of every 8.
+struct StripLane {
+  int lane, row_g, col_c, w0;
 };
-__device__ __forceinline__ QueryTile query_tile(Problem const& p) {
+__device__ __forceinline__ StripLane strip_lane() {
   int const lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  TileMajor const at = tile_major_block();
-  int const qt = p.tiles - 1 - at.tile, h = at.unit % p.heads, b = at.unit / p.heads;
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
-  return QueryTile{lane,   lane / 4, lane % 4, qt, h, b, h / p.heads_per_group, qt * kTile, warp * kMmaWarpRows,
-                   tok0, p.doc_start ? p.doc_start + tok0 : nullptr};
+  return StripLane{lane, lane / 4, lane % 4, warp * kMmaWarpRows};
 }
 
 /// Stores two adjacent elements of a bf16 row.
@@ -200,7 +192,8 @@ __global__ void __launch_bounds__(kMmaThreads) forward_mma_kernel(Problem p, bf1
   bf16* const k_s = q_s + kTile * mma_ld<D>;
   bf16* const v_s = k_s + kTile * mma_ld<D>;
 
-  auto const [lane, row_g, col_c, qt, h, b, g, i0, w0, tok0, ds] = query_tile(p);
+  auto const [lane, row_g, col_c, w0] = strip_lane();
+  auto const [qt, h, b, g, i0, tok0, ds] = query_block(p);
   bf16 const* const q_bh = q + tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   bf16 const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   bf16 const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
@@ -309,7 +302,8 @@ __global__ void __launch_bounds__(kMmaThreads) dq_mma_kernel(Problem p, bf16 con
   bf16* const k_s = do_s + kTile * mma_ld<D>;
   bf16* const v_s = k_s + kTile * mma_ld<D>;
 
-  auto const [lane, row_g, col_c, qt, h, b, g, i0, w0, tok0, ds] = query_tile(p);
+  auto const [lane, row_g, col_c, w0] = strip_lane();
+  auto const [qt, h, b, g, i0, tok0, ds] = query_block(p);
   std::int64_t const q_off = tok0 * p.ld_q + static_cast<std::int64_t>(h) * p.head_dim;
   bf16 const* const k_bg = k + tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
   bf16 const* const v_bg = v + tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
@@ -404,14 +398,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) dkdv_mma_kernel(Problem p, int
   float* const delta_s = lse_s + kTile;
   int* const first_s = reinterpret_cast<int*>(delta_s + kTile);
 
-  int const lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-  int const row_g = lane / 4, col_c = lane % 4;
+  auto const [lane, row_g, col_c, w0] = strip_lane();
   int const slices = Split ? slice_count : 1;
   TileMajor const at = tile_major_block();  // unit: (slice, group, sequence)
   int const kt = at.tile, unit = at.unit;
   int const slice = unit % slices, g = unit / slices % p.groups, b = unit / slices / p.groups;
   int const heads_per_block = p.heads_per_group / slices, h0 = g * p.heads_per_group + slice * heads_per_block;
-  int const j0 = kt * kTile, w0 = warp * kMmaWarpRows;
+  int const j0 = kt * kTile;
   int const key_end = min(p.seq, j0 + kTile);
   std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
   std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
