@@ -52,28 +52,9 @@ bool kernels_for(Path path, int head_dim, ac::Passes<T>& out) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Problem, buffers, launches (Attention<Cuda>'s host code, replicated).
-struct Shape {
-  int batch, seq, heads, groups, head_dim;
-  std::int64_t ld_q, ld_k, ld_v, ld_o;
-};
-
-template <class T>
-bool aligned16(T const* x, std::int64_t ld) {
-  return reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && ld % 8 == 0;
-}
-
-ac::Problem make_problem(Shape const& s, std::int32_t const* doc_start, float scale, bool vec) {
-  ac::Problem p;
-  p.batch = s.batch, p.seq = s.seq, p.heads = s.heads, p.groups = s.groups, p.head_dim = s.head_dim;
-  p.heads_per_group = s.heads / s.groups;
-  p.tiles = (s.seq + ac::kTile - 1) / ac::kTile;
-  p.ld_q = s.ld_q, p.ld_k = s.ld_k, p.ld_v = s.ld_v, p.ld_o = s.ld_o;
-  p.scale = scale;
-  p.vec = vec;
-  p.doc_start = doc_start;
-  return p;
-}
+// Problem, buffers, launches (Attention<Cuda>'s host code: its make_problem and vec_aligned, the launches
+// replicated).
+using Shape = kumiki::ops::AttentionShape;  // batch, seq, heads, groups, head_dim, ld_q, ld_k, ld_v, ld_o
 
 template <class T>
 struct Bufs {
@@ -87,8 +68,8 @@ template <class T>
 void run_forward(ac::Passes<T> const& K, Shape const& s, Bufs<T>& b, float scale, std::int32_t const* doc,
                  std::size_t off) {
   T const *q = b.q.data() + off, *k = b.k.data() + off, *v = b.v.data() + off;
-  bool const vec = aligned16(q, s.ld_q) && aligned16(k, s.ld_k) && aligned16(v, s.ld_v);
-  ac::Problem const p = make_problem(s, doc, scale, vec);
+  bool const vec = ac::vec_aligned(q, s.ld_q) && ac::vec_aligned(k, s.ld_k) && ac::vec_aligned(v, s.ld_v);
+  ac::Problem const p = ac::make_problem(s, doc, scale, vec);
   emu::launch(K.forward, dim3(p.tiles, p.heads, p.batch), dim3(K.threads), K.forward_smem, p, q, k, v,
               b.o.data() + off, b.lse.data());
 }
@@ -98,8 +79,8 @@ void run_backward(ac::Passes<T> const& K, Shape const& s, Bufs<T>& b, float scal
                   std::size_t off, int slices) {
   T const *q = b.q.data() + off, *k = b.k.data() + off, *v = b.v.data() + off, *d_o = b.d_o.data() + off;
   T const* o = b.o.data() + off;
-  bool const vec = aligned16(q, s.ld_q) && aligned16(k, s.ld_k) && aligned16(v, s.ld_v) && aligned16(d_o, s.ld_o);
-  ac::Problem const p = make_problem(s, doc, scale, vec);
+  bool const vec = ac::vec_aligned(q, s.ld_q) && ac::vec_aligned(k, s.ld_k) && ac::vec_aligned(v, s.ld_v) && ac::vec_aligned(d_o, s.ld_o);
+  ac::Problem const p = ac::make_problem(s, doc, scale, vec);
   std::int64_t const rows = static_cast<std::int64_t>(s.batch) * s.seq * s.heads;
   constexpr int rows_per_block = ac::kThreads / 32;
   std::int64_t const blocks = (rows + rows_per_block - 1) / rows_per_block;

@@ -639,6 +639,37 @@ inline Passes<bf16> tensor_core_passes() {
           forward_mma_smem<D>,   dkdv_mma_smem<D>,          dq_mma_smem<D>,           kMmaThreads};
 }
 
+/// Whether 8-element chunks at x + row * ld + (multiple of 8) are 16-byte aligned.
+template <class T>
+inline bool vec_aligned(T const* x, std::int64_t ld) {
+  return reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && ld % 8 == 0;
+}
+
+/// The shape checked and narrowed to the kernels' Problem (Attention<Cuda>'s host side; the host emulator
+/// test, tests/cuda_emulator, sets its problems up with it too).
+inline Problem make_problem(AttentionShape const& s, std::int32_t const* doc_start, float scale, bool vec) {
+  KUMIKI_CHECK(s.batch >= 0 && s.seq >= 0 && s.heads > 0 && s.groups > 0 && s.heads % s.groups == 0,
+               "Attention<Cuda>: batch ", s.batch, ", seq ", s.seq, ", heads ", s.heads, ", groups ", s.groups);
+  KUMIKI_CHECK(s.head_dim > 0 && s.head_dim <= kMaxHeadDim && s.head_dim % 8 == 0,
+               "Attention<Cuda>: head_dim ", s.head_dim,
+               " is not supported (a multiple of 8 up to 128; kernels for 8, 16, 32, 64, 128)");
+  KUMIKI_CHECK(s.batch <= 65535 && s.heads <= 65535 && s.seq <= INT_MAX - kTile,
+               "Attention<Cuda>: grid too large: batch ", s.batch, ", heads ", s.heads, ", seq ", s.seq);
+  KUMIKI_CHECK(s.ld_q >= s.heads * s.head_dim && s.ld_k >= s.groups * s.head_dim && s.ld_v >= s.groups * s.head_dim &&
+                   s.ld_o >= s.heads * s.head_dim,
+               "Attention<Cuda>: row strides ", s.ld_q, ", ", s.ld_k, ", ", s.ld_v, ", ", s.ld_o, " below the rows");
+  Problem p;
+  p.batch = static_cast<int>(s.batch), p.seq = static_cast<int>(s.seq);
+  p.heads = static_cast<int>(s.heads), p.groups = static_cast<int>(s.groups);
+  p.head_dim = static_cast<int>(s.head_dim), p.heads_per_group = static_cast<int>(s.heads / s.groups);
+  p.tiles = static_cast<int>((s.seq + kTile - 1) / kTile);
+  p.ld_q = s.ld_q, p.ld_k = s.ld_k, p.ld_v = s.ld_v, p.ld_o = s.ld_o;
+  p.scale = scale;
+  p.vec = vec;
+  p.doc_start = doc_start;
+  return p;
+}
+
 /// A kernel's launch facts on one device (Attention<Cuda>::setup): the SM count and how many of its
 /// blocks fit on an SM at once.
 struct KernelSetup {
@@ -676,8 +707,9 @@ struct Attention<Cuda> {
   static void forward(Ctx<Cuda>& ctx, AttentionShape const& s, T const* q, T const* k, T const* v, T* o, float* lse,
                       std::int32_t const* doc_start, float scale) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "Attention<Cuda>: activations are float or bf16");
-    bool const vec = aligned(q, s.ld_q) && aligned(k, s.ld_k) && aligned(v, s.ld_v);
-    attention_cuda::Problem const p = problem(s, doc_start, scale, vec);
+    bool const vec = attention_cuda::vec_aligned(q, s.ld_q) && attention_cuda::vec_aligned(k, s.ld_k) &&
+                     attention_cuda::vec_aligned(v, s.ld_v);
+    attention_cuda::Problem const p = attention_cuda::make_problem(s, doc_start, scale, vec);
     if (p.batch == 0 || p.seq == 0) return;
     with_passes<T>(s.head_dim, [&](attention_cuda::Passes<T> const& run) {
       launch(run.forward, dim3(p.tiles, p.heads, p.batch), run.threads, run.forward_smem, ctx, p, q, k, v, o, lse);
@@ -713,8 +745,9 @@ struct Attention<Cuda> {
                        T const* d_o, float const* lse, T* d_q, T* d_k, T* d_v, std::int32_t const* doc_start,
                        float scale) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "Attention<Cuda>: activations are float or bf16");
-    bool const vec = aligned(q, s.ld_q) && aligned(k, s.ld_k) && aligned(v, s.ld_v) && aligned(d_o, s.ld_o);
-    attention_cuda::Problem const p = problem(s, doc_start, scale, vec);
+    bool const vec = attention_cuda::vec_aligned(q, s.ld_q) && attention_cuda::vec_aligned(k, s.ld_k) &&
+                     attention_cuda::vec_aligned(v, s.ld_v) && attention_cuda::vec_aligned(d_o, s.ld_o);
+    attention_cuda::Problem const p = attention_cuda::make_problem(s, doc_start, scale, vec);
     if (p.batch == 0 || p.seq == 0) return;
     std::int64_t const rows = s.batch * s.seq * s.heads;
     constexpr int rows_per_block = attention_cuda::kThreads / 32;
@@ -756,38 +789,8 @@ struct Attention<Cuda> {
   static inline std::atomic<bool> tensor_cores{true};
 
  private:
-  /// Whether 8-element chunks at x + row * ld + (multiple of 8) are 16-byte aligned.
-  template <class T>
-  static bool aligned(T const* x, std::int64_t ld) {
-    return reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && ld % 8 == 0;
-  }
-
-  /// The shape checked and narrowed to the kernels' Problem.
-  static attention_cuda::Problem problem(AttentionShape const& s, std::int32_t const* doc_start, float scale, bool vec) {
-    KUMIKI_CHECK(s.batch >= 0 && s.seq >= 0 && s.heads > 0 && s.groups > 0 && s.heads % s.groups == 0,
-                 "Attention<Cuda>: batch ", s.batch, ", seq ", s.seq, ", heads ", s.heads, ", groups ", s.groups);
-    KUMIKI_CHECK(s.head_dim > 0 && s.head_dim <= attention_cuda::kMaxHeadDim && s.head_dim % 8 == 0,
-                 "Attention<Cuda>: head_dim ", s.head_dim,
-                 " is not supported (a multiple of 8 up to 128; kernels for 8, 16, 32, 64, 128)");
-    KUMIKI_CHECK(s.batch <= 65535 && s.heads <= 65535 && s.seq <= INT_MAX - attention_cuda::kTile,
-                 "Attention<Cuda>: grid too large: batch ", s.batch, ", heads ", s.heads, ", seq ", s.seq);
-    KUMIKI_CHECK(s.ld_q >= s.heads * s.head_dim && s.ld_k >= s.groups * s.head_dim && s.ld_v >= s.groups * s.head_dim &&
-                     s.ld_o >= s.heads * s.head_dim,
-                 "Attention<Cuda>: row strides ", s.ld_q, ", ", s.ld_k, ", ", s.ld_v, ", ", s.ld_o, " below the rows");
-    attention_cuda::Problem p;
-    p.batch = static_cast<int>(s.batch), p.seq = static_cast<int>(s.seq);
-    p.heads = static_cast<int>(s.heads), p.groups = static_cast<int>(s.groups);
-    p.head_dim = static_cast<int>(s.head_dim), p.heads_per_group = static_cast<int>(s.heads / s.groups);
-    p.tiles = static_cast<int>((s.seq + attention_cuda::kTile - 1) / attention_cuda::kTile);
-    p.ld_q = s.ld_q, p.ld_k = s.ld_k, p.ld_v = s.ld_v, p.ld_o = s.ld_o;
-    p.scale = scale;
-    p.vec = vec;
-    p.doc_start = doc_start;
-    return p;
-  }
-
   /// Calls f(std::integral_constant<int, D>) for the smallest kernel D in {8, 16, 32, 64, 128}
-  /// holding head_dim (checked by problem()).
+  /// holding head_dim (checked by make_problem).
   template <class F>
   static void with_head_dim(std::int64_t head_dim, F&& f) {
     if (head_dim <= 8)
