@@ -308,16 +308,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_cou
 
   int const tx = static_cast<int>(threadIdx.x) % kGrid, ty = static_cast<int>(threadIdx.x) / kGrid;
   int const slices = Split ? slice_count : 1;
-  TileMajor const at = tile_major_block();  // unit: (slice, group, sequence)
-  int const kt = at.tile, unit = at.unit;
-  int const slice = unit % slices, g = unit / slices % p.groups, b = unit / slices / p.groups;
-  int const heads_per_block = p.heads_per_group / slices, h0 = g * p.heads_per_group + slice * heads_per_block;
-  int const j0 = kt * kTile;
-  int const key_end = min(p.seq, j0 + kTile);
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
-  std::int64_t const k_off = tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
-  std::int64_t const v_off = tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
+  KeyBlock const kb = key_block(p, slices);
+  auto const& [kt, slice, g, b, heads_per_block, h0, j0, key_end, tok0, ds, k_off, v_off] = kb;
 
   load_tile<D>(k_s, k + k_off, p.ld_k, j0, p.seq, p.head_dim, p.vec);
   load_tile<D>(v_s, v + v_off, p.ld_v, j0, p.seq, p.head_dim, p.vec);
@@ -408,13 +400,9 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_cou
     }
   }
 
-  // The block's rows: with Split, slice `slice`'s of `partial`, fp32 and unscaled:
-  // partial[((slice * batch * seq + b * seq + key) * groups + g) * head_dim + col] (d_k part), the d_v
-  // part slices * batch * seq * groups * head_dim floats later; else its own rows of d_k / d_v.
-  std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
-  [[maybe_unused]] std::int64_t const part_ld = static_cast<std::int64_t>(p.groups) * p.head_dim;
-  [[maybe_unused]] float* const part_k = Split ? partial + slice * plane + (tok0 * p.groups + g) * p.head_dim : nullptr;
-  [[maybe_unused]] float* const part_v = Split ? part_k + slices * plane : nullptr;
+  // The block's rows: with Split, slice `slice`'s of `partial`, fp32 and unscaled (partial_rows); else
+  // its own rows of d_k / d_v.
+  [[maybe_unused]] PartialRows const part = Split ? partial_rows(p, partial, kb, slices) : PartialRows{};
 #pragma unroll
   for (int i = 0; i < kPer; ++i) {
     if (key[i] >= p.seq) continue;
@@ -423,8 +411,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem p, int slice_cou
       int const col = tx + kGrid * n;
       if (col >= p.head_dim) continue;
       if constexpr (Split) {
-        part_k[key[i] * part_ld + col] = dk[i][n];
-        part_v[key[i] * part_ld + col] = dv[i][n];
+        part.k[key[i] * part.ld + col] = dk[i][n];
+        part.v[key[i] * part.ld + col] = dv[i][n];
       } else {
         d_k[k_off + key[i] * p.ld_k + col] = narrow<T>(p.scale * dk[i][n]);
         d_v[v_off + key[i] * p.ld_v + col] = narrow<T>(dv[i][n]);

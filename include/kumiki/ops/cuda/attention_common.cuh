@@ -74,6 +74,50 @@ __device__ __forceinline__ QueryBlock query_block(Problem const& p) {
   return QueryBlock{qt, h, b, h / p.heads_per_group, qt * kTile, tok0, p.doc_start ? p.doc_start + tok0 : nullptr};
 }
 
+/// A block of the dK/dV grid (tiles, groups * slices, batch), read tile-major (the unit is slice, then
+/// group, then sequence): key tile kt, rows j0 .. key_end - 1, of K/V group g in sequence b, over the
+/// query heads h0 .. h0 + heads_per_block - 1 of the group (slice `slice` of `slices`); tok0 and ds as
+/// QueryBlock's, k_off and v_off the offsets of the sequence's rows of the group in k and v.
+struct KeyBlock {
+  int kt, slice, g, b, heads_per_block, h0, j0, key_end;
+  std::int64_t tok0;
+  std::int32_t const* ds;
+  std::int64_t k_off, v_off;
+};
+__device__ __forceinline__ KeyBlock key_block(Problem const& p, int slices) {
+  TileMajor const at = tile_major_block();
+  int const slice = at.unit % slices, g = at.unit / slices % p.groups, b = at.unit / slices / p.groups;
+  int const heads_per_block = p.heads_per_group / slices, j0 = at.tile * kTile;
+  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
+  return KeyBlock{at.tile,
+                  slice,
+                  g,
+                  b,
+                  heads_per_block,
+                  g * p.heads_per_group + slice * heads_per_block,
+                  j0,
+                  min(p.seq, j0 + kTile),
+                  tok0,
+                  p.doc_start ? p.doc_start + tok0 : nullptr,
+                  tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim,
+                  tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim};
+}
+
+/// Where a split dK/dV block (slice `slice` of `slices`) writes its unscaled fp32 sums: key row `key` of
+/// the sequence at k + key ld (d_k part) and v + key ld (d_v part) of
+/// partial[((slice * batch * seq + b * seq + key) * groups + g) * head_dim + col], the d_v part
+/// slices * batch * seq * groups * head_dim floats after the d_k part (dkdv_reduce_kernel's layout).
+struct PartialRows {
+  float* k;
+  float* v;
+  std::int64_t ld;
+};
+__device__ __forceinline__ PartialRows partial_rows(Problem const& p, float* partial, KeyBlock const& kb, int slices) {
+  std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
+  float* const k = partial + kb.slice * plane + (kb.tok0 * p.groups + kb.g) * p.head_dim;
+  return PartialRows{k, k + slices * plane, static_cast<std::int64_t>(p.groups) * p.head_dim};
+}
+
 /// Whether query position t (row of a (seq) sequence) sees key position key: causal, and inside t's
 /// document when `first` (t's doc_start, 0 without documents) says so; t < seq is checked here.
 __device__ __forceinline__ bool visible(int t, int key, int first, int seq) {

@@ -400,16 +400,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) dkdv_mma_kernel(Problem p, int
 
   auto const [lane, row_g, col_c, w0] = strip_lane();
   int const slices = Split ? slice_count : 1;
-  TileMajor const at = tile_major_block();  // unit: (slice, group, sequence)
-  int const kt = at.tile, unit = at.unit;
-  int const slice = unit % slices, g = unit / slices % p.groups, b = unit / slices / p.groups;
-  int const heads_per_block = p.heads_per_group / slices, h0 = g * p.heads_per_group + slice * heads_per_block;
-  int const j0 = kt * kTile;
-  int const key_end = min(p.seq, j0 + kTile);
-  std::int64_t const tok0 = static_cast<std::int64_t>(b) * p.seq;
-  std::int32_t const* const ds = p.doc_start ? p.doc_start + tok0 : nullptr;
-  std::int64_t const k_off = tok0 * p.ld_k + static_cast<std::int64_t>(g) * p.head_dim;
-  std::int64_t const v_off = tok0 * p.ld_v + static_cast<std::int64_t>(g) * p.head_dim;
+  KeyBlock const kb = key_block(p, slices);
+  auto const& [kt, slice, g, b, heads_per_block, h0, j0, key_end, tok0, ds, k_off, v_off] = kb;
 
   load_mma_tile<D>(k_s, k + k_off, p.ld_k, j0, p.seq, p.vec);
   load_mma_tile<D>(v_s, v + v_off, p.ld_v, j0, p.seq, p.vec);
@@ -476,11 +468,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) dkdv_mma_kernel(Problem p, int
     }
   }
 
-  // The lane's rows, as dkdv_kernel writes them (its comment gives the partial layout).
-  std::int64_t const plane = static_cast<std::int64_t>(p.batch) * p.seq * p.groups * p.head_dim;
-  [[maybe_unused]] std::int64_t const part_ld = static_cast<std::int64_t>(p.groups) * p.head_dim;
-  [[maybe_unused]] float* const part_k = Split ? partial + slice * plane + (tok0 * p.groups + g) * p.head_dim : nullptr;
-  [[maybe_unused]] float* const part_v = Split ? part_k + slices * plane : nullptr;
+  // The lane's rows, as dkdv_kernel writes them (partial_rows gives the partial layout).
+  [[maybe_unused]] PartialRows const part = Split ? partial_rows(p, partial, kb, slices) : PartialRows{};
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     int const key = half == 0 ? key_lo : key_hi;
@@ -490,8 +479,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) dkdv_mma_kernel(Problem p, int
       int const col = 8 * n + 2 * col_c;
       float const k0 = dk[n][2 * half], k1 = dk[n][2 * half + 1], v0 = dv[n][2 * half], v1 = dv[n][2 * half + 1];
       if constexpr (Split) {
-        part_k[key * part_ld + col] = k0, part_k[key * part_ld + col + 1] = k1;
-        part_v[key * part_ld + col] = v0, part_v[key * part_ld + col + 1] = v1;
+        part.k[key * part.ld + col] = k0, part.k[key * part.ld + col + 1] = k1;
+        part.v[key * part.ld + col] = v0, part.v[key * part.ld + col + 1] = v1;
       } else {
         store_pair(d_k + k_off + key * p.ld_k + col, p.scale * k0, p.scale * k1);
         store_pair(d_v + v_off + key * p.ld_v + col, v0, v1);
